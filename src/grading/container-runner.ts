@@ -1,0 +1,269 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type Docker from 'dockerode';
+import tar from 'tar-stream';
+import type { GradingLimits, Policy } from '../config/schema.js';
+import { InfrastructureError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { JobFile } from './assignment-files.js';
+import { harnessOutputSchema, type HarnessOutput } from './result.js';
+
+/** Every container Gofer creates carries this label, so leftovers can be found and removed. */
+export const CONTAINER_LABEL = 'org.gofer.grading';
+
+/** The harness source, read once; it is sent into every container (never baked into images). */
+const HARNESS_PATH = fileURLToPath(new URL('../../../docker/harness/harness.py', import.meta.url));
+
+/** Reads the harness from stdin: a line with its byte length, then the source (see docs/harness-protocol.md). */
+const BOOT = "import sys;b=sys.stdin.buffer;n=int(b.readline());exec(compile(b.read(n),'harness.py','exec'))";
+
+/** The container's uid for learner code. */
+const LEARNER_UID = 1000;
+
+export interface ContainerJob {
+  image: string;
+  policy: Policy;
+  notebook: Buffer;
+  tests: JobFile[];
+  supportFiles: JobFile[];
+  limits: Pick<GradingLimits, 'timeoutSeconds' | 'memoryMb' | 'cpus' | 'pids' | 'tmpfsMb' | 'outputLimitKb'>;
+  /** Shown in the container's labels, for tracing. */
+  jobId?: string;
+}
+
+/** The harness's answer, or what the runner learned when there was none. */
+export type ContainerOutcome =
+  | { kind: 'harness'; output: HarnessOutput; oomKilled: boolean; durationMs: number }
+  | { kind: 'wall_clock'; durationMs: number }
+  | { kind: 'oom_no_result'; durationMs: number };
+
+/**
+ * Runs the harness in one locked-down container per submission and removes the container on
+ * every path. Files go in through stdin and the result comes out on stdout, so a remote engine
+ * (DOCKER_HOST) works as well as the local socket.
+ */
+export class ContainerRunner {
+  private readonly harness: Buffer;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly log: Logger,
+    options: { harnessSource?: Buffer } = {},
+  ) {
+    this.harness = options.harnessSource ?? readFileSync(HARNESS_PATH);
+  }
+
+  /** Fails with an InfrastructureError naming what to do when the engine or image is missing. */
+  async checkReady(image: string): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw new InfrastructureError(
+        `The Docker engine does not answer (${(err as Error).message}). Start it (see README: "A Docker engine") or set DOCKER_HOST.`,
+        { cause: err },
+      );
+    }
+    try {
+      await this.docker.getImage(image).inspect();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) {
+        throw new InfrastructureError(`The grader image ${image} is missing. Build it with \`gofer image build\`.`);
+      }
+      throw new InfrastructureError(`Cannot inspect the image ${image}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Removes containers left by a Gofer process that died; returns how many. */
+  async removeLeftovers(): Promise<number> {
+    const leftovers = await this.docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } });
+    await Promise.all(
+      leftovers.map((c) =>
+        this.docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
+          }),
+      ),
+    );
+    if (leftovers.length) this.log.warn('removed leftover grading containers', { count: leftovers.length });
+    return leftovers.length;
+  }
+
+  async run(job: ContainerJob): Promise<ContainerOutcome> {
+    const nonce = randomBytes(16).toString('hex');
+    const payload = await this.payload(job, nonce);
+    const started = Date.now();
+    const { limits } = job;
+    // The harness gets the budget twice (notebook, then tests) plus start-up; past that the
+    // container is killed from here, whatever learner code does inside.
+    const wallMs = (2 * limits.timeoutSeconds + 30) * 1000;
+    const memory = limits.memoryMb * 1024 * 1024;
+
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: job.image,
+        Cmd: ['python3', '-c', BOOT],
+        User: '0',
+        WorkingDir: '/tmp',
+        Env: ['PYDEVD_DISABLE_FILE_VALIDATION=1', 'PYTHONDONTWRITEBYTECODE=1', 'HOME=/tmp'],
+        Labels: { [CONTAINER_LABEL]: '1', 'org.gofer.job': job.jobId ?? nonce.slice(0, 8) },
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        OpenStdin: true,
+        StdinOnce: true,
+        Tty: false,
+        NetworkDisabled: true,
+        HostConfig: {
+          NetworkMode: 'none',
+          Memory: memory,
+          MemorySwap: memory,
+          NanoCpus: Math.round(limits.cpus * 1e9),
+          PidsLimit: limits.pids,
+          ReadonlyRootfs: true,
+          Tmpfs: {
+            '/gofer': 'rw,nosuid,nodev,noexec,size=128m,mode=0700',
+            '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsMb}m,mode=1777`,
+          },
+          CapDrop: ['ALL'],
+          // Only to drop from root to the learner's uid; no-new-privileges keeps it one-way.
+          CapAdd: ['SETUID', 'SETGID'],
+          SecurityOpt: ['no-new-privileges'],
+          Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }],
+          LogConfig: { Type: 'none', Config: {} },
+        },
+      });
+    } catch (err) {
+      throw engineError('create a grading container', job.image, err);
+    }
+
+    const stdout = new CappedBuffer(limits.outputLimitKb * 1024);
+    const stderr = new CappedBuffer(64 * 1024);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+      const ended = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', resolve);
+      });
+      container.modem.demuxStream(stream, stdout, stderr);
+      await container.start();
+      stream.end(payload);
+
+      let timedOut = false;
+      const exit = await Promise.race([
+        container.wait() as Promise<{ StatusCode: number }>,
+        new Promise<null>((resolve) => {
+          timer = setTimeout(() => {
+            timedOut = true;
+            resolve(null);
+          }, wallMs);
+        }),
+      ]);
+      const durationMs = Date.now() - started;
+      if (timedOut || exit === null) {
+        this.log.warn('grading container hit the wall-clock limit; killing it', { wallMs });
+        await container.kill().catch(() => undefined);
+        return { kind: 'wall_clock', durationMs };
+      }
+      // Let the attach stream deliver what the container wrote before it exited.
+      await Promise.race([ended, sleep(2000)]);
+      const state = (await container.inspect()).State;
+      const output = findResult(stdout.text(), nonce);
+      if (output) return { kind: 'harness', output, oomKilled: state.OOMKilled, durationMs };
+      if (state.OOMKilled) return { kind: 'oom_no_result', durationMs };
+      throw new InfrastructureError(
+        `The grading harness ended without a result (exit status ${exit.StatusCode}). Its last words: ${stderr.tail(600) || '(none)'}`,
+      );
+    } catch (err) {
+      if (err instanceof InfrastructureError) throw err;
+      throw engineError('run the grading container', job.image, err);
+    } finally {
+      clearTimeout(timer);
+      await container.remove({ force: true }).catch((err: { statusCode?: number; message?: string }) => {
+        if (err.statusCode !== 404) this.log.error('could not remove a grading container', { id: container.id, error: err.message });
+      });
+    }
+  }
+
+  private async payload(job: ContainerJob, nonce: string): Promise<Buffer> {
+    const pack = tar.pack();
+    const jobJson = { nonce, policy: job.policy, timeoutSeconds: job.limits.timeoutSeconds, uid: LEARNER_UID };
+    const entries: JobFile[] = [
+      { name: 'job.json', content: Buffer.from(JSON.stringify(jobJson)) },
+      { name: 'submission.ipynb', content: job.notebook },
+      ...job.tests,
+      ...job.supportFiles,
+    ];
+    const chunks: Buffer[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      pack.on('data', (c: unknown) => {
+        chunks.push(c as Buffer);
+      });
+      pack.on('end', resolve);
+      pack.on('error', reject);
+    });
+    for (const e of entries) pack.entry({ name: e.name, mode: 0o600, size: e.content.length }, e.content);
+    pack.finalize();
+    await done;
+    return Buffer.concat([Buffer.from(`${this.harness.length}\n`), this.harness, ...chunks]);
+  }
+}
+
+/** Picks the result line carrying this job's nonce; learner code cannot know the nonce. */
+export function findResult(stdout: string, nonce: string): HarnessOutput | undefined {
+  const marker = `GOFER-RESULT ${nonce} `;
+  const line = stdout.split('\n').find((l) => l.startsWith(marker));
+  if (!line) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(line.slice(marker.length));
+  } catch {
+    throw new InfrastructureError('The grading harness printed a result that is not JSON.');
+  }
+  const parsed = harnessOutputSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new InfrastructureError(`The grading harness printed an invalid result: ${parsed.error.issues[0]?.message ?? ''}`);
+  }
+  return parsed.data;
+}
+
+function engineError(what: string, image: string, err: unknown): InfrastructureError {
+  const e = err as { statusCode?: number; message?: string };
+  if (e.statusCode === 404) return new InfrastructureError(`Cannot ${what}: the image ${image} is missing. Build it with \`gofer image build\`.`, { cause: err });
+  return new InfrastructureError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** Keeps the last `limit` bytes written (the result line comes last; a flood must not fill memory). */
+class CappedBuffer extends Writable {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    if (this.size > 2 * this.limit) {
+      const kept = Buffer.concat(this.chunks).subarray(-this.limit);
+      this.chunks = [kept];
+      this.size = kept.length;
+    }
+    cb();
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).subarray(-this.limit).toString('utf8');
+  }
+  tail(n: number): string {
+    return this.text().slice(-n).trim();
+  }
+}

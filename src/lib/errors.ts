@@ -1,0 +1,36 @@
+/**
+ * Errors a person can act on. Each kind carries the HTTP status it maps to and the exit code
+ * the command line uses, so one handler (the error middleware, or the CLI) treats them all.
+ *
+ * A learner's broken or hostile notebook is never an error: it is a grading result with a
+ * status. These classes are for unusable input and for infrastructure that failed.
+ */
+export class GoferError extends Error {
+  readonly status: number = 500;
+  readonly exitCode: number = 70;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Input that cannot be used as given (a missing file, an unknown option value). */
+export class InputError extends GoferError {
+  override readonly status = 400;
+  override readonly exitCode = 2;
+}
+
+/** The configuration (file, environment or instructor tests) is wrong. */
+export class ConfigError extends GoferError {
+  override readonly status = 500;
+  override readonly exitCode = 78;
+}
+
+/**
+ * Something Gofer depends on failed: the Docker engine, an image, the disk, the database.
+ * Work that hits one is retried later; it never becomes a score.
+ */
+export class InfrastructureError extends GoferError {
+  override readonly status = 503;
+  override readonly exitCode = 69;
+}
