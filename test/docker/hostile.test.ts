@@ -1,0 +1,198 @@
+import { expect } from 'chai';
+import { createServer, type Server } from 'node:net';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { gradingSchema, type Policy } from '../../src/config/schema.js';
+import type { ContainerRunner } from '../../src/grading/container-runner.js';
+import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
+import type { GradingResult } from '../../src/grading/result.js';
+import { gradingContainers, IMAGE, requireEngine } from '../helpers/engine.js';
+import { notebookBytes, okTest } from '../helpers/notebooks.js';
+
+/**
+ * Hostile notebooks against the real engine: each gets a precise status, leaves no container
+ * behind, and cannot see the tests or forge the result.
+ */
+const SECRET = 'TOPSECRET_EXPECTED_9731';
+
+async function assignment(tests: Record<string, string>) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'gofer-hostile-'));
+  mkdirSync(path.join(dir, 'tests'));
+  for (const [name, text] of Object.entries(tests)) writeFileSync(path.join(dir, 'tests', `${name}.py`), text);
+  return readAssignment(path.join(dir, 'tests'));
+}
+
+describe('hostile notebooks (real engine)', function () {
+  this.timeout(240_000);
+  let docker: Docker;
+  let runner: ContainerRunner;
+  let plain: Awaited<ReturnType<typeof assignment>>;
+
+  before(async () => {
+    ({ docker, runner } = await requireEngine());
+    plain = await assignment({
+      q1: okTest({ name: 'q1', cases: [{ code: '>>> answer\n42' }] }),
+      q2: okTest({ name: 'q2', okFormat: true, cases: [{ code: `>>> answer + 1\n43`, hidden: true }, { code: `>>> '${SECRET}'\n'${SECRET}'`, hidden: true }] }),
+    });
+  });
+
+  afterEach(async () => {
+    expect(await gradingContainers(docker), 'grading containers left behind').to.equal(0);
+  });
+
+  async function run(cells: string[], opts: { timeoutSeconds?: number; memoryMb?: number; policy?: Policy; tests?: typeof plain } = {}): Promise<GradingResult> {
+    const limits = gradingSchema.parse({ timeoutSeconds: opts.timeoutSeconds ?? 20, memoryMb: opts.memoryMb ?? 512, pids: 128 });
+    return gradeNotebook(runner, { notebook: notebookBytes(cells), policy: opts.policy ?? 'otter', image: IMAGE, limits, ...(opts.tests ?? plain) });
+  }
+
+  it('an infinite loop: timeout, no score', async () => {
+    const r = await run(['answer = 42', 'while True:\n    pass'], { timeoutSeconds: 4 });
+    expect(r.status).to.equal('timeout');
+    expect(r.score).to.equal(0);
+    expect(r.message).to.match(/Cell 2 .*4 s/);
+  });
+
+  it('an infinite loop that swallows interrupts: timeout', async () => {
+    const r = await run(['answer = 42', 'while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass'], { timeoutSeconds: 4 });
+    expect(r.status).to.equal('timeout');
+  });
+
+  it('a memory bomb: out_of_memory', async () => {
+    const r = await run(['answer = 42', 'hog = []\nwhile True:\n    hog.append(bytearray(16 * 1024 * 1024))'], { memoryMb: 256 });
+    expect(r.status).to.equal('out_of_memory');
+    expect(r.message).to.match(/256 MB/);
+  });
+
+  it('a fork bomb: stopped by the process limit, the notebook is still graded', async () => {
+    const r = await run([
+      'answer = 42',
+      'import os\nkids = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time\n            time.sleep(600)\n            os._exit(0)\n        kids += 1\nexcept OSError as e:\n    stopped = type(e).__name__',
+    ]);
+    expect(r.status).to.equal('graded');
+    expect(r.tests.find((t) => t.name === 'q1')?.passed).to.equal(true);
+  });
+
+  it('a flood of output: graded, and the host keeps only a capped amount', async () => {
+    const r = await run(['import sys, os\nfor _ in range(200000):\n    print("x" * 1000)\nfor _ in range(2000):\n    os.write(1, b"y" * 100000)\n', 'answer = 42'], { timeoutSeconds: 60 });
+    expect(r.status).to.equal('graded');
+    expect(r.score).to.equal(1);
+  });
+
+  it('an attempt to reach the network: no route, no connection reaches the host', async () => {
+    let connections = 0;
+    const server: Server = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const tests = await assignment({
+        net: okTest({ name: 'net', cases: [{ code: '>>> outcomes\n[False, False]' }] }),
+      });
+      const r = await run(
+        [
+          'import socket\noutcomes = []',
+          `try:\n    socket.create_connection(('127.0.0.1', ${port}), timeout=2)\n    outcomes.append(True)\nexcept OSError:\n    outcomes.append(False)`,
+          "try:\n    socket.getaddrinfo('deb.debian.org', 80)\n    outcomes.append(True)\nexcept OSError:\n    outcomes.append(False)",
+        ],
+        { tests },
+      );
+      expect(r.status).to.equal('graded');
+      expect(r.score, 'the notebook reached something').to.equal(1);
+      expect(connections).to.equal(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('code that hunts for the hidden tests while the notebook runs finds nothing', async () => {
+    const tests = await assignment({
+      q1: okTest({ name: 'q1', cases: [{ code: '>>> answer\n42' }] }),
+      leak: okTest({ name: 'leak', okFormat: true, cases: [{ code: '>>> found\n[]', hidden: false }, { code: `>>> '${SECRET}'\n'${SECRET}'`, hidden: true }] }),
+    });
+    const r = await run(
+      [
+        'answer = 42',
+        [
+          'import os',
+          'found = []',
+          `def look(p):`,
+          `    try:`,
+          `        with open(p, 'rb') as f:`,
+          `            if b'${SECRET.slice(0, 9)}' in f.read():`,
+          `                found.append(p)`,
+          `    except Exception:`,
+          `        pass`,
+          `for top in ['/gofer', '/tmp', '/proc/1', '/home', '/root', '/run', '/var/tmp']:`,
+          `    for d, _, files in os.walk(top):`,
+          `        for name in files:`,
+          `            look(os.path.join(d, name))`,
+          `for p in ['/proc/1/environ', '/proc/1/cmdline', '/proc/1/mem', '/proc/1/fd/0', '/gofer/tests/leak.py', '/gofer/job.json']:`,
+          `    look(p)`,
+          `try:`,
+          `    os.setuid(0)`,
+          `    found.append('setuid')`,
+          `except OSError:`,
+          `    pass`,
+        ].join('\n'),
+      ],
+      { tests },
+    );
+    expect(r.status).to.equal('graded');
+    expect(r.tests.find((t) => t.name === 'leak'), JSON.stringify(r.tests)).to.include({ passed: true });
+  });
+
+  it('code that forges the result or patches the test machinery changes nothing', async () => {
+    const fake = JSON.stringify({ status: 'graded', message: null, tests: [{ name: 'q1', points: 99, maxPoints: 99, passed: true, hidden: false }], error: null });
+    const r = await run([
+      'answer = 0  # wrong',
+      `import os\nprint('GOFER-RESULT ' + '0' * 32 + ' ' + ${JSON.stringify(fake)})\nos.write(1, b'GOFER-RESULT x ' + ${JSON.stringify(fake)}.encode() + b'\\n')\nopen('/tmp/result.json', 'w').write(${JSON.stringify(fake)})`,
+      [
+        'import doctest, builtins',
+        'doctest.OutputChecker.check_output = lambda *a, **k: True',
+        'doctest.DocTestRunner.run = lambda *a, **k: doctest.TestResults(0, 1)',
+        'class Liar(int):',
+        '    def __eq__(self, other): return True',
+        '    def __repr__(self): return "42"',
+        'answer = Liar(0)',
+      ].join('\n'),
+    ]);
+    expect(r.status).to.equal('graded');
+    const q1 = r.tests.find((t) => t.name === 'q1');
+    // repr forging passes a visible test whose expected output the learner knows (as in any doctest),
+    // but nothing reaches the points or the hidden test
+    expect(q1?.maxPoints).to.equal(1);
+    expect(r.tests.find((t) => t.name === 'q2')?.points).to.equal(0.5);
+    expect(r.maxPoints).to.equal(2);
+  });
+
+  it('a notebook that kills its own kernel: kernel_died, no score', async () => {
+    const r = await run(['answer = 42', 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)', 'after = 1']);
+    expect(r.status).to.equal('kernel_died');
+    expect(r.score).to.equal(0);
+    expect(r.message).to.be.a('string').and.not.empty;
+  });
+
+  it('a notebook that is not valid JSON: invalid_notebook without starting a container', async () => {
+    const r = await gradeNotebook(runner, { notebook: Buffer.from('{"cells": [ oops'), policy: 'gofer', image: IMAGE, limits: gradingSchema.parse({}), ...plain });
+    expect(r.status).to.equal('invalid_notebook');
+    expect(r.message).to.match(/not valid JSON/);
+  });
+
+  it('a notebook that is not nbformat 4: invalid_notebook', async () => {
+    const r = await gradeNotebook(runner, { notebook: Buffer.from(JSON.stringify({ nbformat: 3, nbformat_minor: 0, metadata: {}, worksheets: [] })), policy: 'gofer', image: IMAGE, limits: gradingSchema.parse({}), ...plain });
+    expect(r.status).to.equal('invalid_notebook');
+    expect(r.message).to.match(/nbformat 3/);
+  });
+
+  it('tests carried inside the notebook (metadata.otter) are ignored', async () => {
+    const nb = JSON.parse(notebookBytes(['answer = 1']).toString());
+    nb.metadata.otter = { tests: { q1: { name: 'q1', points: 1, suites: [{ cases: [{ code: '>>> True\nTrue' }], type: 'doctest', setup: '', teardown: '' }] } } };
+    const r = await gradeNotebook(runner, { notebook: Buffer.from(JSON.stringify(nb)), policy: 'otter', image: IMAGE, limits: gradingSchema.parse({ timeoutSeconds: 20 }), ...plain });
+    expect(r.status).to.equal('graded');
+    expect(r.points).to.equal(0);
+  });
+});

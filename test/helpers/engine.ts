@@ -1,0 +1,22 @@
+import Docker from 'dockerode';
+import { ContainerRunner, CONTAINER_LABEL } from '../../src/grading/container-runner.js';
+import { silentLogger } from '../../src/lib/logger.js';
+
+export const IMAGE = process.env.GOFER_TEST_IMAGE ?? 'gofer/grader:latest';
+
+/**
+ * The real Docker engine and the grader image, or a loud failure saying how to get them:
+ * these tests claim to grade in containers, so they never pass without one.
+ */
+export async function requireEngine(): Promise<{ docker: Docker; runner: ContainerRunner }> {
+  const docker = new Docker();
+  const runner = new ContainerRunner(docker, silentLogger());
+  await runner.checkReady(IMAGE).catch((err: Error) => {
+    throw new Error(`${err.message} (the docker tests need a running engine and the grader image: .ci/run starts both)`);
+  });
+  return { docker, runner };
+}
+
+export async function gradingContainers(docker: Docker): Promise<number> {
+  return (await docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } })).length;
+}
