@@ -8,6 +8,12 @@ import { createDocker } from './grading/docker.js';
 import { formatResult } from './grading/format.js';
 import { gradeNotebook, readAssignment } from './grading/grader.js';
 import { buildImage, LOCAL_BASE } from './grading/image.js';
+import { createDb, migrate } from './db/knex.js';
+import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
+import { systemClock } from './lib/clock.js';
+import { run } from './server.js';
+import { ApiTokenStore } from './submissions/identity.js';
+import { SubmissionStore } from './submissions/store.js';
 import { GoferError, InputError } from './lib/errors.js';
 import { createLogger, type Logger } from './lib/logger.js';
 
@@ -86,13 +92,98 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('serve')
+    .description('run the HTTP service (hub submit endpoint and REST API) with grading workers')
+    .option('--workers <n>', 'grading workers in this process (default: queue.workers, else one per core)', wholeNumber)
+    .action(async (opts: { workers?: number }) => {
+      const { config, log } = setup();
+      await runUntilSignal(await run({ config, log, http: true, ...(opts.workers !== undefined ? { workers: opts.workers } : {}) }));
+    });
+
+  program
+    .command('worker')
+    .description('run grading workers only (more machines can share one PostgreSQL database)')
+    .option('--workers <n>', 'grading workers (default: queue.workers, else one per core)', wholeNumber)
+    .action(async (opts: { workers?: number }) => {
+      const { config, log } = setup();
+      await runUntilSignal(await run({ config, log, http: false, ...(opts.workers !== undefined ? { workers: opts.workers } : {}) }));
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations')
+    .action(async () => {
+      const { config, log } = setup();
+      const db = createDb(config);
+      try {
+        const applied = await migrate(db);
+        log.info(applied.length ? `applied ${applied.join(', ')}` : 'the database is up to date');
+      } finally {
+        await db.destroy();
+      }
+    });
+
+  program
+    .command('export')
+    .description('export grades as CSV: one row per learner and assignment')
+    .addOption(new Option('--format <format>', 'output format').choices(['csv']).default('csv'))
+    .option('--course <id>', 'only this course')
+    .option('--assignment <id>', 'only this assignment')
+    .option('--legacy', "gofer's gradebook shape: userid,grade,section,lab,timestamp (every graded result)")
+    .action(async (opts: { course?: string; assignment?: string; legacy?: boolean }) => {
+      const { config } = setup();
+      if (opts.legacy && opts.course) throw new InputError("--legacy writes gofer's gradebook shape, which has no course; filter with --assignment.");
+      const db = createDb(config);
+      try {
+        await migrate(db);
+        const filter = { ...(opts.course ? { course: opts.course } : {}), ...(opts.assignment ? { assignment: opts.assignment } : {}) };
+        const csv = opts.legacy ? await legacyCsv(db, filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter));
+        process.stdout.write(csv);
+      } finally {
+        await db.destroy();
+      }
+    });
+
+  const token = program.command('token').description('API tokens, for submitting without a JupyterHub');
+  token
+    .command('create')
+    .argument('<user>', 'the learner or instructor the token acts as')
+    .option('--label <text>', 'a note to remember it by')
+    .description('create a token and print it (it is stored hashed and cannot be shown again)')
+    .action(async (user: string, opts: { label?: string }) => {
+      const { config } = setup();
+      const db = createDb(config);
+      try {
+        await migrate(db);
+        process.stdout.write((await new ApiTokenStore(db, systemClock).create(user, opts.label)) + '\n');
+      } finally {
+        await db.destroy();
+      }
+    });
+  token
+    .command('revoke')
+    .argument('<user>')
+    .description("revoke every token of a user")
+    .action(async (user: string) => {
+      const { config } = setup();
+      const db = createDb(config);
+      try {
+        await migrate(db);
+        process.stdout.write(`revoked ${await new ApiTokenStore(db, systemClock).revoke(user)} token(s) of ${user}\n`);
+      } finally {
+        await db.destroy();
+      }
+    });
+
+  program
     .command('check-config')
     .description('validate the configuration file and print where it is wrong')
     .action(() => {
       const opts = program.opts<GlobalOptions>();
       const file = configPath(opts.config);
-      loadConfig(file);
-      process.stdout.write(`${file ?? 'built-in defaults'}: valid\n`);
+      const config = loadConfig(file);
+      const assignments = config.courses.reduce((n, c) => n + c.assignments.length, 0);
+      process.stdout.write(`${file ?? 'built-in defaults'}: valid (${config.courses.length} course(s), ${assignments} assignment(s))\n`);
     });
 
   try {
@@ -114,6 +205,25 @@ function report(err: unknown): number {
   }
   process.stderr.write(`gofer: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`);
   return 70;
+}
+
+/** Keeps the process up until SIGTERM or SIGINT, then stops cleanly. */
+async function runUntilSignal(running: { stop(): Promise<void> }): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      running.stop().then(resolve, resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
 }
 
 function positiveNumber(value: string): number {

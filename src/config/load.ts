@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { ConfigError } from '../lib/errors.js';
@@ -38,7 +39,36 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   if (!parsed.success) {
     throw new ConfigError(formatIssues(source, parsed.error.issues));
   }
-  return parsed.data;
+  return resolvePaths(parsed.data, path ? pathDir(path) : process.cwd(), source);
+}
+
+function pathDir(file: string): string {
+  return path.dirname(path.resolve(file));
+}
+
+/**
+ * Makes every directory in the file absolute (relative to the file) and checks it exists now,
+ * at start, instead of failing on the first submission.
+ */
+function resolvePaths(config: Config, base: string, source: string): Config {
+  const problems: string[] = [];
+  const courses = config.courses.map((course, ci) => ({
+    ...course,
+    assignments: course.assignments.map((a, ai) => {
+      const tests = path.resolve(base, a.tests);
+      const directory = path.resolve(base, a.directory ?? path.dirname(tests));
+      const at = `courses.${ci}.assignments.${ai}`;
+      if (!isDir(tests)) problems.push(`  ${at}.tests: ${tests} is not a directory`);
+      if (a.directory && !isDir(directory)) problems.push(`  ${at}.directory: ${directory} is not a directory`);
+      return { ...a, tests, directory };
+    }),
+  }));
+  if (problems.length) throw new ConfigError(`${source} is not a valid Gofer configuration:\n${problems.join('\n')}`);
+  return { ...config, dataDir: path.resolve(config.dataDir), courses };
+}
+
+function isDir(p: string): boolean {
+  return existsSync(p) && statSync(p).isDirectory();
 }
 
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {

@@ -20,8 +20,101 @@ export const gradingSchema = z
   })
   .strict();
 
+/** Ids that appear in URLs, tables and notebook metadata: plain words, never paths. */
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'use letters, digits, "_", "." or "-" (at most 64), starting with a letter or digit');
+
+/** Grading settings an assignment may override. */
+const assignmentGradingSchema = gradingSchema.pick({ image: true, policy: true, timeoutSeconds: true, memoryMb: true }).partial();
+
+export const LATE_POLICIES = ['accept', 'reject'] as const;
+export const SCORE_SELECTIONS = ['latest', 'best'] as const;
+
+export const assignmentSchema = z
+  .object({
+    id,
+    /** Other names notebooks use for this assignment (gofer's `lab`, otter-service's `assignment`). */
+    aliases: z.array(z.string().min(1).max(200)).default([]),
+    /** Section recorded for the legacy gradebook when the notebook does not say. */
+    section: z.string().max(200).optional(),
+    /** Directory of OK-format tests, relative to the configuration file. */
+    tests: z.string().min(1),
+    /** Support files (data) the notebook opens by relative path; default: the parent of `tests`. */
+    directory: z.string().min(1).optional(),
+    /** Points the assignment is worth; scores are fractions of it. */
+    points: z.number().positive().default(1),
+    due: z.coerce.date().optional(),
+    late: z.enum(LATE_POLICIES).default('accept'),
+    /** Which submission's score counts: the latest, or the best so far. */
+    select: z.enum(SCORE_SELECTIONS).default('latest'),
+  })
+  .merge(assignmentGradingSchema)
+  .strict();
+
+export const courseSchema = z
+  .object({
+    id,
+    /** Hub users who see every learner's results in this course. */
+    instructors: z.array(z.string().min(1)).default([]),
+    assignments: z.array(assignmentSchema).min(1),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
+    /** Where the SQLite database and other state live (relative to the working directory). */
+    dataDir: z.string().default('data'),
+    database: z
+      .object({
+        client: z.enum(['sqlite', 'pg']).default('sqlite'),
+        /** SQLite file; default: <dataDir>/gofer.sqlite. */
+        filename: z.string().optional(),
+        /** PostgreSQL connection string (client pg); default: $DATABASE_URL. */
+        url: z.string().optional(),
+        pool: z.number().int().min(1).max(100).default(10),
+      })
+      .strict()
+      .default({}),
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Where the hub reaches Gofer's submit endpoint; default $JUPYTERHUB_SERVICE_PREFIX or /services/gofer/. */
+        prefix: z.string().regex(/^\/.*\/$/, 'must start and end with "/"').optional(),
+        /** Also answer the old buttons at /services/gofer_nb/ and /services/otter_grade/. */
+        legacyPrefixes: z.boolean().default(true),
+        maxNotebookMb: z.number().positive().max(1024).default(25),
+        submissionsPerMinute: z.number().int().min(1).default(6),
+        /** Identical notebooks from one learner within this window are one submission. */
+        duplicateWindowSeconds: z.number().int().min(0).default(120),
+        /** Secret for session cookies; default: $GOFER_SECRET, else generated in dataDir. */
+        secret: z.string().min(16).optional(),
+      })
+      .strict()
+      .default({}),
+    hub: z
+      .object({
+        /** default: $JUPYTERHUB_API_URL */
+        apiUrl: z.string().url().optional(),
+        /** Public URL of the hub, for browser redirects (OAuth); default: derived from apiUrl. */
+        publicUrl: z.string().url().optional(),
+        cacheSeconds: z.number().min(0).default(60),
+      })
+      .strict()
+      .default({}),
+    queue: z
+      .object({
+        /** Grading workers in `gofer serve`; default: one per core. */
+        workers: z.number().int().min(0).max(64).optional(),
+        leaseSeconds: z.number().int().min(5).default(60),
+        maxAttempts: z.number().int().min(1).default(5),
+        retryDelaySeconds: z.number().min(0).default(5),
+        pollMs: z.number().int().min(10).default(500),
+      })
+      .strict()
+      .default({}),
+    /** Course used when a notebook names none (gofer's default was "8x"). */
+    defaultCourse: id.optional(),
+    courses: z.array(courseSchema).default([]),
     log: z
       .object({
         level: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug']).default('info'),
@@ -38,7 +131,29 @@ export const configSchema = z
       .default({}),
     grading: gradingSchema.default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const courses = new Set<string>();
+    config.courses.forEach((course, ci) => {
+      if (courses.has(course.id)) ctx.addIssue({ code: 'custom', path: ['courses', ci, 'id'], message: `course "${course.id}" is declared twice` });
+      courses.add(course.id);
+      const names = new Map<string, string>();
+      course.assignments.forEach((a, ai) => {
+        for (const name of [a.id, ...a.aliases]) {
+          const owner = names.get(name);
+          if (owner !== undefined) {
+            ctx.addIssue({ code: 'custom', path: ['courses', ci, 'assignments', ai], message: `"${name}" already names assignment "${owner}" in course "${course.id}"` });
+          }
+          names.set(name, a.id);
+        }
+      });
+    });
+    if (config.defaultCourse && !courses.has(config.defaultCourse)) {
+      ctx.addIssue({ code: 'custom', path: ['defaultCourse'], message: `no course "${config.defaultCourse}" is declared` });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
+export type CourseConfig = z.infer<typeof courseSchema>;
+export type AssignmentConfig = z.infer<typeof assignmentSchema>;
 export type GradingLimits = z.infer<typeof gradingSchema>;

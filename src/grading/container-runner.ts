@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
@@ -12,6 +13,11 @@ import { harnessOutputSchema, type HarnessOutput } from './result.js';
 
 /** Every container Gofer creates carries this label, so leftovers can be found and removed. */
 export const CONTAINER_LABEL = 'org.gofer.grading';
+/** Which process made the container: "<host>/<pid>". */
+const OWNER_LABEL = 'org.gofer.owner';
+const OWNER = `${hostname()}/${process.pid}`;
+/** A container older than this is a leftover whoever made it (no grading runs this long). */
+const LEFTOVER_AGE_MS = 3 * 3600 * 1000;
 
 /** The harness source, read once; it is sent into every container (never baked into images). */
 const HARNESS_PATH = fileURLToPath(new URL('../../../docker/harness/harness.py', import.meta.url));
@@ -31,6 +37,16 @@ export interface ContainerJob {
   limits: Pick<GradingLimits, 'timeoutSeconds' | 'memoryMb' | 'cpus' | 'pids' | 'tmpfsMb' | 'outputLimitKb'>;
   /** Shown in the container's labels, for tracing. */
   jobId?: string;
+  /** Aborting kills the container and rejects with GradingAbortedError (used at shutdown). */
+  signal?: AbortSignal;
+}
+
+/** Grading was stopped from outside (shutdown, lost lease); the job should be given back. */
+export class GradingAbortedError extends Error {
+  constructor() {
+    super('grading was aborted');
+    this.name = 'GradingAbortedError';
+  }
 }
 
 /** The harness's answer, or what the runner learned when there was none. */
@@ -75,9 +91,18 @@ export class ContainerRunner {
     }
   }
 
-  /** Removes containers left by a Gofer process that died; returns how many. */
+  /**
+   * Removes containers left by a Gofer process that died (on this host: its pid is gone; from
+   * anywhere: older than any grading can run); returns how many. Containers of live processes
+   * sharing the engine are left alone.
+   */
   async removeLeftovers(): Promise<number> {
-    const leftovers = await this.docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } });
+    const all = await this.docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } });
+    const leftovers = all.filter((c) => {
+      const [host, pid] = (c.Labels[OWNER_LABEL] ?? '').split('/');
+      const old = Date.now() - c.Created * 1000 > LEFTOVER_AGE_MS;
+      return old || (host === hostname() && !isAlive(Number(pid)));
+    });
     await Promise.all(
       leftovers.map((c) =>
         this.docker
@@ -110,7 +135,7 @@ export class ContainerRunner {
         User: '0',
         WorkingDir: '/tmp',
         Env: ['PYDEVD_DISABLE_FILE_VALIDATION=1', 'PYTHONDONTWRITEBYTECODE=1', 'HOME=/tmp'],
-        Labels: { [CONTAINER_LABEL]: '1', 'org.gofer.job': job.jobId ?? nonce.slice(0, 8) },
+        Labels: { [CONTAINER_LABEL]: '1', [OWNER_LABEL]: OWNER, 'org.gofer.job': job.jobId ?? nonce.slice(0, 8) },
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
@@ -156,6 +181,7 @@ export class ContainerRunner {
       stream.end(payload);
 
       let timedOut = false;
+      let aborted = false;
       const exit = await Promise.race([
         container.wait() as Promise<{ StatusCode: number }>,
         new Promise<null>((resolve) => {
@@ -163,8 +189,20 @@ export class ContainerRunner {
             timedOut = true;
             resolve(null);
           }, wallMs);
+          job.signal?.addEventListener('abort', () => {
+            aborted = true;
+            resolve(null);
+          });
+          if (job.signal?.aborted) {
+            aborted = true;
+            resolve(null);
+          }
         }),
       ]);
+      if (aborted) {
+        await container.kill().catch(() => undefined);
+        throw new GradingAbortedError();
+      }
       const durationMs = Date.now() - started;
       if (timedOut || exit === null) {
         this.log.warn('grading container hit the wall-clock limit; killing it', { wallMs });
@@ -181,7 +219,7 @@ export class ContainerRunner {
         `The grading harness ended without a result (exit status ${exit.StatusCode}). Its last words: ${stderr.tail(600) || '(none)'}`,
       );
     } catch (err) {
-      if (err instanceof InfrastructureError) throw err;
+      if (err instanceof InfrastructureError || err instanceof GradingAbortedError) throw err;
       throw engineError('run the grading container', job.image, err);
     } finally {
       clearTimeout(timer);
@@ -237,6 +275,17 @@ function engineError(what: string, image: string, err: unknown): InfrastructureE
   const e = err as { statusCode?: number; message?: string };
   if (e.statusCode === 404) return new InfrastructureError(`Cannot ${what}: the image ${image} is missing. Build it with \`gofer image build\`.`, { cause: err });
   return new InfrastructureError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -14,6 +14,7 @@ export interface GradeRequest {
   tests: JobFile[];
   supportFiles: JobFile[];
   jobId?: string;
+  signal?: AbortSignal;
 }
 
 /** The instructor's side of a job, read from disk: tests and the assignment's support files. */
@@ -40,6 +41,7 @@ export async function gradeNotebook(runner: ContainerRunner, req: GradeRequest):
     supportFiles: req.supportFiles,
     limits: req.limits,
     ...(req.jobId ? { jobId: req.jobId } : {}),
+    ...(req.signal ? { signal: req.signal } : {}),
   });
   const elapsed = Date.now() - started;
   const limit = `${req.limits.timeoutSeconds} s`;

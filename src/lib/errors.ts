@@ -34,3 +34,37 @@ export class InfrastructureError extends GoferError {
   override readonly status = 503;
   override readonly exitCode = 69;
 }
+
+/** No identity, or one that cannot be checked. */
+export class AuthError extends GoferError {
+  override readonly status = 401;
+}
+
+/** An identity that may not do this. */
+export class ForbiddenError extends GoferError {
+  override readonly status = 403;
+}
+
+export class NotFoundError extends GoferError {
+  override readonly status = 404;
+}
+
+/** Well-formed, but not something Gofer can grade (a notebook that is not one, an unknown assignment). */
+export class UnprocessableError extends GoferError {
+  override readonly status = 422;
+}
+
+export class PayloadTooLargeError extends GoferError {
+  override readonly status = 413;
+}
+
+export class UnsupportedMediaTypeError extends GoferError {
+  override readonly status = 415;
+}
+
+export class RateLimitError extends GoferError {
+  override readonly status = 429;
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
+}

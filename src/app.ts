@@ -1,0 +1,38 @@
+import express, { type Express } from 'express';
+import type { Config } from './config/schema.js';
+import type { JobQueue } from './grading/queue.js';
+import { errorMiddleware } from './lib/error-middleware.js';
+import type { Logger } from './lib/logger.js';
+import { hubSubmitRouter, submissionsApiRouter, type IntakeDeps } from './submissions/routes.js';
+
+export interface AppDeps extends IntakeDeps {
+  config: Config;
+  queue: JobQueue;
+  log: Logger;
+  /** The hub service prefix the submit button posts to (e.g. /services/gofer/). */
+  prefix: string;
+}
+
+export const LEGACY_PREFIXES = ['/services/gofer_nb/', '/services/otter_grade/'];
+
+/**
+ * Builds the HTTP app from already-built services: no listening, no globals. Body parsers sit on
+ * each router, never globally (a global parser would break the LTI launch mounted later).
+ */
+export function buildApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  const prefixes = [deps.prefix, ...(deps.config.server.legacyPrefixes ? LEGACY_PREFIXES : [])];
+  const submit = hubSubmitRouter(deps);
+  for (const p of new Set(prefixes)) app.use(p, submit);
+  app.use('/api/v1', submissionsApiRouter(deps));
+  app.get('/health', async (_req, res) => {
+    res.json({ ok: true, jobs: await deps.queue.counts() });
+  });
+  app.use((req, res) => {
+    res.status(404).type('text/plain').send(`Nothing here: ${req.method} ${req.path}\n`);
+  });
+  app.use(errorMiddleware(deps.log, deps.config.server.maxNotebookMb));
+  return app;
+}

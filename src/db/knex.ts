@@ -1,0 +1,45 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../lib/errors.js';
+import { migrationSource } from './migrations.js';
+
+export type Db = Knex;
+
+/**
+ * The one database: SQLite (a file in the data directory, WAL, busy timeout, full sync so an
+ * acknowledged submission survives a crash) or PostgreSQL.
+ */
+export function createDb(config: Pick<Config, 'database' | 'dataDir'>, env: NodeJS.ProcessEnv = process.env): Db {
+  const db = config.database;
+  if (db.client === 'pg') {
+    const url = db.url ?? env.DATABASE_URL;
+    if (!url) throw new ConfigError('database.client is pg but no database.url (or DATABASE_URL) is set.');
+    return knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: db.pool } });
+  }
+  const filename = db.filename ? path.resolve(db.filename) : path.join(config.dataDir, 'gofer.sqlite');
+  mkdirSync(path.dirname(filename), { recursive: true });
+  return knexFactory({
+    client: 'sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+        conn.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;', (err) => done(err, conn));
+      },
+    },
+  });
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrate(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+export function isPostgres(db: Db): boolean {
+  return db.client.config.client === 'pg';
+}

@@ -1,0 +1,85 @@
+import type { Config } from '../config/schema.js';
+import type { Db } from '../db/knex.js';
+import type { Submission, SubmissionStore } from '../submissions/store.js';
+
+export interface GradeRow {
+  course: string;
+  assignment: string;
+  learner: string;
+  score: number | null;
+  points: number | null;
+  maxPoints: number | null;
+  status: string;
+  submittedAt: string;
+  gradedAt: string;
+  submission: string;
+}
+
+/**
+ * One row per learner and assignment. The score is the one the assignment's `select` picks
+ * among graded submissions (latest or best); a learner with none graded shows their latest
+ * submission's status and no score — a timeout never hides an earlier real grade.
+ */
+export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'courses'>, filter: { course?: string; assignment?: string }): Promise<GradeRow[]> {
+  const subs = await store.list(filter);
+  const groups = new Map<string, Submission[]>();
+  for (const s of subs) {
+    const k = `${s.course}\u0000${s.assignment}\u0000${s.owner}`;
+    (groups.get(k) ?? groups.set(k, []).get(k)!).push(s);
+  }
+  const rows: GradeRow[] = [];
+  for (const list of groups.values()) {
+    const first = list[0]!;
+    const select = config.courses.find((c) => c.id === first.course)?.assignments.find((a) => a.id === first.assignment)?.select ?? 'latest';
+    const graded = list.filter((s) => s.status === 'graded');
+    const chosen = graded.length
+      ? select === 'best'
+        ? graded.reduce((a, b) => ((b.score ?? 0) > (a.score ?? 0) ? b : a))
+        : graded[graded.length - 1]!
+      : list[list.length - 1]!;
+    rows.push({
+      course: chosen.course,
+      assignment: chosen.assignment,
+      learner: chosen.owner,
+      score: chosen.score,
+      points: chosen.points,
+      maxPoints: chosen.maxPoints,
+      status: chosen.status,
+      submittedAt: new Date(chosen.receivedAt).toISOString(),
+      gradedAt: chosen.gradedAt === null ? '' : new Date(chosen.gradedAt).toISOString(),
+      submission: chosen.id,
+    });
+  }
+  return rows.sort((a, b) => a.course.localeCompare(b.course) || a.assignment.localeCompare(b.assignment) || a.learner.localeCompare(b.learner));
+}
+
+export function gradesCsv(rows: GradeRow[]): string {
+  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission'];
+  const lines = rows.map((r) => [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission]);
+  return toCsv(header, lines);
+}
+
+/**
+ * gofer's gradebook.db dump: every graded result, `userid,grade,section,lab,timestamp`, read from
+ * the `grades` view. That shape has no course, so it filters by assignment (lab) only.
+ */
+export async function legacyCsv(db: Db, filter: { assignment?: string }): Promise<string> {
+  const q = db('grades').select('userid', 'grade', 'section', 'lab', 'timestamp').orderBy([{ column: 'timestamp' }, { column: 'userid' }]);
+  if (filter.assignment) q.where('lab', filter.assignment);
+  const rows = (await q) as Array<{ userid: string; grade: number; section: string | null; lab: string; timestamp: string }>;
+  return toCsv(
+    ['userid', 'grade', 'section', 'lab', 'timestamp'],
+    rows.map((r) => [r.userid, r.grade, r.section, r.lab, r.timestamp]),
+  );
+}
+
+function toCsv(header: string[], rows: Array<Array<string | number | null>>): string {
+  const cell = (v: string | number | null): string => {
+    if (v === null || v === undefined) return '';
+    const s = String(v);
+    // a leading = + - @ would run as a formula in a spreadsheet
+    const safe = /^[=+\-@\t\r]/.test(s) && typeof v === 'string' ? `'${s}` : s;
+    return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+  };
+  return [header, ...rows].map((r) => r.map(cell).join(',')).join('\n') + '\n';
+}

@@ -1,0 +1,58 @@
+import type { AssignmentConfig, Config, GradingLimits, Policy } from '../config/schema.js';
+import { ConfigError } from '../lib/errors.js';
+import { readSupportFiles, readTests, type JobFile } from './assignment-files.js';
+
+export interface AssignmentGrading {
+  assignment: AssignmentConfig;
+  image: string;
+  policy: Policy;
+  limits: GradingLimits;
+  tests: JobFile[];
+  supportFiles: JobFile[];
+}
+
+/**
+ * Every configured assignment's tests and support files, read from disk once at start (not per
+ * submission), with its grading settings resolved against the defaults.
+ */
+export class AssignmentCatalog {
+  private constructor(private readonly entries: Map<string, AssignmentGrading>) {}
+
+  static async load(config: Pick<Config, 'courses' | 'grading'>): Promise<AssignmentCatalog> {
+    const entries = new Map<string, AssignmentGrading>();
+    for (const course of config.courses) {
+      for (const a of course.assignments) {
+        const directory = a.directory!;
+        const [tests, supportFiles] = await Promise.all([readTests(a.tests), readSupportFiles(directory, a.tests)]);
+        const limits: GradingLimits = {
+          ...config.grading,
+          ...(a.timeoutSeconds ? { timeoutSeconds: a.timeoutSeconds } : {}),
+          ...(a.memoryMb ? { memoryMb: a.memoryMb } : {}),
+        };
+        entries.set(key(course.id, a.id), {
+          assignment: a,
+          image: a.image ?? config.grading.image,
+          policy: a.policy ?? config.grading.policy,
+          limits,
+          tests,
+          supportFiles,
+        });
+      }
+    }
+    return new AssignmentCatalog(entries);
+  }
+
+  get(course: string, assignment: string): AssignmentGrading {
+    const entry = this.entries.get(key(course, assignment));
+    if (!entry) throw new ConfigError(`Assignment "${assignment}" of course "${course}" is no longer in the configuration.`);
+    return entry;
+  }
+
+  images(): string[] {
+    return [...new Set([...this.entries.values()].map((e) => e.image))];
+  }
+}
+
+function key(course: string, assignment: string): string {
+  return `${course}\u0000${assignment}`;
+}

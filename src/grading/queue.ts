@@ -1,0 +1,149 @@
+import type { Db } from '../db/knex.js';
+import { isPostgres } from '../db/knex.js';
+import type { GradingResult } from './result.js';
+
+export interface ClaimedJob {
+  id: number;
+  submissionId: string;
+  attempts: number;
+  maxAttempts: number;
+}
+
+/**
+ * Grading jobs in the database: claimed with a lease, renewed while grading, completed together
+ * with the result in one transaction. A worker that dies loses its lease and the job is claimed
+ * again; a worker that lost its lease cannot record a result.
+ */
+export class JobQueue {
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { retryDelayMs: number },
+  ) {}
+
+  /** Atomically takes the next due job (or one whose lease expired) for this worker. */
+  async claim(workerId: string, now: number, leaseMs: number): Promise<ClaimedJob | undefined> {
+    for (;;) {
+      const skipLocked = isPostgres(this.db) ? 'FOR UPDATE SKIP LOCKED' : '';
+      const result = await this.db.raw(
+        `UPDATE grading_jobs
+            SET status = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, updated_at = ?
+          WHERE id = (SELECT id FROM grading_jobs
+                       WHERE (status = 'queued' AND run_at <= ?) OR (status = 'running' AND locked_until < ?)
+                       ORDER BY run_at, id LIMIT 1 ${skipLocked})
+          RETURNING id, submission_id, attempts, max_attempts`,
+        [workerId, now + leaseMs, now, now, now],
+      );
+      const row = (Array.isArray(result) ? result[0] : result.rows[0]) as
+        | { id: number; submission_id: string; attempts: number; max_attempts: number }
+        | undefined;
+      if (!row) return undefined;
+      const job = { id: Number(row.id), submissionId: row.submission_id, attempts: Number(row.attempts), maxAttempts: Number(row.max_attempts) };
+      if (job.attempts > job.maxAttempts) {
+        // Only a job whose workers kept dying gets here (a failure that throws is retried below).
+        await this.fail(job.id, workerId, `grading was interrupted ${job.maxAttempts} times (the grading process died)`, now);
+        continue;
+      }
+      await this.db('submissions').where({ id: job.submissionId }).update({ status: 'grading' });
+      return job;
+    }
+  }
+
+  /** Extends the lease; false when this worker no longer holds the job. */
+  async renew(jobId: number, workerId: string, until: number): Promise<boolean> {
+    const n = await this.db('grading_jobs').where({ id: jobId, locked_by: workerId, status: 'running' }).update({ locked_until: until });
+    return n === 1;
+  }
+
+  /** Records the result and finishes the job in one transaction; false when the lease was lost. */
+  async complete(jobId: number, workerId: string, submissionId: string, result: GradingResult, now: number): Promise<boolean> {
+    return this.db.transaction(async (trx) => {
+      const n = await trx('grading_jobs')
+        .where({ id: jobId, locked_by: workerId, status: 'running' })
+        .update({ status: 'done', locked_by: null, locked_until: null, updated_at: now });
+      if (n !== 1) return false;
+      const [inserted] = await trx('results')
+        .insert({
+          submission_id: submissionId,
+          job_id: jobId,
+          status: result.status,
+          score: result.score,
+          points: result.points,
+          max_points: result.maxPoints,
+          message: result.message ?? null,
+          duration_ms: Math.round(result.durationMs),
+          created_at: now,
+        })
+        .returning('id');
+      const resultId = typeof inserted === 'object' ? (inserted as { id: number }).id : (inserted as number);
+      if (result.tests.length) {
+        await trx.batchInsert(
+          'result_tests',
+          result.tests.map((t, position) => ({
+            result_id: resultId,
+            position,
+            name: t.name,
+            points: t.points,
+            max_points: t.maxPoints,
+            passed: t.passed,
+            hidden: t.hidden,
+            message: t.message ?? null,
+          })),
+          100,
+        );
+      }
+      await trx('submissions').where({ id: submissionId }).update({
+        status: result.status,
+        score: result.status === 'graded' ? result.score : null,
+        points: result.status === 'graded' ? result.points : null,
+        max_points: result.status === 'graded' ? result.maxPoints : null,
+        message: result.message ?? null,
+        graded_at: now,
+      });
+      return true;
+    });
+  }
+
+  /**
+   * An infrastructure failure: try again later with exponential back-off, or, after the last
+   * attempt, mark the submission failed with the reason. Never a score.
+   */
+  async retryOrFail(job: ClaimedJob, workerId: string, reason: string, now: number): Promise<'retry' | 'failed'> {
+    if (job.attempts >= job.maxAttempts) {
+      await this.fail(job.id, workerId, reason, now);
+      return 'failed';
+    }
+    const base = this.opts.retryDelayMs * 2 ** (job.attempts - 1);
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    await this.db('grading_jobs')
+      .where({ id: job.id, locked_by: workerId })
+      .update({ status: 'queued', locked_by: null, locked_until: null, run_at: now + delay, last_error: reason, updated_at: now });
+    await this.db('submissions').where({ id: job.submissionId }).update({ status: 'queued' });
+    return 'retry';
+  }
+
+  /** Gives a job back untouched (shutdown): the attempt does not count. */
+  async release(jobId: number, workerId: string, now: number): Promise<void> {
+    const job = await this.db('grading_jobs').select('submission_id').where({ id: jobId, locked_by: workerId }).first();
+    if (!job) return;
+    await this.db('grading_jobs')
+      .where({ id: jobId, locked_by: workerId })
+      .update({ status: 'queued', locked_by: null, locked_until: null, run_at: now, attempts: this.db.raw('attempts - 1'), updated_at: now });
+    await this.db('submissions').where({ id: job.submission_id }).update({ status: 'queued' });
+  }
+
+  private async fail(jobId: number, workerId: string, reason: string, now: number): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      const job = await trx('grading_jobs').select('submission_id').where({ id: jobId }).first();
+      await trx('grading_jobs').where({ id: jobId, locked_by: workerId }).update({ status: 'failed', locked_by: null, locked_until: null, last_error: reason, updated_at: now });
+      await trx('submissions')
+        .where({ id: job.submission_id })
+        .update({ status: 'failed', message: `Gofer could not grade this submission: ${reason}. Course staff have been told; your work is kept.`, graded_at: now });
+    });
+  }
+
+  /** Counts by status, for health pages and tests. */
+  async counts(): Promise<Record<string, number>> {
+    const rows = await this.db('grading_jobs').select('status').count({ n: '*' }).groupBy('status');
+    return Object.fromEntries((rows as Array<{ status: string; n: number | string }>).map((r) => [r.status, Number(r.n)]));
+  }
+}

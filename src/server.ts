@@ -1,0 +1,119 @@
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
+import { buildApp } from './app.js';
+import type { Config } from './config/schema.js';
+import { createDb, migrate, type Db } from './db/knex.js';
+import { AssignmentCatalog } from './grading/catalog.js';
+import { ContainerRunner } from './grading/container-runner.js';
+import { createDocker } from './grading/docker.js';
+import { gradeNotebook } from './grading/grader.js';
+import { JobQueue } from './grading/queue.js';
+import { WorkerPool } from './grading/worker.js';
+import { systemClock, uuid, type Clock } from './lib/clock.js';
+import type { Logger } from './lib/logger.js';
+import { ApiTokenStore, Authenticator, HubClient } from './submissions/identity.js';
+import { Intake } from './submissions/intake.js';
+import { SubmissionStore } from './submissions/store.js';
+
+export interface RunOptions {
+  config: Config;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  clock?: Clock;
+  /** false: workers only (`gofer worker`). */
+  http: boolean;
+  workers?: number;
+}
+
+export interface Running {
+  url?: string;
+  stop(): Promise<void>;
+}
+
+/** Where the hub tells a managed service to listen and what prefix it is reached at. */
+export function hubSettings(config: Config, env: NodeJS.ProcessEnv): { host: string; port: number; prefix: string; apiUrl?: string } {
+  let { host, port } = config.server;
+  if (env.JUPYTERHUB_SERVICE_URL) {
+    const u = new URL(env.JUPYTERHUB_SERVICE_URL);
+    host = u.hostname.replace(/^\[|\]$/g, '');
+    port = Number(u.port || 80);
+  }
+  if (env.GOFER_PORT) port = Number(env.GOFER_PORT);
+  const prefix = config.server.prefix ?? env.JUPYTERHUB_SERVICE_PREFIX ?? '/services/gofer/';
+  const apiUrl = config.hub.apiUrl ?? env.JUPYTERHUB_API_URL;
+  return { host, port, prefix, ...(apiUrl ? { apiUrl } : {}) };
+}
+
+/**
+ * The composition root of `gofer serve` and `gofer worker`: builds every service once, starts
+ * the HTTP server and the grading workers, and stops them in order on SIGTERM.
+ */
+export async function run(opts: RunOptions): Promise<Running> {
+  const { config, log } = opts;
+  const env = opts.env ?? process.env;
+  const clock = opts.clock ?? systemClock;
+  const db: Db = createDb(config, env);
+  const applied = await migrate(db);
+  if (applied.length) log.info('database migrated', { applied });
+
+  const runner = new ContainerRunner(createDocker(config), log);
+  const catalog = await AssignmentCatalog.load(config);
+  const workers = opts.workers ?? config.queue.workers ?? availableParallelism();
+  if (workers > 0) {
+    for (const image of catalog.images()) await runner.checkReady(image);
+    await runner.removeLeftovers();
+  }
+  const submissions = new SubmissionStore(db);
+  const queue = new JobQueue(db, { retryDelayMs: config.queue.retryDelaySeconds * 1000 });
+  const pool = new WorkerPool({
+    queue,
+    submissions,
+    clock,
+    log,
+    name: `${hostname()}/${process.pid}`,
+    size: workers,
+    leaseMs: config.queue.leaseSeconds * 1000,
+    pollMs: config.queue.pollMs,
+    grade: (submission, notebook, signal) => {
+      const g = catalog.get(submission.course, submission.assignment);
+      return gradeNotebook(runner, { notebook, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
+    },
+  });
+  pool.start();
+
+  let server: Server | undefined;
+  let url: string | undefined;
+  if (opts.http) {
+    const hub = hubSettings(config, env);
+    const auth = new Authenticator(
+      hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock }) : undefined,
+      new ApiTokenStore(db, clock),
+    );
+    const intake = new Intake({ config, submissions, clock, ids: uuid, log, onQueued: () => pool.notify() });
+    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions });
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(hub.port, hub.host, () => resolve(s));
+      s.once('error', reject);
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : hub.port;
+    url = `http://${hub.host.includes(':') ? `[${hub.host}]` : hub.host}:${port}`;
+    log.info(`Gofer listening on ${url}${hub.prefix}`, { workers, hub: hub.apiUrl ?? 'none' });
+  } else {
+    log.info('Gofer worker started', { workers });
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info('stopping: no new work; finishing or giving back running jobs');
+      const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      server?.closeIdleConnections();
+      await pool.stop(config.queue.leaseSeconds * 500);
+      await closed;
+      await db.destroy();
+      log.info('stopped');
+    })());
+  return { ...(url ? { url } : {}), stop };
+}

@@ -1,0 +1,52 @@
+import type { AssignmentConfig, Config, CourseConfig } from '../config/schema.js';
+import { UnprocessableError } from '../lib/errors.js';
+
+export interface ResolvedAssignment {
+  course: CourseConfig;
+  assignment: AssignmentConfig;
+  section: string | null;
+}
+
+const EXPECTED =
+  'metadata.assignment (or metadata.lab) with metadata.section and optionally metadata.course, as gofer notebooks have, ' +
+  'or metadata.otter_service.{course, section, assignment}, as otter-service notebooks have';
+
+/**
+ * Finds the configured assignment a notebook's metadata names. Metadata is untrusted text: it
+ * only ever selects an entry of the configuration, it is never used as a path.
+ */
+export function resolveAssignment(config: Pick<Config, 'courses' | 'defaultCourse'>, metadata: Record<string, unknown>): ResolvedAssignment {
+  const otter = isRecord(metadata.otter_service) ? metadata.otter_service : undefined;
+  const source = otter ?? metadata;
+  const where = otter ? 'metadata.otter_service' : 'metadata';
+  const assignmentName = text(source.assignment, `${where}.assignment`) ?? (otter ? undefined : text(metadata.lab, 'metadata.lab'));
+  if (!assignmentName) {
+    throw new UnprocessableError(`The notebook does not say which assignment it is. Gofer looks for ${EXPECTED}.`);
+  }
+  const courseName = text(source.course, `${where}.course`) ?? config.defaultCourse ?? (config.courses.length === 1 ? config.courses[0]!.id : undefined);
+  if (!courseName) {
+    throw new UnprocessableError(`The notebook does not say which course it belongs to (${where}.course), and no default course is configured.`);
+  }
+  const course = config.courses.find((c) => c.id === courseName);
+  if (!course) throw new UnprocessableError(`The notebook is for course "${clip(courseName)}", which this Gofer does not grade.`);
+  const assignment = course.assignments.find((a) => a.id === assignmentName || a.aliases.includes(assignmentName));
+  if (!assignment) {
+    throw new UnprocessableError(`Course "${course.id}" has no assignment "${clip(assignmentName)}". Check that you are submitting the notebook you were given.`);
+  }
+  return { course, assignment, section: text(source.section, `${where}.section`) ?? assignment.section ?? null };
+}
+
+function text(value: unknown, key: string): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value !== 'string') throw new UnprocessableError(`The notebook's ${key} should be text, not ${Array.isArray(value) ? 'a list' : typeof value}.`);
+  return value.trim();
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

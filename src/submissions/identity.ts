@@ -1,0 +1,140 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Db } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import { AuthError, InfrastructureError } from '../lib/errors.js';
+
+/** Who is calling. A username in a request body is never trusted: only these sources are. */
+export interface Identity {
+  name: string;
+  via: 'hub-token' | 'hub-cookie' | 'api-token';
+  admin: boolean;
+  groups: string[];
+}
+
+export const NO_IDENTITY =
+  'Gofer could not tell who you are. Submit from your notebook in JupyterHub (the Submit button sends your ' +
+  'JupyterHub token), or send "Authorization: token <your API token>".';
+
+interface HubUser {
+  name: string;
+  admin?: boolean;
+  groups?: string[];
+}
+
+/** Asks the hub who owns a token (`GET {api}/user`), caching answers briefly. */
+export class HubClient {
+  private readonly cache = new Map<string, { user: HubUser | null; until: number }>();
+
+  constructor(
+    readonly apiUrl: string,
+    private readonly opts: { cacheMs: number; clock: Clock; fetch?: typeof fetch },
+  ) {}
+
+  async userForToken(token: string): Promise<HubUser | null> {
+    const key = createHash('sha256').update(token).digest('hex');
+    const now = this.opts.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return hit.user;
+    let res: Response;
+    try {
+      res = await (this.opts.fetch ?? fetch)(`${this.apiUrl.replace(/\/$/, '')}/user`, {
+        headers: { Authorization: `token ${token}` },
+        signal: AbortSignal.timeout(5000),
+      });
+    } catch (err) {
+      throw new InfrastructureError(`JupyterHub does not answer at ${this.apiUrl} (${(err as Error).message}); try again in a minute.`);
+    }
+    let user: HubUser | null = null;
+    if (res.ok) {
+      const body = (await res.json()) as HubUser;
+      if (typeof body?.name !== 'string') throw new InfrastructureError('JupyterHub answered /user without a name.');
+      user = { name: body.name, admin: Boolean(body.admin), groups: Array.isArray(body.groups) ? body.groups : [] };
+    } else if (res.status !== 401 && res.status !== 403) {
+      throw new InfrastructureError(`JupyterHub answered ${res.status} when asked who a token belongs to; try again in a minute.`);
+    }
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(key, { user, until: now + this.opts.cacheMs });
+    return user;
+  }
+}
+
+/** Per-user API tokens for running without a hub (`gofer token create USER`). Stored hashed. */
+export class ApiTokenStore {
+  static readonly PREFIX = 'gofer_';
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(owner: string, label?: string): Promise<string> {
+    const token = ApiTokenStore.PREFIX + randomBytes(24).toString('base64url');
+    await this.db('api_tokens').insert({ owner, token_sha256: sha256(token), label: label ?? null, created_at: this.clock.now() });
+    return token;
+  }
+
+  async owner(token: string): Promise<string | undefined> {
+    const row = await this.db('api_tokens').select('owner').where({ token_sha256: sha256(token) }).first();
+    return row?.owner as string | undefined;
+  }
+
+  async revoke(owner: string): Promise<number> {
+    return this.db('api_tokens').where({ owner }).delete();
+  }
+}
+
+/** Signed, expiring values for cookies (session, OAuth state). */
+export class Signer {
+  constructor(private readonly secret: string) {}
+
+  sign(value: object, ttlMs: number, now: number): string {
+    const body = Buffer.from(JSON.stringify({ ...value, exp: now + ttlMs })).toString('base64url');
+    return `${body}.${this.mac(body)}`;
+  }
+
+  verify<T extends object>(signed: string | undefined, now: number): T | undefined {
+    if (!signed) return undefined;
+    const [body, mac] = signed.split('.');
+    if (!body || !mac) return undefined;
+    const expected = Buffer.from(this.mac(body));
+    const given = Buffer.from(mac);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    try {
+      const value = JSON.parse(Buffer.from(body, 'base64url').toString()) as T & { exp: number };
+      return value.exp > now ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private mac(body: string): string {
+    return createHmac('sha256', this.secret).update(body).digest('base64url');
+  }
+}
+
+/** Resolves the caller from an `Authorization: token …` (or `Bearer …`) header. */
+export class Authenticator {
+  constructor(
+    private readonly hub: HubClient | undefined,
+    private readonly tokens: ApiTokenStore,
+  ) {}
+
+  async fromHeader(header: string | undefined): Promise<Identity | undefined> {
+    if (!header) return undefined;
+    const m = /^(?:token|bearer)\s+(\S+)$/i.exec(header.trim());
+    if (!m) throw new AuthError('The Authorization header should be "token <token>".');
+    const token = m[1]!;
+    if (token.startsWith(ApiTokenStore.PREFIX)) {
+      const owner = await this.tokens.owner(token);
+      if (!owner) throw new AuthError('This API token is not valid (it may have been revoked). Ask course staff for a new one.');
+      return { name: owner, via: 'api-token', admin: false, groups: [] };
+    }
+    if (!this.hub) throw new AuthError('This Gofer is not connected to a JupyterHub, so it cannot check hub tokens. Use a Gofer API token.');
+    const user = await this.hub.userForToken(token);
+    if (!user) throw new AuthError('JupyterHub does not recognise your token; log in to JupyterHub again and resubmit.');
+    return { name: user.name, via: 'hub-token', admin: Boolean(user.admin), groups: user.groups ?? [] };
+  }
+}
+
+export function sha256(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -1,0 +1,152 @@
+import Busboy from 'busboy';
+import express, { type Request, type Router } from 'express';
+import type { Config } from '../config/schema.js';
+import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
+import type { Authenticator, Identity } from './identity.js';
+import { NO_IDENTITY } from './identity.js';
+import type { Intake } from './intake.js';
+import type { SubmissionStore } from './store.js';
+
+export interface IntakeDeps {
+  intake: Intake;
+  auth: Authenticator;
+  submissions: SubmissionStore;
+  config: Pick<Config, 'courses' | 'server'>;
+  /** Identity from a browser session cookie (hub OAuth), when that is set up. */
+  cookieIdentity?: (req: Request) => Identity | undefined;
+  /** Checks the XSRF token of a cookie-authenticated POST. */
+  checkXsrf?: (req: Request) => boolean;
+}
+
+/** Identifies the caller or fails with a sentence a learner understands. */
+export async function identify(req: Request, deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): Promise<Identity> {
+  const fromHeader = await deps.auth.fromHeader(req.get('authorization'));
+  if (fromHeader) return fromHeader;
+  const fromCookie = deps.cookieIdentity?.(req);
+  if (fromCookie) {
+    if (req.method === 'POST' && !deps.checkXsrf?.(req)) {
+      throw new ForbiddenError('This request lacks its XSRF token. Reload the page and try again.');
+    }
+    return fromCookie;
+  }
+  throw new AuthError(NO_IDENTITY);
+}
+
+function wantsJson(req: Request): boolean {
+  return (req.get('accept') ?? '').includes('application/json');
+}
+
+/**
+ * The endpoint existing submit buttons call: `POST {prefix}` with `{"nb": <notebook>}`, answered
+ * at once with a short sentence (shown in an alert) or, when asked, JSON with the submission id.
+ */
+export function hubSubmitRouter(deps: IntakeDeps): Router {
+  const router = express.Router();
+  const limit = deps.config.server.maxNotebookMb * 1024 * 1024;
+  router.get('/', (_req, res) => {
+    res.type('text/plain').send('Gofer is ready to grade your notebook: use the Submit button in Jupyter to send it.\n');
+  });
+  router.post('/', express.json({ limit, type: ['application/json', 'text/json'] }), async (req, res) => {
+    if (!req.is(['application/json', 'text/json'])) throw new UnsupportedMediaTypeError('Send the notebook as JSON: Content-Type: application/json with {"nb": <notebook>}.');
+    const who = await identify(req, deps);
+    const receipt = await deps.intake.submit(who, notebookField(req.body));
+    if (wantsJson(req)) {
+      res.json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate });
+    } else {
+      const again = receipt.duplicate ? ' (this notebook was already received; it is graded once)' : '';
+      res.type('text/plain').send(`Your notebook for ${receipt.assignment} was received${again}. It will be graded shortly. Submission ${receipt.id}.`);
+    }
+  });
+  router.all('/', (req, res) => {
+    res.status(405).set('Allow', 'GET, POST').type('text/plain').send(`${req.method} is not supported here: submit with POST.\n`);
+  });
+  return router;
+}
+
+/** `POST /api/v1/submissions` (JSON or a file upload) and `GET /api/v1/submissions/:id`. */
+export function submissionsApiRouter(deps: IntakeDeps): Router {
+  const router = express.Router();
+  const limit = deps.config.server.maxNotebookMb * 1024 * 1024;
+  router.post('/submissions', express.json({ limit }), async (req, res) => {
+    const who = await identify(req, deps);
+    let notebook: unknown;
+    if (req.is('multipart/form-data')) notebook = await uploadedFile(req, limit);
+    else if (req.is('application/json')) notebook = notebookField(req.body);
+    else throw new UnsupportedMediaTypeError('Send JSON ({"nb": <notebook>}) or a multipart/form-data upload with the .ipynb file.');
+    const receipt = await deps.intake.submit(who, notebook);
+    res.status(202).json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate, url: `/api/v1/submissions/${receipt.id}` });
+  });
+  router.get('/submissions/:id', async (req, res) => {
+    const who = await identify(req, deps);
+    const id = String(req.params.id);
+    const sub = await deps.submissions.get(id);
+    const instructor = sub && isInstructor(who, sub.course, deps.config);
+    // another learner's submission looks exactly like a missing one
+    if (!sub || (sub.owner !== who.name && !instructor)) throw new NotFoundError(`There is no submission ${id.slice(0, 64)} of yours.`);
+    const tests = await deps.submissions.tests(id);
+    res.json({
+      id: sub.id,
+      owner: sub.owner,
+      course: sub.course,
+      assignment: sub.assignment,
+      status: sub.status,
+      score: sub.score,
+      points: sub.points,
+      maxPoints: sub.maxPoints,
+      message: sub.message,
+      receivedAt: new Date(sub.receivedAt).toISOString(),
+      gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
+      tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true } : t)),
+    });
+  });
+  return router;
+}
+
+export function isInstructor(who: Identity, course: string, config: Pick<Config, 'courses'>): boolean {
+  return who.admin || Boolean(config.courses.find((c) => c.id === course)?.instructors.includes(who.name));
+}
+
+function notebookField(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new UnprocessableError('The request body should be a JSON object: {"nb": <the notebook>}.');
+  }
+  const nb = (body as Record<string, unknown>).nb;
+  if (nb === undefined) throw new UnprocessableError('The request has no notebook: send {"nb": <the notebook>}.');
+  if (typeof nb !== 'object' || nb === null || Array.isArray(nb)) throw new UnprocessableError('"nb" should be the notebook itself (a JSON object), not text or a list.');
+  return nb;
+}
+
+/** The first file of a multipart upload, size-capped. */
+function uploadedFile(req: Request, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let bb: Busboy.Busboy;
+    try {
+      bb = Busboy({ headers: req.headers, limits: { files: 1, fileSize: limit } });
+    } catch (err) {
+      reject(new UnprocessableError(`The upload is malformed: ${(err as Error).message}`));
+      return;
+    }
+    let file: Buffer | undefined;
+    let pending: Promise<void> | undefined;
+    bb.on('file', (_name, stream) => {
+      const chunks: Buffer[] = [];
+      pending = new Promise<void>((done) => {
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('limit', () => reject(new PayloadTooLargeError(`The notebook is larger than ${limit / 1024 / 1024} MB.`)));
+        stream.on('close', () => {
+          file = Buffer.concat(chunks);
+          done();
+        });
+      });
+    });
+    bb.on('error', (err: Error) => reject(new UnprocessableError(`The upload is malformed: ${err.message}`)));
+    bb.on('close', () => {
+      void (pending ?? Promise.resolve()).then(() => {
+        if (!file) reject(new UnprocessableError('The upload has no file: attach the .ipynb file.'));
+        else resolve(file);
+      });
+    });
+    req.pipe(bb);
+  });
+}
+

@@ -1,0 +1,185 @@
+import { expect } from 'chai';
+import type { Db } from '../../src/db/knex.js';
+import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
+import { JobQueue } from '../../src/grading/queue.js';
+import type { GradingResult } from '../../src/grading/result.js';
+import { SubmissionStore, type NewSubmission } from '../../src/submissions/store.js';
+import { ENGINES, freshDb } from '../helpers/databases.js';
+
+const T0 = 1_780_000_000_000;
+const opts = { now: T0, duplicateWindowMs: 120_000, perMinute: 5, maxAttempts: 3 };
+let seq = 0;
+function sub(owner = 'ada', sha = 'a'.repeat(64), assignment = 'lab01'): NewSubmission {
+  return { id: `sub-${++seq}-${Math.random().toString(36).slice(2, 8)}`, owner, course: '8x', assignment, section: '1', notebook: '{"nbformat":4}', sha256: sha };
+}
+function graded(score: number): GradingResult {
+  return {
+    status: 'graded',
+    score,
+    points: score * 2,
+    maxPoints: 2,
+    durationMs: 1234,
+    tests: [
+      { name: 'q1', points: score, maxPoints: 1, passed: score === 1, hidden: false, ...(score === 1 ? {} : { message: 'Expected 9' }) },
+      { name: 'q2', points: score, maxPoints: 1, passed: score === 1, hidden: true },
+    ],
+  };
+}
+
+for (const engine of ENGINES) {
+  describe(`submissions and the grading queue (${engine})`, function () {
+    this.timeout(30_000);
+    let db: Db;
+    let drop: () => Promise<void>;
+    let store: SubmissionStore;
+    let queue: JobQueue;
+
+    beforeEach(async () => {
+      ({ db, drop } = await freshDb(engine));
+      store = new SubmissionStore(db);
+      queue = new JobQueue(db, { retryDelayMs: 1000 });
+    });
+    afterEach(async () => drop?.());
+
+    it('stores a submission and its grading job together', async () => {
+      const out = await store.create(sub(), opts);
+      expect(out.kind).to.equal('created');
+      const s = await store.get((out as { id: string }).id);
+      expect(s).to.include({ owner: 'ada', course: '8x', assignment: 'lab01', status: 'queued', receivedAt: T0 });
+      expect(await queue.counts()).to.deep.equal({ queued: 1 });
+    });
+
+    it('treats the identical notebook sent again within the window as the same submission, even concurrently', async () => {
+      const outs = await Promise.all(Array.from({ length: 5 }, () => store.create(sub(), opts)));
+      expect(outs.filter((o) => o.kind === 'created')).to.have.length(1);
+      expect(new Set(outs.map((o) => (o as { id: string }).id)).size).to.equal(1);
+      const later = await store.create(sub(), { ...opts, now: T0 + 121_000 });
+      expect(later.kind).to.equal('created');
+      const other = await store.create(sub('ada', 'b'.repeat(64)), opts);
+      expect(other.kind).to.equal('created');
+      expect((await store.list()).length).to.equal(3);
+    });
+
+    it('limits submissions per learner per minute, with the seconds to wait', async () => {
+      for (let i = 0; i < 5; i++) expect((await store.create(sub('bob', String(i).repeat(64)), { ...opts, now: T0 + i * 1000 })).kind).to.equal('created');
+      const limited = await store.create(sub('bob', 'f'.repeat(64)), { ...opts, now: T0 + 10_000 });
+      expect(limited).to.deep.equal({ kind: 'rate_limited', retryAfterSeconds: 50 });
+      expect((await store.create(sub('carol', 'f'.repeat(64)), { ...opts, now: T0 + 10_000 })).kind).to.equal('created');
+    });
+
+    it('hands each job to exactly one of many concurrent claimers', async () => {
+      for (let i = 0; i < 20; i++) await store.create(sub(`u${i}`, String(i % 10).repeat(64)), opts);
+      const claimed: number[] = [];
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, w) => {
+          for (;;) {
+            const job = await queue.claim(`w${w}`, T0, 60_000);
+            if (!job) return;
+            claimed.push(job.id);
+          }
+        }),
+      );
+      expect(claimed).to.have.length(20);
+      expect(new Set(claimed).size).to.equal(20);
+    });
+
+    it('records the result with the job in one transaction, and the legacy grades view shows it', async () => {
+      const { id } = (await store.create(sub(), opts)) as { id: string };
+      const job = (await queue.claim('w1', T0, 60_000))!;
+      expect(job.submissionId).to.equal(id);
+      expect(await queue.complete(job.id, 'w1', id, graded(0.5), T0 + 5000)).to.equal(true);
+      expect(await store.get(id)).to.include({ status: 'graded', score: 0.5, points: 1, maxPoints: 2, gradedAt: T0 + 5000 });
+      expect(await store.tests(id)).to.deep.equal(graded(0.5).tests);
+      const rows = await db('grades').select();
+      expect(rows).to.deep.equal([{ userid: 'ada', grade: 0.5, section: '1', lab: 'lab01', timestamp: String(Math.floor((T0 + 5000) / 1000)) }]);
+      expect(await queue.counts()).to.deep.equal({ done: 1 });
+    });
+
+    it('gives a job whose worker died to another worker after the lease expires; the dead one cannot record', async () => {
+      const { id } = (await store.create(sub(), opts)) as { id: string };
+      const first = (await queue.claim('dead', T0, 60_000))!;
+      expect(await queue.claim('w2', T0 + 59_000, 60_000)).to.equal(undefined);
+      const second = (await queue.claim('w2', T0 + 61_000, 60_000))!;
+      expect(second.id).to.equal(first.id);
+      expect(second.attempts).to.equal(2);
+      expect(await queue.renew(first.id, 'dead', T0 + 200_000)).to.equal(false);
+      expect(await queue.complete(first.id, 'dead', id, graded(1), T0 + 62_000)).to.equal(false);
+      expect(await queue.complete(second.id, 'w2', id, graded(0.5), T0 + 63_000)).to.equal(true);
+      expect(await db('results').count({ n: '*' }).first()).to.satisfy((r: { n: number | string }) => Number(r.n) === 1);
+    });
+
+    it('retries infrastructure failures with growing back-off, then fails the submission without a score', async () => {
+      const { id } = (await store.create(sub(), opts)) as { id: string };
+      let now = T0;
+      const delays: number[] = [];
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const job = (await queue.claim('w1', now, 60_000))!;
+        expect(job.attempts).to.equal(attempt);
+        const outcome = await queue.retryOrFail(job, 'w1', 'The Docker engine does not answer', now);
+        if (attempt < 3) {
+          expect(outcome).to.equal('retry');
+          const row = await db('grading_jobs').where({ id: job.id }).first();
+          delays.push(Number(row.run_at) - now);
+          expect(await queue.claim('w1', now, 60_000)).to.equal(undefined);
+          now = Number(row.run_at);
+        } else {
+          expect(outcome).to.equal('failed');
+        }
+      }
+      expect(delays[0]).to.be.within(750, 1250);
+      expect(delays[1]).to.be.within(1500, 2500);
+      const s = await store.get(id);
+      expect(s).to.include({ status: 'failed', score: null, points: null });
+      expect(s!.message).to.match(/could not grade .*Docker engine does not answer.*your work is kept/);
+      expect(await db('grades').select()).to.deep.equal([]);
+    });
+
+    it('gives a job back at shutdown without counting the attempt', async () => {
+      await store.create(sub(), opts);
+      const job = (await queue.claim('w1', T0, 60_000))!;
+      await queue.release(job.id, 'w1', T0 + 1000);
+      const again = (await queue.claim('w2', T0 + 1000, 60_000))!;
+      expect(again.id).to.equal(job.id);
+      expect(again.attempts).to.equal(1);
+    });
+
+    it('fails a job whose workers keep dying instead of claiming it forever', async () => {
+      const { id } = (await store.create(sub(), opts)) as { id: string };
+      let now = T0;
+      for (let i = 0; i < 3; i++) {
+        expect(await queue.claim(`dead${i}`, now, 1000)).to.not.equal(undefined);
+        now += 2000;
+      }
+      expect(await queue.claim('w', now, 1000)).to.equal(undefined);
+      expect((await store.get(id))!.status).to.equal('failed');
+    });
+
+    it('exports one row per learner and assignment with the latest or best graded score, and the legacy shape', async () => {
+      const courses = [{ id: '8x', instructors: [], assignments: [{ id: 'lab01', select: 'best' }, { id: 'lab02', select: 'latest' }] }] as never;
+      let now = T0;
+      const grade = async (owner: string, assignment: string, sha: string, result: GradingResult) => {
+        const { id } = (await store.create(sub(owner, sha, assignment), { ...opts, now })) as { id: string };
+        const job = (await queue.claim('w', now, 60_000))!;
+        await queue.complete(job.id, 'w', id, result, now + 1000);
+        now += 5000;
+      };
+      await grade('ada', 'lab01', '1'.repeat(64), graded(1));
+      await grade('ada', 'lab01', '2'.repeat(64), graded(0.5)); // best keeps 1
+      await grade('ada', 'lab02', '3'.repeat(64), graded(1));
+      await grade('ada', 'lab02', '4'.repeat(64), graded(0.5)); // latest is 0.5
+      await grade('bob', 'lab01', '5'.repeat(64), { ...graded(0), status: 'timeout', score: 0, tests: [] });
+      const rows = await gradeRows(store, { courses }, {});
+      expect(rows.map((r) => [r.learner, r.assignment, r.score, r.status])).to.deep.equal([
+        ['ada', 'lab01', 1, 'graded'],
+        ['bob', 'lab01', null, 'timeout'],
+        ['ada', 'lab02', 0.5, 'graded'],
+      ]);
+      const csv = gradesCsv(rows).split('\n');
+      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission');
+      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,/);
+      const legacy = (await legacyCsv(db, { assignment: 'lab01' })).trim().split('\n');
+      expect(legacy[0]).to.equal('userid,grade,section,lab,timestamp');
+      expect(legacy.slice(1).map((l) => l.split(',').slice(0, 4).join(','))).to.deep.equal(['ada,1,1,lab01', 'ada,0.5,1,lab01']);
+    });
+  });
+}
