@@ -54,7 +54,7 @@ FONT_CACHE = "/opt/gofer/matplotlib"
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 20000
 KERNEL_START_TIMEOUT = 60.0
-IOPUB_TIMEOUT = 3.0  # how long to wait for a cell's last outputs after its reply
+IOPUB_TIMEOUT = 3  # how long to wait for a cell's last outputs after its reply
 WATCHDOG_GRACE = IOPUB_TIMEOUT + 5.0  # beyond the budget, before giving up on a silent kernel
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # larger output messages are dropped by zmq
 EXAMPLE_OUTPUT_LIMIT = 1024 * 1024  # characters of one example's output kept by the kernel
@@ -1272,6 +1272,11 @@ def main():
                              "not in the notebook.",
                   "tests": [], "error": {"kind": "internal",
                                          "message": shorten("%s: %s" % (type(err).__name__, err), RESULT_MESSAGE_LIMIT)}}
+    try:
+        import resource
+        log("status %s, max RSS %d MB" % (result.get("status"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+    except Exception:
+        pass
     result["timing"] = {"kernelStartMs": ms(Timing.kernel_start), "notebookMs": ms(Timing.notebook),
                         "testsMs": ms(Timing.tests)}
     emit(result)
