@@ -3,7 +3,9 @@ import type { Config } from './config/schema.js';
 import type { JobQueue } from './grading/queue.js';
 import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
+import type { HubOAuth } from './submissions/hub-oauth.js';
 import { hubSubmitRouter, submissionsApiRouter, type IntakeDeps } from './submissions/routes.js';
+import { learnerPageRouter } from './web/learner-page.js';
 
 export interface AppDeps extends IntakeDeps {
   config: Config;
@@ -11,6 +13,8 @@ export interface AppDeps extends IntakeDeps {
   log: Logger;
   /** The hub service prefix the submit button posts to (e.g. /services/gofer/). */
   prefix: string;
+  /** Browser login through the hub, when Gofer runs as a hub service. */
+  oauth?: HubOAuth;
 }
 
 export const LEGACY_PREFIXES = ['/services/gofer_nb/', '/services/otter_grade/'];
@@ -24,6 +28,12 @@ export function buildApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   const prefixes = [deps.prefix, ...(deps.config.server.legacyPrefixes ? LEGACY_PREFIXES : [])];
+  if (deps.oauth) {
+    const oauth = deps.oauth;
+    deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req) };
+    app.use(deps.prefix, oauth.router());
+  }
+  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, identity: (req) => deps.cookieIdentity?.(req), prefix: deps.prefix }));
   const submit = hubSubmitRouter(deps);
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));

@@ -13,6 +13,7 @@ import { WorkerPool } from './grading/worker.js';
 import { systemClock, uuid, type Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
 import { ApiTokenStore, Authenticator, HubClient } from './submissions/identity.js';
+import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oauth.js';
 import { Intake } from './submissions/intake.js';
 import { SubmissionStore } from './submissions/store.js';
 
@@ -86,12 +87,15 @@ export async function run(opts: RunOptions): Promise<Running> {
   let url: string | undefined;
   if (opts.http) {
     const hub = hubSettings(config, env);
-    const auth = new Authenticator(
-      hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock }) : undefined,
-      new ApiTokenStore(db, clock),
-    );
+    const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock }) : undefined;
+    const auth = new Authenticator(hubClient, new ApiTokenStore(db, clock));
+    const oauthSettings = hubOAuthSettings(env, hub.prefix);
+    const oauth =
+      hubClient && oauthSettings
+        ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix)
+        : undefined;
     const intake = new Intake({ config, submissions, clock, ids: uuid, log, onQueued: () => pool.notify() });
-    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions });
+    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, ...(oauth ? { oauth } : {}) });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);

@@ -815,35 +815,37 @@ def make_client_class():
 
 async def wait_for_kernel(km, kc, deadline):
     """Like wait_for_ready, without its fixed 0.2 s of IOPub quiet: ready once a kernel_info
-    reply came on shell and that request's idle status came on IOPub (so IOPub is connected)."""
+    request was answered on shell and one such request's idle status came on IOPub (so the
+    IOPub subscription is in place and no cell output can be missed)."""
     from queue import Empty
 
+    sent = set()
+    answered = False
+    last_sent = 0.0
     while True:
+        now = time.monotonic()
         if not await km.is_alive():
-            code = None
             provisioner = getattr(km, "provisioner", None)
             process = getattr(provisioner, "process", None)
-            if process is not None:
-                code = process.poll()
+            code = process.poll() if process is not None else None
             raise JobError("internal", "the kernel exited while starting (exit status %s)" % code)
-        if time.monotonic() > deadline:
+        if now > deadline:
             raise JobError("internal", "the kernel did not start within %d s" % KERNEL_START_TIMEOUT)
-        msg_id = kc.kernel_info()
-        reply = None
-        end = min(deadline, time.monotonic() + 1.0)
-        while reply is None:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
+        if not answered:
+            if now - last_sent >= 1.0:
+                sent.add(kc.kernel_info())
+                last_sent = now
             try:
-                msg = await kc.shell_channel.get_msg(timeout=left)
+                msg = await kc.shell_channel.get_msg(timeout=0.1)
             except Empty:
-                break
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                reply = msg
-        if reply is None:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") in sent:
+                answered = True
+                handle = getattr(kc, "_handle_kernel_info_reply", None)
+                if handle is not None:
+                    handle(msg)
             continue
-        end = time.monotonic() + 0.5
+        end = time.monotonic() + 0.05
         while True:
             left = end - time.monotonic()
             if left <= 0:
@@ -852,12 +854,10 @@ async def wait_for_kernel(km, kc, deadline):
                 msg = await kc.iopub_channel.get_msg(timeout=left)
             except Empty:
                 break
-            if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg.get("msg_type") == "status"
+            if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") in sent
                     and msg.get("content", {}).get("execution_state") == "idle"):
-                handle = getattr(kc, "_handle_kernel_info_reply", None)
-                if handle is not None:
-                    handle(reply)
                 return
+        sent.add(kc.kernel_info())
 
 
 class Grader:
@@ -888,13 +888,31 @@ class Grader:
         await self.km.start_kernel(cwd=os.path.abspath(WORK))
         kc = self.km.client()
         kc.allow_stdin = False
-        # A single output message larger than this is dropped by zmq instead of being loaded
-        # into the harness's memory.
+        # A single output message larger than this is refused by zmq instead of being loaded
+        # into the harness's memory. zmq then drops the IOPub connection for good, so a watcher
+        # reconnects it (the outputs sent meanwhile are lost; outputs are not graded).
         kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        kc.iopub_channel  # noqa: B018 (creates the socket with that option)
+        iopub = kc.iopub_channel.socket
         kc.context.sockopts.pop(zmq.MAXMSGSIZE, None)
+        monitor = iopub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.watcher = asyncio.ensure_future(self.watch_iopub(iopub, monitor, kc._make_url("iopub")))
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self.kc = kc
+
+    async def watch_iopub(self, socket, monitor, url):
+        import zmq
+        from zmq.utils.monitor import parse_monitor_message
+
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            if event.get("event") != zmq.EVENT_DISCONNECTED or not await self.km.is_alive():
+                continue
+            log("IOPub connection dropped (an output message over %d MiB?); reconnecting" % (MAX_MESSAGE_BYTES >> 20))
+            try:
+                socket.disconnect(url)
+            except zmq.ZMQError:
+                pass
+            socket.connect(url)
 
     async def ready(self, nb):
         await wait_for_kernel(self.km, self.kc, self.kernel_started_at + KERNEL_START_TIMEOUT)
@@ -1010,7 +1028,8 @@ class Grader:
         number, source = numbers.get(index, (index + 1, ""))
         error = ename + (": " + evalue if evalue else "")
         if self.error_count == 1:
-            text = "Code cell %d raised %s." % (number, error)
+            text = "Code cell %d raised %s" % (number, error)
+            text += "" if text.endswith((".", "!", "?")) else "."
         else:
             text = "%d code cells raised errors; the first was code cell %d (%s)." % (self.error_count, number, error)
         return shorten(text + " The cells after it still ran; tests that depend on it may fail.", 600)
