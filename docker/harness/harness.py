@@ -840,6 +840,7 @@ async def wait_for_kernel(km, kc, deadline):
             except Empty:
                 continue
             if msg.get("parent_header", {}).get("msg_id") in sent:
+                log("DEBUG shell answered, sent", len(sent))
                 answered = True
                 handle = getattr(kc, "_handle_kernel_info_reply", None)
                 if handle is not None:
@@ -856,6 +857,7 @@ async def wait_for_kernel(km, kc, deadline):
                 break
             if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") in sent
                     and msg.get("content", {}).get("execution_state") == "idle"):
+                log("DEBUG iopub idle, sent", len(sent))
                 return
         sent.add(kc.kernel_info())
 
@@ -885,12 +887,17 @@ class Grader:
         self.km = AsyncKernelManager(kernel_name="gofer", connection_file=connection_file,
                                      kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs]))
         self.kernel_started_at = time.monotonic()
+        log("DEBUG starting kernel")
         await self.km.start_kernel(cwd=os.path.abspath(WORK))
+        log("DEBUG kernel process started")
         kc = self.km.client()
         kc.allow_stdin = False
         # A single output message larger than this is refused by zmq instead of being loaded
         # into the harness's memory. zmq then drops the IOPub connection for good, so a watcher
         # reconnects it (the outputs sent meanwhile are lost; outputs are not graded).
+        # The client connects before the kernel listens: retry every 10 ms, not zmq's 100 ms.
+        kc.context.setsockopt(zmq.RECONNECT_IVL, 10)
+        kc.context.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         iopub = kc.iopub_channel.socket
         kc.context.sockopts.pop(zmq.MAXMSGSIZE, None)
