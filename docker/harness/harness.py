@@ -33,6 +33,15 @@ _RESULT_FD = os.dup(1)
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 
+ROOT = os.path.abspath(os.environ.get("GOFER_HARNESS_ROOT") or "/gofer")
+WORK = os.path.abspath(os.environ.get("GOFER_HARNESS_WORK") or "/tmp/work")
+# `python3 -c` puts the current directory first on sys.path, and this process (root) imports
+# modules after learner code ran: import only from absolute paths, and stand where the learner
+# cannot write.
+sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]
+os.chdir("/")
+os.umask(0o022)
+
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
@@ -44,10 +53,8 @@ import traceback  # noqa: E402
 
 _T0 = time.monotonic()
 
-ROOT = os.environ.get("GOFER_HARNESS_ROOT") or "/gofer"
-WORK = os.environ.get("GOFER_HARNESS_WORK") or "/tmp/work"
 # Learner-side directories live next to the working directory (in the container: /tmp).
-SCRATCH = os.path.dirname(os.path.abspath(WORK)) or "/tmp"
+SCRATCH = os.path.dirname(WORK)
 HOME = os.path.join(SCRATCH, "home")
 FONT_CACHE = "/opt/gofer/matplotlib"
 
@@ -62,9 +69,6 @@ CASE_OUTPUT_LIMIT = 4 * 1024 * 1024  # and of one case's outputs together
 CAPTURE_LIMIT = 16 * 1024 * 1024  # characters of a test execution's stdout kept by the harness
 TEST_MESSAGE_LIMIT = 1500
 RESULT_MESSAGE_LIMIT = 3900
-
-STATUSES = ("graded", "timeout", "out_of_memory", "invalid_notebook", "kernel_died")
-
 
 class Outcome(Exception):
     """Ends the job early with a learner-facing status (not graded) and message."""
@@ -152,7 +156,7 @@ def extract_job(stream):
     import tarfile
 
     make_dir(ROOT, 0o700)
-    os.makedirs(WORK, exist_ok=True)
+    os.makedirs(WORK, mode=0o755, exist_ok=True)
     os.chmod(WORK, 0o777)
     total = 0
     count = 0
@@ -316,6 +320,9 @@ def load_notebook(text):
         cell["outputs"] = []
         if not isinstance(cell.get("metadata"), dict):
             cell["metadata"] = nbformat.NotebookNode()
+        tags = cell["metadata"].get("tags")
+        if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            cell["metadata"]["tags"] = []
         code.append((index, number, cell))
     return nb, code
 
@@ -332,24 +339,20 @@ def cell_label(number, source):
 # ---------------------------------------------------------------------------------------------
 
 class Case:
-    __slots__ = ("index", "name", "hidden", "points", "examples", "failure_message", "passed",
-                 "ran", "failure")
+    __slots__ = ("name", "hidden", "points", "examples", "failure_message", "passed", "failure")
 
-    def __init__(self, index, name, hidden, points, examples, failure_message):
-        self.index = index
+    def __init__(self, name, hidden, points, examples, failure_message):
         self.name = name
         self.hidden = hidden
         self.points = points
         self.examples = examples
         self.failure_message = failure_message
         self.passed = None  # None: not run
-        self.ran = False
         self.failure = None  # text describing the first failing example (visible cases only)
 
 
 class TestFile:
-    def __init__(self, path, name, cases, all_or_nothing):
-        self.path = path
+    def __init__(self, name, cases, all_or_nothing):
         self.name = name
         self.cases = cases
         self.all_or_nothing = all_or_nothing
@@ -431,7 +434,9 @@ def load_tests(policy):
                 raise bad("%s has no `code` string" % label)
             if raw.get("locked"):
                 raise bad("%s is locked (its outputs are hashed); unlock it first" % label)
-            hidden = raw.get("hidden", policy == "otter")
+            hidden = raw.get("hidden")
+            if hidden is None:
+                hidden = policy == "otter"  # otter: a case without `hidden` is hidden
             if not isinstance(hidden, (bool, int)):
                 raise bad("%s: `hidden` must be True or False" % label)
             case_name = raw.get("name", "%s - %d" % (name, i + 1))
@@ -452,10 +457,10 @@ def load_tests(policy):
                 raise bad("%s is not a valid doctest: %s" % (label, shorten(err, 300)))
             if not examples:
                 raise bad("%s has no doctest examples (no lines starting with >>>)" % label)
-            cases.append(Case(i, case_name, bool(hidden), points, examples, failure_message))
+            cases.append(Case(case_name, bool(hidden), points, examples, failure_message))
         if policy == "otter":
             resolve_points(test.get("points"), cases, bad)
-        files.append(TestFile(where, name, cases, bool(all_or_nothing)))
+        files.append(TestFile(name, cases, bool(all_or_nothing)))
     return files
 
 
@@ -637,7 +642,7 @@ def prepare_kernel_files(uid):
     fonts = os.environ.get("MPLCONFIGDIR") or FONT_CACHE
     if not os.path.isdir(fonts):
         fonts = FONT_CACHE if os.path.isdir(FONT_CACHE) else ""
-    argv = [sys.executable, "-I", wrapper, "{connection_file}", str(uid), os.path.abspath(WORK), shim,
+    argv = [sys.executable, "-I", wrapper, "{connection_file}", str(uid), WORK, shim,
             HOME, fonts]
     kernel_json = {"argv": argv, "display_name": "Gofer", "language": "python",
                    "interrupt_mode": "message", "env": {}, "metadata": {}}
@@ -840,7 +845,6 @@ async def wait_for_kernel(km, kc, deadline):
             except Empty:
                 continue
             if msg.get("parent_header", {}).get("msg_id") in sent:
-                log("DEBUG shell answered, sent", len(sent))
                 answered = True
                 handle = getattr(kc, "_handle_kernel_info_reply", None)
                 if handle is not None:
@@ -857,7 +861,6 @@ async def wait_for_kernel(km, kc, deadline):
                 break
             if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") in sent
                     and msg.get("content", {}).get("execution_state") == "idle"):
-                log("DEBUG iopub idle, sent", len(sent))
                 return
         sent.add(kc.kernel_info())
 
@@ -887,9 +890,7 @@ class Grader:
         self.km = AsyncKernelManager(kernel_name="gofer", connection_file=connection_file,
                                      kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs]))
         self.kernel_started_at = time.monotonic()
-        log("DEBUG starting kernel")
-        await self.km.start_kernel(cwd=os.path.abspath(WORK))
-        log("DEBUG kernel process started")
+        await self.km.start_kernel(cwd=WORK)
         kc = self.km.client()
         kc.allow_stdin = False
         # A single output message larger than this is refused by zmq instead of being loaded
@@ -1094,7 +1095,6 @@ class Grader:
         import doctest
 
         runnable = [e for e in case.examples if not e.options.get(doctest.SKIP)]
-        case.ran = True
         if not runnable:
             case.passed = True
             return None
@@ -1300,7 +1300,9 @@ def main():
                                          "message": shorten("%s: %s" % (type(err).__name__, err), RESULT_MESSAGE_LIMIT)}}
     try:
         import resource
-        log("status %s, max RSS %d MB" % (result.get("status"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        log("status %s, harness CPU %.2f s, max RSS %d MB"
+            % (result.get("status"), usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024))
     except Exception:
         pass
     result["timing"] = {"kernelStartMs": ms(Timing.kernel_start), "notebookMs": ms(Timing.notebook),

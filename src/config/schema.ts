@@ -53,9 +53,68 @@ export const assignmentSchema = z
 export const courseSchema = z
   .object({
     id,
+    /** LTI context ids (edX course keys) that are this course. */
+    contexts: z.array(z.string().min(1)).default([]),
     /** Hub users who see every learner's results in this course. */
     instructors: z.array(z.string().min(1)).default([]),
     assignments: z.array(assignmentSchema).min(1),
+  })
+  .strict();
+
+const ltiClientSchema = z
+  .object({
+    clientId: z.string().min(1),
+    /** edX gives each component its own token and keyset URLs; default: the platform's. */
+    tokenUrl: z.string().url().optional(),
+    keysetUrl: z.string().url().optional(),
+  })
+  .strict();
+
+export const platformSchema = z
+  .object({
+    name: z.string().min(1).default('edX'),
+    /** `iss`: the LMS base URL. */
+    issuer: z.string().url(),
+    authUrl: z.string().url(),
+    tokenUrl: z.string().url().optional(),
+    keysetUrl: z.string().url().optional(),
+    deploymentIds: z.array(z.string().min(1)).default(['1']),
+    clients: z.array(ltiClientSchema).min(1),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    p.clients.forEach((c, i) => {
+      if (!(c.tokenUrl ?? p.tokenUrl)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'tokenUrl'], message: 'no tokenUrl here or on the platform' });
+      if (!(c.keysetUrl ?? p.keysetUrl)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'keysetUrl'], message: 'no keysetUrl here or on the platform' });
+    });
+  });
+
+export const ltiSchema = z
+  .object({
+    /** Public base URL of Gofer as platforms and browsers reach it (login, launch, keyset URLs derive from it). */
+    url: z.string().url().optional(),
+    /** Encrypts ltijs's keys and tokens; default: $GOFER_LTI_KEY. Required unless `development`. */
+    encryptionKey: z.string().min(16).optional(),
+    /** Allows a generated encryption key and plain-HTTP cookies: never in production. */
+    development: z.boolean().default(false),
+    /** Cookies for edX's iframe launch: over HTTPS use secure with sameSite None. */
+    cookies: z.object({ secure: z.boolean().default(false), sameSite: z.enum(['None', 'Lax', 'Strict']).default('Lax') }).strict().default({}),
+    /** When the hub logs users in with LTI too and names them after a claim (e.g. "sub"), link identities automatically. */
+    hubUserClaim: z.string().optional(),
+    /** The "Open in JupyterHub" link; {assignment} and {course} are filled in. */
+    hubLink: z.string().default('/hub/user-redirect/lab'),
+    platforms: z.array(platformSchema).default([]),
+  })
+  .strict();
+
+export const passbackSchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).default(8),
+    retryDelaySeconds: z.number().min(0).default(2),
+    requestTimeoutSeconds: z.number().positive().default(10),
+    /** Scores sent at once by the dispatcher. */
+    concurrency: z.number().int().min(1).max(64).default(8),
+    pollMs: z.number().int().min(10).default(1000),
   })
   .strict();
 
@@ -112,6 +171,8 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    lti: ltiSchema.default({}),
+    passback: passbackSchema.default({}),
     /** Course used when a notebook names none (gofer's default was "8x"). */
     defaultCourse: id.optional(),
     courses: z.array(courseSchema).default([]),
@@ -155,5 +216,7 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type CourseConfig = z.infer<typeof courseSchema>;
+export type PlatformConfig = z.infer<typeof platformSchema>;
+export type LtiConfig = z.infer<typeof ltiSchema>;
 export type AssignmentConfig = z.infer<typeof assignmentSchema>;
 export type GradingLimits = z.infer<typeof gradingSchema>;
