@@ -1,6 +1,10 @@
+import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { isPostgres } from '../db/knex.js';
 import type { GradingResult } from './result.js';
+
+/** Runs inside the transaction that records a result (the passback outbox hooks in here). */
+export type OnRecorded = (trx: Knex.Transaction, recorded: { submissionId: string; resultId: number; result: GradingResult; now: number }) => Promise<void>;
 
 export interface ClaimedJob {
   id: number;
@@ -17,7 +21,7 @@ export interface ClaimedJob {
 export class JobQueue {
   constructor(
     private readonly db: Db,
-    private readonly opts: { retryDelayMs: number },
+    private readonly opts: { retryDelayMs: number; onRecorded?: OnRecorded },
   ) {}
 
   /** Atomically takes the next due job (or one whose lease expired) for this worker. */
@@ -99,6 +103,7 @@ export class JobQueue {
         message: result.message ?? null,
         graded_at: now,
       });
+      await this.opts.onRecorded?.(trx, { submissionId, resultId: Number(resultId), result, now });
       return true;
     });
   }
