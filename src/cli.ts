@@ -11,6 +11,7 @@ import { buildImage, LOCAL_BASE } from './grading/image.js';
 import { createDb, migrate } from './db/knex.js';
 import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
 import { systemClock } from './lib/clock.js';
+import { createProvider, ltiBaseUrl } from './lti/provider.js';
 import { run } from './server.js';
 import { ApiTokenStore } from './submissions/identity.js';
 import { SubmissionStore } from './submissions/store.js';
@@ -173,6 +174,66 @@ export async function main(argv: string[]): Promise<number> {
       } finally {
         await db.destroy();
       }
+    });
+
+  const platform = program.command('platform').description('LTI platforms (edX instances) Gofer accepts launches from');
+  const withProvider = async <T>(fn: (lti: Awaited<ReturnType<typeof createProvider>>, config: Config, db: ReturnType<typeof createDb>) => Promise<T>): Promise<T> => {
+    const { config, log } = setup();
+    const db = createDb(config);
+    try {
+      await migrate(db);
+      return await fn(await createProvider({ config, db, clock: systemClock, log, env: process.env }), config, db);
+    } finally {
+      await db.destroy();
+    }
+  };
+  platform
+    .command('add')
+    .description('register a platform client (edX: one per LTI component); idempotent')
+    .requiredOption('--issuer <url>', 'the LMS base URL (iss)')
+    .requiredOption('--client-id <id>', "the component's client id")
+    .requiredOption('--auth-url <url>', 'OIDC auth endpoint (edX: {LMS}/api/lti_consumer/v1/launch/)')
+    .requiredOption('--token-url <url>', 'access token URL (edX: {LMS}/api/lti_consumer/v1/token/{config id})')
+    .requiredOption('--keyset-url <url>', 'platform keyset URL (edX: {LMS}/api/lti_consumer/v1/public_keysets/{config id})')
+    .option('--name <name>', 'a name for people', 'edX')
+    .action(async (opts: { issuer: string; clientId: string; authUrl: string; tokenUrl: string; keysetUrl: string; name: string }) => {
+      await withProvider(async (lti) => {
+        await lti.registerPlatform({
+          url: opts.issuer,
+          name: opts.name,
+          clientId: opts.clientId,
+          authenticationEndpoint: opts.authUrl,
+          accesstokenEndpoint: opts.tokenUrl,
+          authorizationServer: opts.tokenUrl,
+          authConfig: { method: 'JWK_SET', key: opts.keysetUrl },
+        });
+        process.stdout.write(`registered ${opts.issuer} client ${opts.clientId}\n`);
+      });
+    });
+  platform
+    .command('list')
+    .description('list registered platform clients and the URLs to enter in the platform')
+    .action(async () => {
+      await withProvider(async (_lti, config, db) => {
+        const base = ltiBaseUrl(config);
+        process.stdout.write(`Tool URLs for the platform: login ${base}/lti/login   launch ${base}/lti   keyset ${base}/lti/keys\n`);
+        const rows = (await db('lti_platforms').select('doc').orderBy('id')).map((r) => JSON.parse(r.doc as string) as Record<string, string>);
+        if (!rows.length) process.stdout.write('no platforms registered\n');
+        for (const r of rows) process.stdout.write(`${r.platformName}\t${r.platformUrl}\tclient ${r.clientId}\ttoken ${r.accesstokenEndpoint}\n`);
+      });
+    });
+  platform
+    .command('remove')
+    .description('remove a platform client and its keys')
+    .requiredOption('--issuer <url>')
+    .requiredOption('--client-id <id>')
+    .action(async (opts: { issuer: string; clientId: string }) => {
+      await withProvider(async (lti, _config, db) => {
+        const known = await db('lti_platforms').where({ platform_url: opts.issuer, client_id: opts.clientId }).first();
+        if (!known) throw new InputError(`No platform ${opts.issuer} with client ${opts.clientId} is registered.`);
+        await lti.deletePlatform(opts.issuer, opts.clientId);
+        process.stdout.write(`removed ${opts.issuer} client ${opts.clientId}\n`);
+      });
     });
 
   program

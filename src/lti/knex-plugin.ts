@@ -80,13 +80,20 @@ export class KnexLtiPlugin {
     // the query names the unique key; make sure the stored document carries it
     for (const [field, value] of Object.entries(query)) if (doc[field] === undefined) doc[field] = value;
     const row = this.row(spec, doc);
-    const keyColumns = Object.keys(query).map((f) => column(spec, f));
-    await this.db.transaction(async (trx) => {
-      const q = trx(spec.table);
-      this.where(q, spec, query);
-      await q.delete();
-      await trx(spec.table).insert(row).onConflict(keyColumns).merge();
-    });
+    const replace = () =>
+      this.db.transaction(async (trx) => {
+        const q = trx(spec.table);
+        this.where(q, spec, query);
+        await q.delete();
+        await trx(spec.table).insert(row);
+      });
+    try {
+      await replace();
+    } catch (err) {
+      // two concurrent replaces of the same key (PostgreSQL): the second one wins on retry
+      if (!/unique|duplicate/i.test((err as Error).message)) throw err;
+      await replace();
+    }
     return true;
   }
 

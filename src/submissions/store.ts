@@ -106,6 +106,16 @@ export class SubmissionStore {
     });
   }
 
+  /** Grades a stored submission again (instructor action): a new grading job, a new result. */
+  async regrade(id: string, now: number, maxAttempts: number): Promise<boolean> {
+    return this.db.transaction(async (trx) => {
+      const n = await trx('submissions').where({ id }).update({ status: 'queued' });
+      if (n !== 1) return false;
+      await trx('grading_jobs').insert({ submission_id: id, status: 'queued', attempts: 0, max_attempts: maxAttempts, run_at: now, created_at: now, updated_at: now });
+      return true;
+    });
+  }
+
   async get(id: string): Promise<Submission | undefined> {
     const row = (await this.db('submissions').select(COLUMNS).where({ id }).first()) as Row | undefined;
     return row && toSubmission(row);

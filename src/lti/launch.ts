@@ -1,0 +1,151 @@
+import type { Config, CourseConfig } from '../config/schema.js';
+import type { Clock } from '../lib/clock.js';
+import type { Binding, LtiIdentity, LtiStore } from './store.js';
+
+const AGS_CLAIM = 'https://purl.imsglobal.org/spec/lti-ags/claim/endpoint';
+const STAFF_ROLES = ['membership#Instructor', 'membership#Administrator', 'membership/Instructor#TeachingAssistant'];
+
+/** What Gofer reads from a verified launch (ltijs checked signature, nonce, audience and expiry). */
+export interface LaunchClaims {
+  issuer: string;
+  clientId: string;
+  deploymentId: string;
+  sub: string;
+  name: string | null;
+  email: string | null;
+  roles: string[];
+  contextId: string | null;
+  resourceLinkId: string | null;
+  custom: Record<string, unknown>;
+  ags: { scope?: string[]; lineitems?: string; lineitem?: string } | null;
+  /** The whole verified token, for a configured hub-name claim. */
+  raw: Record<string, unknown>;
+}
+
+/** Who is looking at a Gofer page after a launch; carried signed in the page URL. */
+export interface LtiSession {
+  issuer: string;
+  sub: string;
+  course: string;
+  assignment: string;
+  bindingId: number;
+  staff: boolean;
+  name: string | null;
+}
+
+export type LaunchOutcome =
+  | { ok: true; session: LtiSession; identity: LtiIdentity; binding: Binding }
+  | { ok: false; title: string; message: string };
+
+export function isStaff(roles: string[]): boolean {
+  return roles.some((r) => STAFF_ROLES.some((s) => r.endsWith(s)));
+}
+
+/**
+ * Records who launched and where the assignment's grades go, or says precisely what the course
+ * team must change in Studio when the launch cannot be used.
+ */
+export class LaunchService {
+  constructor(
+    private readonly deps: {
+      config: Pick<Config, 'courses' | 'defaultCourse' | 'lti'>;
+      store: LtiStore;
+      clock: Clock;
+      /** A learner's grades may now be deliverable: wake their waiting passbacks. */
+      onIdentity: (hubUser: string) => Promise<void>;
+    },
+  ) {}
+
+  async launch(c: LaunchClaims): Promise<LaunchOutcome> {
+    const { config, store, clock } = this.deps;
+    const platform = config.lti.platforms.find((p) => p.issuer === c.issuer);
+    if (platform && !platform.deploymentIds.includes(c.deploymentId)) {
+      return fail('Unknown deployment', `This launch came from deployment "${c.deploymentId}" of ${c.issuer}, which Gofer's configuration does not list (lti.platforms[].deploymentIds: ${platform.deploymentIds.join(', ')}).`);
+    }
+    const course = this.course(c);
+    if (!course) {
+      return fail('Unknown course', `Gofer does not know which of its courses the platform course "${c.contextId ?? '(none)'}" is. Add it to a course's "contexts" in Gofer's configuration, or add the custom parameter course=<id> to this component in Studio.`);
+    }
+    const wanted = typeof c.custom.assignment === 'string' ? c.custom.assignment.trim() : '';
+    if (!wanted) {
+      return fail('No assignment', `This component does not say which notebook assignment it is. In Studio, edit the component and add the custom parameter assignment=<id> (one of: ${course.assignments.map((a) => a.id).join(', ')}).`);
+    }
+    const assignment = course.assignments.find((a) => a.id === wanted || a.aliases.includes(wanted));
+    if (!assignment) {
+      return fail('Unknown assignment', `The custom parameter assignment=${wanted} names no assignment of course ${course.id}. Use one of: ${course.assignments.map((a) => a.id).join(', ')}.`);
+    }
+    if (!c.ags || (!c.ags.lineitem && !c.ags.lineitems)) {
+      return fail('Grades cannot be sent', 'This launch carries no Assignment and Grade Services claim, so Gofer cannot send grades back. In Studio, tick "This activity is graded" on the component (and give it a weight), then launch again.');
+    }
+    if (!c.resourceLinkId || !c.contextId) return fail('Incomplete launch', 'The launch has no resource link or course context; launch the component from the course.');
+
+    const now = clock.now();
+    const claim = config.lti.hubUserClaim ? claimValue(c.raw, config.lti.hubUserClaim) : undefined;
+    const identity = await store.saveIdentity(
+      { issuer: c.issuer, sub: c.sub, clientId: c.clientId, deploymentId: c.deploymentId, name: c.name, email: c.email, roles: c.roles, ...(claim ? { hubUser: claim } : {}) },
+      now,
+    );
+    const binding = await store.saveBinding(
+      {
+        issuer: c.issuer,
+        clientId: c.clientId,
+        deploymentId: c.deploymentId,
+        contextId: c.contextId,
+        resourceLinkId: c.resourceLinkId,
+        course: course.id,
+        assignment: assignment.id,
+        lineItemUrl: c.ags.lineitem ?? null,
+        lineItemsUrl: c.ags.lineitems ?? null,
+        scopes: c.ags.scope ?? [],
+        endAt: null,
+      },
+      now,
+    );
+    if (identity.hubUser) await this.deps.onIdentity(identity.hubUser);
+    return {
+      ok: true,
+      identity,
+      binding,
+      session: { issuer: c.issuer, sub: c.sub, course: course.id, assignment: assignment.id, bindingId: binding.id, staff: isStaff(c.roles), name: c.name },
+    };
+  }
+
+  private course(c: LaunchClaims): CourseConfig | undefined {
+    const { courses, defaultCourse } = this.deps.config;
+    if (typeof c.custom.course === 'string') return courses.find((x) => x.id === c.custom.course);
+    return (
+      courses.find((x) => c.contextId && x.contexts.includes(c.contextId)) ??
+      (defaultCourse ? courses.find((x) => x.id === defaultCourse) : undefined) ??
+      (courses.length === 1 ? courses[0] : undefined)
+    );
+  }
+}
+
+/** Reads the AGS claim and the rest of what Gofer needs from ltijs's token object. */
+export function claimsFromLtijs(token: Record<string, any>): LaunchClaims {
+  const ctx = (token.platformContext ?? {}) as Record<string, any>;
+  return {
+    issuer: String(token.iss),
+    clientId: String(token.clientId),
+    deploymentId: String(token.deploymentId),
+    sub: String(token.user),
+    name: token.userInfo?.name ?? null,
+    email: token.userInfo?.email ?? null,
+    roles: Array.isArray(ctx.roles) ? ctx.roles.map(String) : [],
+    contextId: ctx.context?.id ?? null,
+    resourceLinkId: ctx.resource?.id ?? null,
+    custom: (ctx.custom ?? {}) as Record<string, unknown>,
+    ags: (ctx.endpoint ?? null) as LaunchClaims['ags'],
+    raw: { sub: token.user, name: token.userInfo?.name, email: token.userInfo?.email, [AGS_CLAIM]: ctx.endpoint, custom: ctx.custom },
+  };
+}
+
+function claimValue(raw: Record<string, unknown>, path: string): string | undefined {
+  let v: unknown = raw;
+  for (const part of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined;
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+function fail(title: string, message: string): LaunchOutcome {
+  return { ok: false, title, message };
+}

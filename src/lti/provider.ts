@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import type { Express, Request, Response } from 'express';
+import type { Config, PlatformConfig } from '../config/schema.js';
+import type { Db } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import { ConfigError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { esc, page } from '../web/html.js';
+import { KnexLtiPlugin } from './knex-plugin.js';
+import { claimsFromLtijs, type LaunchService, type LtiSession } from './launch.js';
+
+// ltijs is CommonJS and a process-wide singleton: set up once per process.
+const require = createRequire(import.meta.url);
+
+/** The parts of ltijs's Provider that Gofer uses (its own typings are out of date). */
+interface LtijsProvider {
+  app: Express;
+  setup(key: string, db: { plugin: KnexLtiPlugin }, options: Record<string, unknown>): LtijsProvider;
+  deploy(options: { serverless: boolean; silent: boolean }): Promise<boolean>;
+  onConnect(cb: (token: Record<string, any>, req: Request, res: Response) => unknown): void;
+  onDeepLinking(cb: (token: Record<string, any>, req: Request, res: Response) => unknown): void;
+  onInvalidToken(cb: (req: Request, res: Response) => unknown): void;
+  onSessionTimeout(cb: (req: Request, res: Response) => unknown): void;
+  onUnregisteredPlatform(cb: (req: Request, res: Response) => unknown): void;
+  registerPlatform(p: Record<string, unknown>): Promise<unknown>;
+  deletePlatform(url: string, clientId: string): Promise<boolean>;
+  DeepLinking: { createDeepLinkingForm(token: unknown, items: unknown[], options: Record<string, unknown>): Promise<string> };
+}
+
+export interface LtiMount {
+  /** ltijs's express app: mount at /lti (launch /lti, login /lti/login, keyset /lti/keys). */
+  app: Express;
+  provider: LtijsProvider;
+}
+
+/** The encryption key for ltijs's stored keys and tokens; refuses to start without one outside development. */
+export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: NodeJS.ProcessEnv): string {
+  const key = config.lti.encryptionKey ?? env.GOFER_LTI_KEY;
+  if (key) return key;
+  if (!config.lti.development) {
+    throw new ConfigError('LTI needs an encryption key: set GOFER_LTI_KEY (or lti.encryptionKey) to a long random secret. Only `lti.development: true` may run without one.');
+  }
+  const file = path.join(config.dataDir, 'lti-dev-key');
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
+/**
+ * Sets up ltijs in serverless mode on Gofer's database, with Gofer's launch handling. Pages
+ * after the launch are Gofer's own (`pageUrl`), reached with a signed session in the URL so they
+ * also work in an iframe that blocks third-party cookies.
+ */
+/** ltijs on Gofer's database, deployed in serverless mode, with no handlers yet. */
+export async function createProvider(deps: { config: Config; db: Db; clock: Clock; log: Logger; env: NodeJS.ProcessEnv }): Promise<LtijsProvider> {
+  const { config } = deps;
+  const lti = require('ltijs').Provider as LtijsProvider;
+  const key = ltiEncryptionKey(config, deps.env);
+  lti.setup(key, { plugin: new KnexLtiPlugin(deps.db, deps.clock, deps.log) }, {
+    appRoute: '/',
+    loginRoute: '/login',
+    keysetRoute: '/keys',
+    cookies: { secure: config.lti.cookies.secure, sameSite: config.lti.cookies.sameSite },
+    devMode: false,
+    // Gofer's pages are its own; ltijs needs no cross-origin access
+    cors: false,
+  });
+  const before = new Set(process.listeners('SIGINT'));
+  await lti.deploy({ serverless: true, silent: true });
+  // ltijs exits the process on SIGINT; Gofer's own shutdown handles signals
+  for (const l of process.listeners('SIGINT')) if (!before.has(l)) process.off('SIGINT', l);
+  return lti;
+}
+
+/**
+ * Sets up ltijs with Gofer's launch handling. Pages after the launch are Gofer's own
+ * (`pageUrl`), reached with a signed session in the URL so they also work in an iframe that
+ * blocks third-party cookies.
+ */
+export async function setupLti(deps: {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  env: NodeJS.ProcessEnv;
+  launches: LaunchService;
+  pageUrl: (session: LtiSession) => string;
+  assignmentsForDeepLinking: (token: Record<string, any>) => Array<{ id: string; title: string }>;
+}): Promise<LtiMount> {
+  const { config, log } = deps;
+  const lti = await createProvider(deps);
+
+  const problem = (res: Response, status: number, title: string, message: string): void => {
+    res.status(status).type('html').send(page(title, `<p>${esc(message)}</p>`));
+  };
+  lti.onConnect(async (token, _req, res) => {
+    const outcome = await deps.launches.launch(claimsFromLtijs(token));
+    if (!outcome.ok) return problem(res, 400, outcome.title, outcome.message);
+    log.info('launch', { issuer: outcome.session.issuer, course: outcome.session.course, assignment: outcome.session.assignment, staff: outcome.session.staff });
+    return res.redirect(303, deps.pageUrl(outcome.session));
+  });
+  lti.onDeepLinking(async (token, _req, res) => {
+    const ltik = res.locals.ltik as string;
+    const items = deps
+      .assignmentsForDeepLinking(token)
+      .map((a) => `<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${esc(a.id)}"><button type="submit">${esc(a.title)}</button></form></li>`)
+      .join('');
+    res.type('html').send(page('Choose an assignment', `<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
+  });
+  lti.app.post('/deeplink', async (req: Request, res: Response) => {
+    const token = res.locals.token as Record<string, any> | undefined;
+    const chosen = String((req.body as Record<string, unknown>)?.assignment ?? '');
+    const entry = token && deps.assignmentsForDeepLinking(token).find((a) => a.id === chosen);
+    if (!token || !entry) return problem(res, 400, 'Unknown assignment', 'Choose one of the listed assignments.');
+    const launchUrl = `${ltiBaseUrl(config)}/lti`;
+    const form = await lti.DeepLinking.createDeepLinkingForm(token, [{ type: 'ltiResourceLink', title: entry.title, url: launchUrl, custom: { assignment: entry.id } }], { message: `Linked ${entry.title}` });
+    return res.type('html').send(form);
+  });
+  lti.onInvalidToken((req, res) => problem(res, 401, 'Launch not accepted', `The launch could not be verified (${String((res.locals.err as { details?: { message?: string } })?.details?.message ?? 'invalid token')}). Launch the assignment again from the course.`));
+  lti.onSessionTimeout((_req, res) => problem(res, 401, 'Session expired', 'Your session has expired. Launch the assignment again from the course.'));
+  lti.onUnregisteredPlatform((_req, res) =>
+    problem(res, 400, 'Unknown platform', 'This platform (issuer and client id) is not registered with Gofer. The course team must add its issuer and the component\'s client id to Gofer\'s configuration (lti.platforms) or with `gofer platform add`.'),
+  );
+  return { app: lti.app, provider: lti };
+}
+
+/** Registers every platform client declared in the configuration; idempotent. */
+export async function registerPlatforms(lti: LtijsProvider, platforms: PlatformConfig[], log: Logger): Promise<number> {
+  let n = 0;
+  for (const p of platforms) {
+    for (const c of p.clients) {
+      await lti.registerPlatform({
+        url: p.issuer,
+        name: p.name,
+        clientId: c.clientId,
+        authenticationEndpoint: p.authUrl,
+        accesstokenEndpoint: c.tokenUrl ?? p.tokenUrl,
+        authorizationServer: c.tokenUrl ?? p.tokenUrl,
+        authConfig: { method: 'JWK_SET', key: c.keysetUrl ?? p.keysetUrl },
+      });
+      n++;
+    }
+  }
+  if (n) log.info('LTI platforms registered', { clients: n });
+  return n;
+}
+
+/** Where platforms and browsers reach Gofer. */
+export function ltiBaseUrl(config: Pick<Config, 'lti' | 'server'>): string {
+  return (config.lti.url ?? `http://${config.server.host}:${config.server.port}`).replace(/\/$/, '');
+}

@@ -1,0 +1,172 @@
+import express, { type Request, type Response, type Router } from 'express';
+import type { Config } from '../config/schema.js';
+import { gradeRows, gradesCsv } from '../gradebook/export.js';
+import type { LtiSession } from '../lti/launch.js';
+import type { LtiStore } from '../lti/store.js';
+import type { Clock } from '../lib/clock.js';
+import { ForbiddenError } from '../lib/errors.js';
+import type { Identity, Signer } from '../submissions/identity.js';
+import type { SubmissionStore } from '../submissions/store.js';
+import { esc, page } from './html.js';
+
+const SESSION_MS = 8 * 3600 * 1000;
+
+/** How a submission's grade stands with the platform, for the pages. */
+export interface PassbackState {
+  status: string;
+  detail: string | null;
+}
+
+export interface LtiPagesDeps {
+  config: Config;
+  store: LtiStore;
+  submissions: SubmissionStore;
+  signer: Signer;
+  clock: Clock;
+  /** The hub service prefix (for "Connect your JupyterHub account"). */
+  prefix: string;
+  passbackStates: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
+  resend: (submissionId: string) => Promise<boolean>;
+  onLinked: (hubUser: string) => Promise<void>;
+  wakeGrading: () => void;
+  hubIdentity?: (req: Request) => Identity | undefined;
+}
+
+const PASSBACK_WORDS: Record<string, string> = {
+  sent: 'sent to edX',
+  pending: 'being sent to edX',
+  waiting: 'waiting: launch the assignment from the course (and connect your JupyterHub account) so Gofer can send it',
+  superseded: 'not sent: a newer score is already in edX',
+  late: 'not sent: submitted after the deadline',
+  failed: 'edX refused it; course staff can see why',
+};
+
+/**
+ * Pages reached after an LTI launch: the learner's assignment page, the instructor's course
+ * table with CSV download, regrade and resend (CSRF-protected), and linking a launch identity to
+ * a hub account. The session travels signed in the URL (`s`); POSTs also carry a CSRF token
+ * derived from it.
+ */
+export function ltiPagesRouter(deps: LtiPagesDeps): Router {
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '16kb' });
+  const now = () => deps.clock.now();
+
+  const session = (req: Request): { s: string; session: LtiSession } => {
+    const s = String(req.query.s ?? (req.body as Record<string, unknown> | undefined)?.s ?? '');
+    const value = deps.signer.verify<LtiSession>(s, now());
+    if (!value) throw new ForbiddenError('This page link has expired. Launch the assignment again from the course.');
+    return { s, session: value };
+  };
+  const staffOnly = (req: Request): { s: string; session: LtiSession } => {
+    const found = session(req);
+    if (!found.session.staff) throw new ForbiddenError('Only course staff may open this page.');
+    return found;
+  };
+  const checkCsrf = (req: Request, s: string): void => {
+    const given = String((req.body as Record<string, unknown> | undefined)?.csrf ?? '');
+    if (given !== deps.signer.tag('csrf', s)) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
+  };
+
+  router.get('/assignment', async (req: Request, res: Response) => {
+    const { s, session: ses } = session(req);
+    const identity = await deps.store.identity(ses.issuer, ses.sub);
+    const assignment = deps.config.courses.find((c) => c.id === ses.course)?.assignments.find((a) => a.id === ses.assignment);
+    const hubLink = deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course));
+    const parts = [`<p>Course <b>${esc(ses.course)}</b>, assignment <b>${esc(ses.assignment)}</b>${assignment?.due ? `, due ${esc(assignment.due.toISOString())}` : ''}.</p>`];
+    parts.push(`<p><a id="open-hub" href="${esc(hubLink)}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
+    if (ses.staff) parts.push(`<p><a id="course-page" href="course?s=${encodeURIComponent(s)}">Course grades (staff)</a></p>`);
+    const hubUser = identity?.hubUser;
+    if (!hubUser) {
+      const t = deps.signer.sign({ issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
+      const next = `${deps.prefix}link?t=${encodeURIComponent(t)}`;
+      parts.push(`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
+<a id="connect-hub" href="${esc(`${deps.prefix}login?next=${encodeURIComponent(next)}`)}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
+    } else {
+      const subs = (await deps.submissions.list({ owner: hubUser, course: ses.course, assignment: ses.assignment })).reverse();
+      const states = await deps.passbackStates(subs.map((x) => x.id));
+      const rows = await Promise.all(
+        subs.map(async (x) => {
+          const tests = (await deps.submissions.tests(x.id)).filter((t) => !t.hidden);
+          const feedback = tests.map((t) => `<li>${esc(t.name)}: ${t.passed ? 'passed' : 'failed'}${t.message ? `<pre>${esc(t.message)}</pre>` : ''}</li>`).join('');
+          const st = states.get(x.id);
+          return `<tr class="submission"><td>${esc(new Date(x.receivedAt).toISOString())}</td><td class="status-${esc(x.status)}">${esc(x.status)}</td>
+<td class="score">${x.status === 'graded' ? `${esc(x.points)}/${esc(x.maxPoints)}` : ''}</td><td class="passback">${esc(st ? (PASSBACK_WORDS[st.status] ?? st.status) : '')}</td>
+<td>${esc(x.message ?? '')}<ul>${feedback}</ul></td></tr>`;
+        }),
+      );
+      parts.push(`<p>Signed in to JupyterHub as <b id="hub-user">${esc(hubUser)}</b>.</p>`);
+      parts.push(
+        subs.length
+          ? `<table><thead><tr><th>Received</th><th>Status</th><th>Score</th><th>edX</th><th>Feedback</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+          : '<p id="no-submissions">No submissions yet: open the notebook in JupyterHub and press Submit.</p>',
+      );
+    }
+    res.type('html').send(page(`${ses.assignment}`, parts.join('\n')));
+  });
+
+  router.get('/course', async (req: Request, res: Response) => {
+    const { s, session: ses } = staffOnly(req);
+    const rows = await gradeRows(deps.submissions, deps.config, { course: ses.course });
+    const states = await deps.passbackStates(rows.map((r) => r.submission));
+    const csrf = deps.signer.tag('csrf', s);
+    const action = (path: string, label: string, submission: string) =>
+      `<form method="post" action="${path}" class="inline"><input type="hidden" name="s" value="${esc(s)}"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="submission" value="${esc(submission)}"><button type="submit">${label}</button></form>`;
+    const body = rows
+      .map((r) => {
+        const st = states.get(r.submission);
+        return `<tr class="grade"><td>${esc(r.learner)}</td><td>${esc(r.assignment)}</td><td>${esc(r.status)}</td><td>${r.score === null ? '' : esc(r.score)}</td>
+<td>${esc(st?.status ?? '')}${st?.detail ? `<br><small>${esc(st.detail)}</small>` : ''}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`;
+      })
+      .join('');
+    const html = `<p><a id="csv" href="course.csv?s=${encodeURIComponent(s)}">Download CSV</a></p>
+<p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
+<table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
+    res.type('html').send(page(`Grades: ${ses.course}`, html));
+  });
+
+  router.get('/course.csv', async (req: Request, res: Response) => {
+    const { session: ses } = staffOnly(req);
+    res.type('text/csv').attachment(`gofer-${ses.course}.csv`).send(gradesCsv(await gradeRows(deps.submissions, deps.config, { course: ses.course })));
+  });
+
+  const own = async (ses: LtiSession, submission: string) => {
+    const sub = await deps.submissions.get(submission);
+    if (!sub || sub.course !== ses.course) throw new ForbiddenError('That submission is not in your course.');
+    return sub;
+  };
+  router.post('/regrade', form, async (req: Request, res: Response) => {
+    const { s, session: ses } = staffOnly(req);
+    checkCsrf(req, s);
+    const sub = await own(ses, String(req.body.submission ?? ''));
+    await deps.submissions.regrade(sub.id, now(), deps.config.queue.maxAttempts);
+    deps.wakeGrading();
+    res.redirect(303, `course?s=${encodeURIComponent(s)}`);
+  });
+  router.post('/resend', form, async (req: Request, res: Response) => {
+    const { s, session: ses } = staffOnly(req);
+    checkCsrf(req, s);
+    const sub = await own(ses, String(req.body.submission ?? ''));
+    await deps.resend(sub.id);
+    res.redirect(303, `course?s=${encodeURIComponent(s)}`);
+  });
+  return router;
+}
+
+/** `{prefix}link?t=…`: after hub login, ties the launch identity in `t` to the hub account. */
+export function linkRouter(deps: Pick<LtiPagesDeps, 'signer' | 'store' | 'clock' | 'onLinked' | 'hubIdentity' | 'prefix'>): Router {
+  const router = express.Router();
+  router.get('/link', async (req: Request, res: Response) => {
+    const who = deps.hubIdentity?.(req);
+    if (!who) {
+      res.redirect(302, `${deps.prefix}login?next=${encodeURIComponent(req.originalUrl)}`);
+      return;
+    }
+    const t = deps.signer.verify<{ issuer: string; sub: string }>(String(req.query.t ?? ''), deps.clock.now());
+    if (!t) throw new ForbiddenError('This link has expired. Launch the assignment again from the course and use "Connect your JupyterHub account".');
+    await deps.store.linkHubUser(t.issuer, t.sub, who.name);
+    await deps.onLinked(who.name);
+    res.type('html').send(page('Connected', `<p id="linked">Your course account is now connected to the JupyterHub account <b>${esc(who.name)}</b>. You can close this window and reload the assignment page.</p>`));
+  });
+  return router;
+}
