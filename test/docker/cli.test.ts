@@ -43,7 +43,7 @@ describe('gofer grade (command line, real engine)', function () {
     const { code, stdout } = await gofer(['grade', path.join(dir, 'wrong.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--policy', 'otter', '--timeout', '30', '--memory', '512']);
     expect(code).to.equal(0);
     expect(stdout).to.match(/q1\s+0\.50\/1\s+failed/);
-    expect(stdout).to.match(/Expected:\s+9\s+Got:\s+6/);
+    expect(stdout).to.match(/Expected:\n\s+\|\s+9\n\s+\|\s+Got:\n\s+\|\s+6/);
     expect(stdout).to.match(/q2\s+2\/2\s+passed/);
     expect(stdout).to.match(/status: graded\s+score: 2\.50\/3 \(83\.3%\)/);
   });

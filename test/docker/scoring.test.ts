@@ -31,7 +31,7 @@ const TESTS: Record<string, string> = {
   numpy: okTest({ name: 'numpy', cases: [{ code: '>>> arr\narray([1, 2, 3])' }, { code: '>>> arr.sum()\n6' }] }),
   pandas: okTest({ name: 'pandas', cases: [{ code: '>>> df\n   a\n0  1\n1  2' }, { code: ">>> list(df['a'])\n[1, 2]" }] }),
   later: okTest({ name: 'later', cases: [{ code: ">>> later\n'ran'" }] }),
-  undefined: okTest({ name: 'undefined', cases: [{ code: '>>> missing_answer\n42' }] }),
+  undefined: okTest({ name: 'undefined', cases: [{ code: '>>> missing_answer\n42', hidden: false }] }),
   // one namespace per case: a name assigned in case 1 is not visible in case 2
   isolation: okTest({ name: 'isolation', okFormat: true, points: 2, cases: [{ code: '>>> y = 5\n>>> y\n5', hidden: false }, { code: ">>> 'y' in dir()\nFalse", hidden: false }] }),
   listpoints: okTest({

@@ -10,6 +10,9 @@ import { ROOT } from './service.js';
  * and Gofer as a hub-managed service, all on loopback ports, with every file in one directory.
  */
 
+/** A failure of the hub setup, its message ending with the log's last lines. */
+class HubFailure extends Error {}
+
 export const PROXY_BIN = path.join(ROOT, 'node_modules/.bin/configurable-http-proxy');
 
 /** The jupyterhub command, or a loud failure saying how to install it (these tests never skip). */
@@ -165,7 +168,7 @@ c.JupyterHub.load_roles = [
     const text = readFileSync(logFile, 'utf8').replace(/\x1b\[[0-9;]*m/g, '');
     return text.split('\n').slice(-lines - 1).join('\n');
   };
-  const fail = (why: string): Error => new Error(`${why}\n--- last lines of ${logFile} ---\n${tail(50)}`);
+  const fail = (why: string): Error => new HubFailure(`${why}\n--- last lines of ${logFile} ---\n${tail(50)}`);
 
   const url = `http://127.0.0.1:${publicPort}`;
   const apiUrl = `http://127.0.0.1:${hubPort}/hub/api`;
@@ -180,6 +183,7 @@ c.JupyterHub.load_roles = [
         const v = await probe();
         if (v !== undefined) return v;
       } catch (err) {
+        if (err instanceof HubFailure) throw err;
         last = (err as Error).message;
       }
       await new Promise((r) => setTimeout(r, 250));
@@ -217,7 +221,9 @@ c.JupyterHub.load_roles = [
         if (child.exitCode === null && child.signalCode === null) {
           signalGroup(child.pid!, 'SIGTERM');
           // the hub stops its service with SIGINT, waits up to 10 s, then SIGTERM (5 s), then SIGKILL
-          const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
+          let timer: NodeJS.Timeout | undefined;
+          const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000)))]);
+          clearTimeout(timer);
           if (!done) {
             signalGroup(child.pid!, 'SIGKILL');
             await exited;
@@ -243,11 +249,18 @@ c.JupyterHub.load_roles = [
       return res.ok ? ((await res.json()) as { version: string }).version : undefined;
     });
     hub.version = version;
+    // Gofer's own port first (quietly: the proxy and the hub log every miss), then through the proxy
+    await poll(`Gofer to listen at ${goferUrl}${prefix} (started by the hub)`, async () => {
+      const fatal = /^gofer: .*$/m.exec(tail(400));
+      if (fatal) throw fail(`Gofer failed to start: ${fatal[0]}`);
+      const res = await fetch(`${goferUrl}${prefix}`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    });
     await poll(`Gofer at ${url}${prefix} through the proxy`, async () => {
       const res = await fetch(`${url}${prefix}`, { redirect: 'manual' });
       const text = await res.text();
       if (res.status === 200 && /ready to grade/.test(text)) return true;
-      throw new Error(`${res.status} ${text.slice(0, 120)}`);
+      throw new Error(`${res.status} ${text.trim().slice(0, 120)}`);
     });
     remember(ours, dir, proxyPidFile);
   } catch (err) {
