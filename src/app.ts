@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from './config/schema.js';
 import type { JobQueue } from './grading/queue.js';
 import { errorMiddleware } from './lib/error-middleware.js';
@@ -15,6 +15,8 @@ export interface AppDeps extends IntakeDeps {
   prefix: string;
   /** Browser login through the hub, when Gofer runs as a hub service. */
   oauth?: HubOAuth;
+  /** More routers (LTI launch and pages), mounted before the catch-all 404. */
+  mounts?: Array<[string, RequestHandler]>;
 }
 
 export const LEGACY_PREFIXES = ['/services/gofer_nb/', '/services/otter_grade/'];
@@ -37,6 +39,7 @@ export function buildApp(deps: AppDeps): Express {
   const submit = hubSubmitRouter(deps);
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));
+  for (const [path, handler] of deps.mounts ?? []) app.use(path, handler);
   app.get('/health', async (_req, res) => {
     res.json({ ok: true, jobs: await deps.queue.counts() });
   });

@@ -268,12 +268,16 @@ function report(err: unknown): number {
   return 70;
 }
 
-/** Keeps the process up until SIGTERM or SIGINT, then stops cleanly. */
-async function runUntilSignal(running: { stop(): Promise<void> }): Promise<void> {
+/** Keeps the process up until SIGTERM or SIGINT, then stops cleanly; a second signal hurries it. */
+async function runUntilSignal(running: { stop(): Promise<void>; hurry(): void }): Promise<void> {
   await new Promise<void>((resolve) => {
+    let signalled = false;
     const onSignal = (): void => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      if (signalled) {
+        running.hurry();
+        return;
+      }
+      signalled = true;
       running.stop().then(resolve, resolve);
     };
     process.on('SIGTERM', onSignal);

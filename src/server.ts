@@ -30,6 +30,8 @@ export interface RunOptions {
 export interface Running {
   url?: string;
   stop(): Promise<void>;
+  /** Stop waiting for running grading jobs: give them back at once. */
+  hurry(): void;
 }
 
 /** Where the hub tells a managed service to listen and what prefix it is reached at. */
@@ -55,6 +57,28 @@ export async function run(opts: RunOptions): Promise<Running> {
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? systemClock;
   const db: Db = createDb(config, env);
+  // everything started so far, stopped in reverse order on failure or shutdown
+  const started: Array<() => Promise<void>> = [() => db.destroy()];
+  const unwind = async (): Promise<void> => {
+    for (const stop of started.reverse()) await stop().catch((err: Error) => log.warn('while stopping', { error: err.message }));
+  };
+  try {
+    return await start(opts, db, env, clock, started, unwind);
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+async function start(
+  opts: RunOptions,
+  db: Db,
+  env: NodeJS.ProcessEnv,
+  clock: Clock,
+  started: Array<() => Promise<void>>,
+  unwind: () => Promise<void>,
+): Promise<Running> {
+  const { config, log } = opts;
   const applied = await migrate(db);
   if (applied.length) log.info('database migrated', { applied });
 
@@ -82,12 +106,12 @@ export async function run(opts: RunOptions): Promise<Running> {
     },
   });
   pool.start();
+  started.push(() => pool.stop(config.queue.shutdownGraceSeconds * 1000));
 
-  let server: Server | undefined;
   let url: string | undefined;
   if (opts.http) {
     const hub = hubSettings(config, env);
-    const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock }) : undefined;
+    const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock, requiredScopes: hubScopes(env) }) : undefined;
     const auth = new Authenticator(hubClient, new ApiTokenStore(db, clock));
     const oauthSettings = hubOAuthSettings(env, hub.prefix);
     const oauth =
@@ -96,9 +120,14 @@ export async function run(opts: RunOptions): Promise<Running> {
         : undefined;
     const intake = new Intake({ config, submissions, clock, ids: uuid, log, onQueued: () => pool.notify() });
     const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, ...(oauth ? { oauth } : {}) });
-    server = await new Promise<Server>((resolve, reject) => {
+    const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);
+    });
+    started.push(async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      await closed;
     });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : hub.port;
@@ -111,13 +140,25 @@ export async function run(opts: RunOptions): Promise<Running> {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      log.info('stopping: no new work; finishing or giving back running jobs');
-      const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
-      server?.closeIdleConnections();
-      await pool.stop(config.queue.leaseSeconds * 500);
-      await closed;
-      await db.destroy();
+      log.info('stopping: no new work; finishing or giving back running jobs', { graceSeconds: config.queue.shutdownGraceSeconds });
+      await unwind();
       log.info('stopped');
     })());
-  return { ...(url ? { url } : {}), stop };
+  // a second signal: do not wait for running jobs, give them back now
+  const hurry = (): void => pool.abortRunning();
+  return { ...(url ? { url } : {}), stop, hurry };
+}
+
+/** The scopes a hub token must carry to submit to this service (JupyterHub 2+ tells managed services). */
+function hubScopes(env: NodeJS.ProcessEnv): string[] {
+  if (env.JUPYTERHUB_OAUTH_ACCESS_SCOPES) {
+    try {
+      const scopes = JSON.parse(env.JUPYTERHUB_OAUTH_ACCESS_SCOPES) as unknown;
+      if (Array.isArray(scopes) && scopes.length) return scopes.map(String);
+    } catch {
+      // fall through to the defaults
+    }
+  }
+  const name = env.JUPYTERHUB_SERVICE_NAME ?? 'gofer';
+  return ['access:services', `access:services!service=${name}`];
 }

@@ -168,10 +168,21 @@ export const configSchema = z
         maxAttempts: z.number().int().min(1).default(5),
         retryDelaySeconds: z.number().min(0).default(5),
         pollMs: z.number().int().min(10).default(500),
+        /** On SIGTERM, running jobs get this long to finish before they are given back (a hub kills its services after 10 s). */
+        shutdownGraceSeconds: z.number().min(0).default(8),
       })
       .strict()
       .default({}),
     lti: ltiSchema.default({}),
+    /** An edX-like platform started beside Gofer (`gofer serve`), for trying Gofer without edX. */
+    devPlatform: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8090),
+      })
+      .strict()
+      .default({}),
     passback: passbackSchema.default({}),
     /** Course used when a notebook names none (gofer's default was "8x"). */
     defaultCourse: id.optional(),

@@ -47,14 +47,21 @@ export class WorkerPool {
     return this.running.size;
   }
 
+  /** Gives back running jobs now (a second signal, or the grace period ran out). */
+  abortRunning(): void {
+    for (const c of this.running.values()) c.abort();
+  }
+
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.notify();
     const all = Promise.all(this.loops);
-    const finished = await Promise.race([all.then(() => true), sleep(graceMs).then(() => false)]);
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([all.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+    clearTimeout(timer);
     if (!finished) {
       this.o.log.warn('giving back grading jobs still running at shutdown', { count: this.running.size });
-      for (const c of this.running.values()) c.abort();
+      this.abortRunning();
       await all;
     }
   }
@@ -130,8 +137,4 @@ export class WorkerPool {
       this.running.delete(job.id);
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

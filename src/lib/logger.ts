@@ -14,7 +14,7 @@ export function createLogger(options: { level?: string; format?: LogFormat } = {
       : winston.format.combine(
           winston.format.timestamp({ format: 'HH:mm:ss' }),
           winston.format.errors({ stack: true }),
-          winston.format.colorize({ level: process.stderr.isTTY }),
+          ...(process.stderr.isTTY ? [winston.format.colorize()] : []),
           winston.format.printf(({ timestamp, level, message, ...meta }) => {
             const rest = Object.keys(meta).length ? ' ' + JSON.stringify(meta) : '';
             return `${String(timestamp)} ${level} ${String(message)}${rest}`;

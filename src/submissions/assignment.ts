@@ -50,3 +50,12 @@ function clip(s: string): string {
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** The assignment a page names (an LTI launch's), with the section from the notebook when it has one. */
+export function resolveTarget(config: Pick<Config, 'courses'>, target: { course: string; assignment: string }, metadata: Record<string, unknown>): ResolvedAssignment {
+  const course = config.courses.find((c) => c.id === target.course);
+  const assignment = course?.assignments.find((a) => a.id === target.assignment);
+  if (!course || !assignment) throw new UnprocessableError(`Assignment ${target.assignment} of course ${target.course} is no longer configured.`);
+  const section = typeof metadata.section === 'string' ? metadata.section : (assignment.section ?? null);
+  return { course, assignment, section };
+}

@@ -1,12 +1,12 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
-import { AuthError, InfrastructureError } from '../lib/errors.js';
+import { AuthError, ForbiddenError, InfrastructureError } from '../lib/errors.js';
 
 /** Who is calling. A username in a request body is never trusted: only these sources are. */
 export interface Identity {
   name: string;
-  via: 'hub-token' | 'hub-cookie' | 'api-token';
+  via: 'hub-token' | 'hub-cookie' | 'api-token' | 'lti';
   admin: boolean;
   groups: string[];
 }
@@ -19,6 +19,7 @@ interface HubUser {
   name: string;
   admin?: boolean;
   groups?: string[];
+  scopes?: string[];
 }
 
 /** Asks the hub who owns a token (`GET {api}/user`), caching answers briefly. */
@@ -27,8 +28,15 @@ export class HubClient {
 
   constructor(
     readonly apiUrl: string,
-    private readonly opts: { cacheMs: number; clock: Clock; fetch?: typeof fetch },
+    private readonly opts: { cacheMs: number; clock: Clock; fetch?: typeof fetch; requiredScopes?: string[] },
   ) {}
+
+  /** Whether the token's scopes reach this service (when the hub reports scopes at all). */
+  allows(user: HubUser): boolean {
+    const required = this.opts.requiredScopes;
+    if (!required?.length || !user.scopes) return true;
+    return user.scopes.some((s) => required.includes(s));
+  }
 
   async userForToken(token: string): Promise<HubUser | null> {
     const key = createHash('sha256').update(token).digest('hex');
@@ -48,7 +56,12 @@ export class HubClient {
     if (res.ok) {
       const body = (await res.json()) as HubUser;
       if (typeof body?.name !== 'string') throw new InfrastructureError('JupyterHub answered /user without a name.');
-      user = { name: body.name, admin: Boolean(body.admin), groups: Array.isArray(body.groups) ? body.groups : [] };
+      user = {
+        name: body.name,
+        admin: Boolean(body.admin),
+        groups: Array.isArray(body.groups) ? body.groups : [],
+        ...(Array.isArray(body.scopes) ? { scopes: body.scopes.map(String) } : {}),
+      };
     } else if (res.status !== 401 && res.status !== 403) {
       throw new InfrastructureError(`JupyterHub answered ${res.status} when asked who a token belongs to; try again in a minute.`);
     }
@@ -136,6 +149,9 @@ export class Authenticator {
     if (!this.hub) throw new AuthError('This Gofer is not connected to a JupyterHub, so it cannot check hub tokens. Use a Gofer API token.');
     const user = await this.hub.userForToken(token);
     if (!user) throw new AuthError('JupyterHub does not recognise your token; log in to JupyterHub again and resubmit.');
+    if (!this.hub.allows(user)) {
+      throw new ForbiddenError('Your JupyterHub token does not allow access to this service (it needs the access:services scope). Ask course staff to give your users that scope.');
+    }
     return { name: user.name, via: 'hub-token', admin: Boolean(user.admin), groups: user.groups ?? [] };
   }
 }

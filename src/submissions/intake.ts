@@ -3,7 +3,7 @@ import { checkNotebook } from '../grading/notebook.js';
 import type { Clock, IdSource } from '../lib/clock.js';
 import { ForbiddenError, RateLimitError, UnprocessableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { resolveAssignment } from './assignment.js';
+import { resolveAssignment, resolveTarget } from './assignment.js';
 import type { Identity } from './identity.js';
 import { sha256 } from './identity.js';
 import type { SubmissionStore } from './store.js';
@@ -32,8 +32,12 @@ export class Intake {
     },
   ) {}
 
-  /** `notebook` is the parsed JSON of the notebook, or its raw bytes (file upload). */
-  async submit(who: Identity, notebook: unknown): Promise<Receipt> {
+  /**
+   * `notebook` is the parsed JSON of the notebook, or its raw bytes (file upload). `target` is
+   * set when the learner submits from an assignment's own page: that page, not the notebook's
+   * metadata, says which assignment it is.
+   */
+  async submit(who: Identity, notebook: unknown, target?: { course: string; assignment: string }): Promise<Receipt> {
     const { config, submissions, clock } = this.deps;
     const text = Buffer.isBuffer(notebook) ? notebook.toString('utf8') : JSON.stringify(notebook);
     if (notebook === undefined || notebook === null) {
@@ -41,7 +45,9 @@ export class Intake {
     }
     const check = checkNotebook(text);
     if (!check.ok) throw new UnprocessableError(check.message);
-    const { course, assignment, section } = resolveAssignment(config, check.notebook.metadata);
+    const { course, assignment, section } = target
+      ? resolveTarget(config, target, check.notebook.metadata)
+      : resolveAssignment(config, check.notebook.metadata);
     const now = clock.now();
     if (assignment.due && assignment.late === 'reject' && now > assignment.due.getTime()) {
       throw new ForbiddenError(`The deadline for ${assignment.id} (${assignment.due.toISOString()}) has passed; late submissions are not accepted.`);

@@ -117,7 +117,7 @@ function notebookField(body: unknown): unknown {
 }
 
 /** The first file of a multipart upload, size-capped. */
-function uploadedFile(req: Request, limit: number): Promise<Buffer> {
+export function uploadedFile(req: Request, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let bb: Busboy.Busboy;
     try {

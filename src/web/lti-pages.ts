@@ -6,6 +6,8 @@ import type { LtiStore } from '../lti/store.js';
 import type { Clock } from '../lib/clock.js';
 import { ForbiddenError } from '../lib/errors.js';
 import type { Identity, Signer } from '../submissions/identity.js';
+import type { Receipt } from '../submissions/intake.js';
+import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { esc, page } from './html.js';
 
@@ -30,6 +32,8 @@ export interface LtiPagesDeps {
   onLinked: (hubUser: string) => Promise<void>;
   wakeGrading: () => void;
   hubIdentity?: (req: Request) => Identity | undefined;
+  /** Stores a notebook uploaded on the assignment page, for that assignment. */
+  submit: (who: Identity, notebook: Buffer, target: { course: string; assignment: string }) => Promise<Receipt>;
 }
 
 const PASSBACK_WORDS: Record<string, string> = {
@@ -64,7 +68,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     return found;
   };
   const checkCsrf = (req: Request, s: string): void => {
-    const given = String((req.body as Record<string, unknown> | undefined)?.csrf ?? '');
+    const given = String((req.body as Record<string, unknown> | undefined)?.csrf ?? req.query.csrf ?? '');
     if (given !== deps.signer.tag('csrf', s)) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
@@ -96,6 +100,9 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
         }),
       );
       parts.push(`<p>Signed in to JupyterHub as <b id="hub-user">${esc(hubUser)}</b>.</p>`);
+      const action = `submit?s=${encodeURIComponent(s)}&csrf=${encodeURIComponent(deps.signer.tag('csrf', s))}`;
+      parts.push(`<form id="upload" method="post" enctype="multipart/form-data" action="${esc(action)}">
+<label>Or submit a notebook file here: <input type="file" name="file" accept=".ipynb"></label> <button type="submit">Submit</button></form>`);
       parts.push(
         subs.length
           ? `<table><thead><tr><th>Received</th><th>Status</th><th>Score</th><th>edX</th><th>Feedback</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
@@ -103,6 +110,16 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
       );
     }
     res.type('html').send(page(`${ses.assignment}`, parts.join('\n')));
+  });
+
+  router.post('/submit', async (req: Request, res: Response) => {
+    const { s, session: ses } = session(req);
+    checkCsrf(req, s);
+    const identity = await deps.store.identity(ses.issuer, ses.sub);
+    if (!identity?.hubUser) throw new ForbiddenError('Connect your JupyterHub account first.');
+    const file = await uploadedFile(req, deps.config.server.maxNotebookMb * 1024 * 1024);
+    await deps.submit({ name: identity.hubUser, via: 'lti', admin: false, groups: [] }, file, { course: ses.course, assignment: ses.assignment });
+    res.redirect(303, `assignment?s=${encodeURIComponent(s)}`);
   });
 
   router.get('/course', async (req: Request, res: Response) => {
