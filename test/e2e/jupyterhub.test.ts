@@ -90,6 +90,13 @@ describe('JupyterHub end to end: Gofer as a hub-managed service (real hub, proxy
     expect(await res.text()).to.match(/JupyterHub does not recognise your token/);
   });
 
+  it('answers 403 with a sentence when the token may not reach services (no access:services scope)', async () => {
+    const narrow = await hub!.userWithToken(LEARNER, [`read:users:name!user=${LEARNER}`]);
+    const res = await submit({ Authorization: `token ${narrow}` });
+    expect(res.status).to.equal(403);
+    expect(await res.text()).to.match(/does not allow access to this service/);
+  });
+
   it("accepts gofer_submit's request with the learner's hub token: 200 and a sentence naming the submission", async () => {
     const res = await submit({ Authorization: `token ${token}` });
     const text = await res.text();

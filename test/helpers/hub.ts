@@ -94,7 +94,7 @@ export interface Hub {
   logFile: string;
   child: ChildProcess;
   /** Creates a hub user and returns a token of theirs (what the notebook server holds as JUPYTERHUB_API_TOKEN). */
-  userWithToken(name: string): Promise<string>;
+  userWithToken(name: string, scopes?: string[]): Promise<string>;
   /** The last lines of the hub's log (the proxy and Gofer write into it too). */
   tail(lines?: number): string;
   /** Stops the hub (SIGTERM, which stops its managed service and the proxy); returns what had to be killed after it. */
@@ -202,14 +202,14 @@ c.JupyterHub.load_roles = [
     logFile,
     child,
     tail,
-    async userWithToken(user) {
+    async userWithToken(user, scopes) {
       const headers = { authorization: `token ${adminToken}` };
       const created = await fetch(`${apiUrl}/users/${encodeURIComponent(user)}`, { method: 'POST', headers });
-      if (created.status !== 201) throw fail(`POST /hub/api/users/${user} answered ${created.status}: ${await created.text()}`);
+      if (created.status !== 201 && !(scopes && created.status === 409)) throw fail(`POST /hub/api/users/${user} answered ${created.status}: ${await created.text()}`);
       const res = await fetch(`${apiUrl}/users/${encodeURIComponent(user)}/tokens`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json' },
-        body: JSON.stringify({ note: 'gofer e2e test', expires_in: 3600 }),
+        body: JSON.stringify({ note: 'gofer e2e test', expires_in: 3600, ...(scopes ? { scopes } : {}) }),
       });
       if (res.status !== 201) throw fail(`POST /hub/api/users/${user}/tokens answered ${res.status}: ${await res.text()}`);
       return ((await res.json()) as { token: string }).token;
