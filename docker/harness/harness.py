@@ -68,7 +68,9 @@ EXAMPLE_OUTPUT_LIMIT = 1024 * 1024  # characters of one example's output kept by
 CASE_OUTPUT_LIMIT = 4 * 1024 * 1024  # and of one case's outputs together
 CAPTURE_LIMIT = 16 * 1024 * 1024  # characters of a test execution's stdout kept by the harness
 TEST_MESSAGE_LIMIT = 1500
+GRADER_FAULT = "The notebook could not be graded because of a problem on the grader's side, not in the notebook."
 RESULT_MESSAGE_LIMIT = 3900
+
 
 class Outcome(Exception):
     """Ends the job early with a learner-facing status (not graded) and message."""
@@ -1276,8 +1278,9 @@ async def grade(job):
 
 
 def main():
+    # With `error` set the status is never "graded", so a runner that overlooked `error` still
+    # could not turn the result into a score.
     result = {"status": "kernel_died", "message": None, "tests": [], "error": None}
-    job = None
     try:
         extract_job(sys.stdin.buffer)
         job = read_job()
@@ -1288,14 +1291,12 @@ def main():
     except JobError as err:
         log("job error:", err.kind, err.message)
         result = {"status": "kernel_died",
-                  "message": "The notebook could not be graded because of a problem on the grader's side, "
-                             "not in the notebook.",
+                  "message": GRADER_FAULT,
                   "tests": [], "error": {"kind": err.kind, "message": shorten(err.message, RESULT_MESSAGE_LIMIT)}}
     except BaseException as err:  # a harness bug: report it rather than die silently
         traceback.print_exc()
         result = {"status": "kernel_died",
-                  "message": "The notebook could not be graded because of a problem on the grader's side, "
-                             "not in the notebook.",
+                  "message": GRADER_FAULT,
                   "tests": [], "error": {"kind": "internal",
                                          "message": shorten("%s: %s" % (type(err).__name__, err), RESULT_MESSAGE_LIMIT)}}
     try:

@@ -122,9 +122,10 @@ export class ContainerRunner {
     const payload = await this.payload(job, nonce);
     const started = Date.now();
     const { limits } = job;
-    // The harness gets the budget twice (notebook, then tests) plus start-up; past that the
+    // The harness gets the budget twice (notebook, then tests), kernel start-up (up to 60 s) and a
+    // little grace; past that the
     // container is killed from here, whatever learner code does inside.
-    const wallMs = (2 * limits.timeoutSeconds + 30) * 1000;
+    const wallMs = (2 * limits.timeoutSeconds + 70) * 1000;
     const memory = limits.memoryMb * 1024 * 1024;
 
     let container: Docker.Container;
