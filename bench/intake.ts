@@ -2,20 +2,27 @@
  * Intake under a spike, against a bare express handler in the same run.
  *
  *   npm run bench:intake -- [--connections 100] [--amount 3000] [--kb 200] [--users 100]
- *                           [--warmup 200] [--max-seconds 60] [--keep]
+ *                           [--warmup 200] [--max-seconds 60] [--rate N] [--keep]
  *
  * Load: autocannon, `--connections` keep-alive connections on loopback, each posting
  * `{"nb": <notebook>}` (a ~`--kb` KB nbformat-4 notebook, distinct per request) to
  * `POST /services/gofer/` with `Authorization: token gofer_…` (round-robin over `--users`
  * learners). Each run is bounded by `--amount` requests AND `--max-seconds` seconds; a
- * `--warmup` run with a tenth of the connections precedes each measured run.
+ * `--warmup` run with a tenth of the connections precedes each measured run. Without `--rate`
+ * the load is closed-loop (each connection sends its next request when the last is answered);
+ * `--rate N` offers N requests/s in total instead (open loop).
  *
  *   1. baseline: an express 5 app whose one POST route only parses the body (express.json,
  *      limit 25 MB) and answers 200 {"ok":true};
  *   2. Gofer: `run({http: true, workers: 0})` with a fresh SQLite database (no grading).
  *
+ * Both servers run on this process's main thread, as in production; the load generator runs
+ * in a worker thread of the same process, so it does not compete for the servers' event loop.
+ *
  * Reported per target: acknowledged (2xx) requests per second, p50/p90/p99 acknowledgement
- * latency (autocannon's histogram, 2xx only), non-2xx, errors, timeouts. Then the database is
+ * latency (autocannon's histogram, 2xx only), non-2xx, errors, timeouts, the server thread's
+ * event-loop utilisation; and, from per-request timing, the latency of each connection's first
+ * request (connect + accept) apart from the keep-alive requests after it. Then the database is
  * opened and counted: every acknowledged id must be stored once, intact (owner, sha256, size),
  * with exactly one grading job; no (owner, sha256) may be stored twice.
  *
@@ -24,13 +31,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { performance as perfHooks } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import express from 'express';
 import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
@@ -41,8 +50,80 @@ import { silentLogger } from '../src/lib/logger.js';
 import { run } from '../src/server.js';
 import { ApiTokenStore } from '../src/submissions/identity.js';
 
-// ---------------------------------------------------------------- autocannon (CommonJS, untyped)
+const PATH = '/services/gofer/';
+const TARGET = { p99Ms: 50, throughputRatio: 0.5 };
+const SEQ_MARK = '@@SEQ@@';
 
+// ================================================================ shared by both threads
+
+/** What the load thread needs; the notebook template travels as text so both threads agree. */
+interface LoadSetup {
+  head: string;
+  tail: string;
+  tokens: string[];
+}
+
+/** One bounded load run, as asked of the load thread. */
+interface LoadJob {
+  target: string;
+  url: string;
+  connections: number;
+  amount: number;
+  maxSeconds: number;
+  rate?: number;
+}
+
+/** [sequence number, submission id or null, duplicate flag] of one 2xx answer. */
+type Ack = [number, string | null, boolean];
+
+interface Percentiles {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+interface LoadFigures {
+  target: string;
+  sent: number;
+  acknowledged: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  seconds: number;
+  perSecond: number;
+  /** autocannon's histogram (whole ms), 2xx answers only. */
+  latencyMs: { p50: number; p90: number; p99: number; p99_9: number; mean: number; max: number; samples: number };
+  /** Per-request timing (from building the request to its answer), split by position on the connection. */
+  firstOnConnectionMs: Percentiles;
+  keepAliveMs: Percentiles;
+  stoppedAtMaxSeconds: boolean;
+  /** Event-loop utilisation of the servers' (main) thread during the run, 0..1. */
+  serverEventLoopUtilization?: number;
+}
+
+type LoadReply = { figures: LoadFigures; acks: Ack[] } | { error: string };
+
+function seqText(seq: number): string {
+  return String(seq).padStart(8, '0');
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function percentiles(values: number[]): Percentiles {
+  const v = [...values].sort((a, b) => a - b);
+  const at = (q: number): number => (v.length ? round(v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)]!, 1) : 0);
+  return { n: v.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: v.length ? round(v[v.length - 1]!, 1) : 0 };
+}
+
+// ================================================================ the load thread
+
+// autocannon is CommonJS without types: the little of it used here.
 interface AcRequest {
   method?: string;
   path?: string;
@@ -53,11 +134,13 @@ interface AcRequest {
 }
 interface Ctx {
   seq?: number;
+  builtAt?: number;
 }
 interface AcOptions {
   url: string;
   connections: number;
   amount: number;
+  overallRate?: number;
   timeout: number;
   sampleInt: number;
   excludeErrorStats: boolean;
@@ -65,67 +148,125 @@ interface AcOptions {
   headers: Record<string, string>;
   requests: AcRequest[];
 }
-interface AcLatency {
-  mean: number;
-  min: number;
-  max: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p99_9: number;
-  totalCount: number;
-}
 interface AcResult {
-  latency: AcLatency;
+  latency: { mean: number; max: number; p50: number; p90: number; p99: number; p99_9: number; totalCount: number };
   requests: { sent: number };
   errors: number;
   timeouts: number;
   non2xx: number;
   '2xx': number;
   statusCodeStats: Record<string, { count: number }>;
-  duration: number;
 }
-type Autocannon = (opts: AcOptions, cb: (err: Error | null, result: AcResult) => void) => { stop(): void };
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-
-// ---------------------------------------------------------------- options
-
-const { values } = parseArgs({
-  options: {
-    connections: { type: 'string', default: '100' },
-    amount: { type: 'string', default: '3000' },
-    kb: { type: 'string', default: '200' },
-    users: { type: 'string', default: '100' },
-    warmup: { type: 'string', default: '200' },
-    'max-seconds': { type: 'string', default: '60' },
-    keep: { type: 'boolean', default: false },
-  },
-});
-const CONNECTIONS = int('connections', 1, 1000);
-const AMOUNT = int('amount', CONNECTIONS, 100_000);
-const KB = int('kb', 1, 20_000);
-const USERS = int('users', 1, 10_000);
-const WARMUP = int('warmup', 0, 100_000);
-const MAX_SECONDS = int('max-seconds', 1, 600);
-const PATH = '/services/gofer/';
-const TARGET = { p99Ms: 50, throughputRatio: 0.5 };
-
-function int(name: keyof typeof values, min: number, max: number): number {
-  const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
+interface Autocannon {
+  (opts: AcOptions, cb: (err: Error | null, result: AcResult) => void): { stop(): void };
+  /** Off the main thread autocannon hands back raw (encoded) histograms; this decodes them. */
+  aggregateResult(results: AcResult[], opts: AcOptions): AcResult;
 }
 
-// Nothing below may outlive this: each load run is bounded, and so is the whole bench.
-const HARD_LIMIT_MS = (2 * (MAX_SECONDS + 15) + 120) * 1000;
-setTimeout(() => {
-  console.error(`bench:intake: still running after ${HARD_LIMIT_MS / 1000} s; giving up`);
-  process.exit(1);
-}, HARD_LIMIT_MS).unref();
+function loadThread(setup: LoadSetup): void {
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  const head = Buffer.from('{"nb":' + setup.head);
+  const tail = Buffer.from(setup.tail + '}');
+  /** Every request ever sent carries a fresh sequence number: no two notebooks are the same. */
+  let nextSeq = 0;
 
-// ---------------------------------------------------------------- the notebooks
+  function load(job: LoadJob): Promise<{ figures: LoadFigures; acks: Ack[] }> {
+    const acks: Ack[] = [];
+    const firstSeq = nextSeq;
+    const first: number[] = [];
+    const later: number[] = [];
+    let lastAckAt = 0;
+    let stopped = false;
+    const request: AcRequest = {
+      method: 'POST',
+      path: PATH,
+      setupRequest: (req, context) => {
+        const seq = nextSeq++;
+        context.seq = seq;
+        const body = Buffer.concat([head, Buffer.from(seqText(seq)), tail]);
+        context.builtAt = performance.now();
+        return { ...req, headers: { ...req.headers, Authorization: `token ${setup.tokens[seq % setup.tokens.length]!}` }, body };
+      },
+      onResponse: (status, body, context) => {
+        if (status < 200 || status > 299) return;
+        const now = performance.now();
+        lastAckAt = now;
+        const seq = context.seq ?? -1;
+        // autocannon builds every connection's first request up front, so those are the first seqs
+        (seq - firstSeq < job.connections ? first : later).push(now - (context.builtAt ?? now));
+        let id: string | null = null;
+        let duplicate = false;
+        try {
+          const parsed = JSON.parse(body) as { id?: unknown; duplicate?: unknown };
+          if (typeof parsed.id === 'string') id = parsed.id;
+          duplicate = parsed.duplicate === true;
+        } catch {
+          // the baseline answers {"ok":true}; a Gofer 2xx without an id is counted as such
+        }
+        acks.push([seq, id, duplicate]);
+      },
+    };
+    const opts: AcOptions = {
+      url: job.url,
+      connections: job.connections,
+      amount: job.amount,
+      ...(job.rate ? { overallRate: job.rate } : {}),
+      timeout: 10,
+      sampleInt: 100,
+      // acknowledgement latency: 2xx answers only (a fast 429 or 500 is not an acknowledgement)
+      excludeErrorStats: true,
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      requests: [request],
+    };
+    return new Promise((resolve, reject) => {
+      const started = performance.now();
+      let stopper: NodeJS.Timeout | undefined = undefined;
+      const instance = autocannon(opts, (err, raw) => {
+        clearTimeout(stopper);
+        if (err) return reject(err);
+        let r: AcResult;
+        try {
+          r = autocannon.aggregateResult([raw], opts);
+        } catch (e) {
+          return reject(e as Error);
+        }
+        const seconds = ((lastAckAt || performance.now()) - started) / 1000;
+        resolve({
+          acks,
+          figures: {
+            target: job.target,
+            sent: r.requests.sent,
+            acknowledged: r['2xx'],
+            non2xx: r.non2xx,
+            errors: r.errors,
+            timeouts: r.timeouts,
+            statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats).map(([code, s]) => [code, s.count])),
+            seconds: round(seconds, 3),
+            perSecond: round(r['2xx'] / seconds, 1),
+            latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p99_9: r.latency.p99_9, mean: r.latency.mean, max: r.latency.max, samples: r.latency.totalCount },
+            firstOnConnectionMs: percentiles(first),
+            keepAliveMs: percentiles(later),
+            stoppedAtMaxSeconds: stopped,
+          },
+        });
+      });
+      stopper = setTimeout(() => {
+        stopped = true;
+        instance.stop();
+      }, job.maxSeconds * 1000);
+    });
+  }
 
-const SEQ_MARK = '@@SEQ@@';
+  parentPort!.on('message', (job: LoadJob) => {
+    load(job).then(
+      (reply) => parentPort!.postMessage(reply satisfies LoadReply),
+      (err: unknown) => parentPort!.postMessage({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies LoadReply),
+    );
+  });
+}
+
+// ================================================================ the main thread
 
 /**
  * A realistic ~KB-sized nbformat-4 notebook as compact JSON with one placeholder (in metadata)
@@ -134,7 +275,7 @@ const SEQ_MARK = '@@SEQ@@';
  * what Gofer stores (it re-stringifies the parsed `nb`), so the sha256 of a request's
  * notebook text is the sha256 Gofer must store for it.
  */
-function notebookTemplate(kb: number): { parts: [string, string]; text: (seq: number) => string } {
+function notebookTemplate(kb: number): { head: string; tail: string; text: (seq: number) => string } {
   const rnd = (n: number): string => randomBytes(n).toString('base64');
   const cells: unknown[] = [];
   const nb = {
@@ -176,130 +317,98 @@ function notebookTemplate(kb: number): { parts: [string, string]; text: (seq: nu
   }
   const whole = JSON.stringify(nb);
   const at = whole.indexOf(SEQ_MARK);
-  const parts: [string, string] = [whole.slice(0, at), whole.slice(at + SEQ_MARK.length)];
-  const text = (seq: number): string => parts[0] + String(seq).padStart(8, '0') + parts[1];
+  const head = whole.slice(0, at);
+  const tail = whole.slice(at + SEQ_MARK.length);
+  const text = (seq: number): string => head + seqText(seq) + tail;
   // Gofer's canonical form (JSON.stringify of the parsed notebook) must be exactly this text.
   if (JSON.stringify(JSON.parse(text(7))) !== text(7)) throw new Error('notebook template is not in canonical JSON form');
-  return { parts, text };
+  return { head, tail, text };
 }
 
-const TEMPLATE = notebookTemplate(KB);
-const BODY_HEAD = Buffer.from('{"nb":' + TEMPLATE.parts[0]);
-const BODY_TAIL = Buffer.from(TEMPLATE.parts[1] + '}');
-const NOTEBOOK_BYTES = TEMPLATE.text(0).length;
-
-function bodyFor(seq: number): Buffer {
-  return Buffer.concat([BODY_HEAD, Buffer.from(String(seq).padStart(8, '0')), BODY_TAIL]);
-}
-
-function owner(seq: number): string {
-  return `learner${String(seq % USERS).padStart(4, '0')}`;
-}
-
-// ---------------------------------------------------------------- load
-
-/** Every request ever sent carries a fresh sequence number: no two notebooks are the same. */
-let nextSeq = 0;
-
-interface Ack {
-  seq: number;
-  id?: string;
-  duplicate?: boolean;
-}
-
-interface LoadFigures {
-  target: string;
-  sent: number;
-  acknowledged: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  statusCodes: Record<string, number>;
-  seconds: number;
-  perSecond: number;
-  latencyMs: { p50: number; p90: number; p99: number; p99_9: number; mean: number; max: number; samples: number };
-  timedOut: boolean;
-}
-
-/** One bounded autocannon run: at most `amount` requests and `maxSeconds` seconds. */
-function load(target: string, url: string, tokens: string[], opts: { connections: number; amount: number; maxSeconds: number }, acks: Ack[]): Promise<LoadFigures> {
-  let lastAckAt = 0;
-  let timedOut = false;
-  const request: AcRequest = {
-    method: 'POST',
-    path: PATH,
-    setupRequest: (req, context) => {
-      const seq = nextSeq++;
-      context.seq = seq;
-      return { ...req, headers: { ...req.headers, Authorization: `token ${tokens[seq % tokens.length]!}` }, body: bodyFor(seq) };
+function options() {
+  const { values } = parseArgs({
+    options: {
+      connections: { type: 'string', default: '100' },
+      amount: { type: 'string', default: '3000' },
+      kb: { type: 'string', default: '200' },
+      users: { type: 'string', default: '100' },
+      warmup: { type: 'string', default: '200' },
+      'max-seconds': { type: 'string', default: '60' },
+      rate: { type: 'string' },
+      keep: { type: 'boolean', default: false },
     },
-    onResponse: (status, body, context) => {
-      if (status < 200 || status > 299) return;
-      lastAckAt = performance.now();
-      const ack: Ack = { seq: context.seq ?? -1 };
-      try {
-        const parsed = JSON.parse(body) as { id?: unknown; duplicate?: unknown };
-        if (typeof parsed.id === 'string') ack.id = parsed.id;
-        if (typeof parsed.duplicate === 'boolean') ack.duplicate = parsed.duplicate;
-      } catch {
-        // the baseline answers {"ok":true}; a Gofer answer without an id shows up as unidentified
-      }
-      acks.push(ack);
-    },
-  };
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    let stopper: NodeJS.Timeout | undefined = undefined;
-    const instance = autocannon(
-      {
-        url,
-        connections: opts.connections,
-        amount: opts.amount,
-        timeout: 10,
-        sampleInt: 100,
-        // acknowledgement latency: 2xx answers only (a fast 429 or 500 is not an acknowledgement)
-        excludeErrorStats: true,
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        requests: [request],
-      },
-      (err, r) => {
-        clearTimeout(stopper);
-        if (err) return reject(err);
-        const seconds = ((lastAckAt || performance.now()) - started) / 1000;
-        const statusCodes = Object.fromEntries(Object.entries(r.statusCodeStats).map(([code, s]) => [code, s.count]));
-        resolve({
-          target,
-          sent: r.requests.sent,
-          acknowledged: r['2xx'],
-          non2xx: r.non2xx,
-          errors: r.errors,
-          timeouts: r.timeouts,
-          statusCodes,
-          seconds: round(seconds, 3),
-          perSecond: round(r['2xx'] / seconds, 1),
-          latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p99_9: r.latency.p99_9, mean: r.latency.mean, max: r.latency.max, samples: r.latency.totalCount },
-          timedOut,
-        });
-      },
-    );
-    stopper = setTimeout(() => {
-      timedOut = true;
-      instance.stop();
-    }, opts.maxSeconds * 1000);
   });
+  const int = (name: keyof typeof values, min: number, max: number): number => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+  const connections = int('connections', 1, 1000);
+  return {
+    connections,
+    amount: int('amount', connections, 100_000),
+    kb: int('kb', 1, 20_000),
+    users: int('users', 1, 10_000),
+    warmup: int('warmup', 0, 100_000),
+    maxSeconds: int('max-seconds', 1, 600),
+    ...(values.rate !== undefined ? { rate: int('rate', 1, 100_000) } : {}),
+    keep: values.keep === true,
+  };
+}
+type Options = ReturnType<typeof options>;
+
+function learner(seq: number, users: number): string {
+  return `learner${String(seq % users).padStart(4, '0')}`;
 }
 
-/** A warm-up (JIT, connection pools, SQLite page cache), then the measured spike. */
-async function spike(target: string, url: string, tokens: string[], acks: Ack[]): Promise<LoadFigures> {
-  if (WARMUP > 0) {
-    const c = Math.max(1, Math.min(Math.ceil(CONNECTIONS / 10), WARMUP));
-    await load(`${target} warm-up`, url, tokens, { connections: c, amount: Math.max(WARMUP, c), maxSeconds: MAX_SECONDS }, acks);
+/** The load thread: a worker of this same script, one bounded load run at a time. */
+class LoadThread {
+  private readonly worker: Worker;
+  constructor(setup: LoadSetup) {
+    this.worker = new Worker(new URL(import.meta.url), { workerData: setup });
+    this.worker.unref();
   }
-  return load(target, url, tokens, { connections: CONNECTIONS, amount: AMOUNT, maxSeconds: MAX_SECONDS }, acks);
+
+  run(job: LoadJob): Promise<{ figures: LoadFigures; acks: Ack[] }> {
+    const elu0 = perfHooks.eventLoopUtilization();
+    return new Promise((resolve, reject) => {
+      // the load thread stops autocannon at job.maxSeconds; this is the backstop
+      const backstop = setTimeout(() => reject(new Error(`load run "${job.target}" did not end within ${job.maxSeconds + 30} s`)), (job.maxSeconds + 30) * 1000);
+      const done = (fn: () => void): void => {
+        clearTimeout(backstop);
+        this.worker.off('message', onMessage);
+        this.worker.off('error', onError);
+        fn();
+      };
+      const onMessage = (reply: LoadReply): void =>
+        done(() => {
+          if ('error' in reply) return reject(new Error(`load thread: ${reply.error}`));
+          reply.figures.serverEventLoopUtilization = round(perfHooks.eventLoopUtilization(elu0).utilization, 3);
+          resolve(reply);
+        });
+      const onError = (err: Error): void => done(() => reject(err));
+      this.worker.on('message', onMessage);
+      this.worker.on('error', onError);
+      this.worker.postMessage(job);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.worker.terminate();
+  }
 }
 
-// ---------------------------------------------------------------- the two targets
+/** A warm-up (JIT, SQLite page cache), then the measured spike; the acks of both are kept. */
+async function spike(loader: LoadThread, o: Options, target: string, url: string, acks: Ack[]): Promise<LoadFigures> {
+  if (o.warmup > 0) {
+    const connections = Math.max(1, Math.min(Math.ceil(o.connections / 10), o.warmup));
+    const w = await loader.run({ target: `${target} warm-up`, url, connections, amount: Math.max(o.warmup, connections), maxSeconds: o.maxSeconds });
+    acks.push(...w.acks);
+  }
+  const m = await loader.run({ target, url, connections: o.connections, amount: o.amount, maxSeconds: o.maxSeconds, ...(o.rate ? { rate: o.rate } : {}) });
+  acks.push(...m.acks);
+  return m.figures;
+}
 
 async function startBaseline(): Promise<{ url: string; stop(): Promise<void> }> {
   const app = express();
@@ -342,20 +451,18 @@ function writeBenchConfig(): { dir: string; config: Config } {
   return { dir, config: loadConfig(file, {}) };
 }
 
-async function createTokens(config: Config): Promise<string[]> {
+async function createTokens(config: Config, users: number): Promise<string[]> {
   const db = createDb(config, {});
   try {
     await migrate(db);
     const store = new ApiTokenStore(db, systemClock);
     const tokens: string[] = [];
-    for (let u = 0; u < USERS; u++) tokens.push(await store.create(owner(u), 'bench:intake'));
+    for (let u = 0; u < users; u++) tokens.push(await store.create(learner(u, users), 'bench:intake'));
     return tokens;
   } finally {
     await db.destroy();
   }
 }
-
-// ---------------------------------------------------------------- the count
 
 interface Count {
   acknowledged: number;
@@ -372,107 +479,104 @@ interface Count {
   submissionsWithSeveralJobs: number;
 }
 
-async function count(config: Config, acks: Ack[]): Promise<Count> {
+/** Counts the stopped service's rows against what was acknowledged (warm-up included). */
+async function count(config: Config, acks: Ack[], text: (seq: number) => string, users: number): Promise<Count> {
   const db = createDb(config, {});
   try {
     const rows = (await db.raw('SELECT id, owner, sha256, length(notebook) AS bytes FROM submissions')) as Array<{ id: string; owner: string; sha256: string; bytes: number }>;
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const [{ n: gradingJobs }] = (await db.raw('SELECT COUNT(*) AS n FROM grading_jobs')) as [{ n: number }];
-    const [{ n: duplicated }] = (await db.raw(
-      'SELECT COALESCE(SUM(n - 1), 0) AS n FROM (SELECT COUNT(*) AS n FROM submissions GROUP BY owner, sha256 HAVING COUNT(*) > 1)',
-    )) as [{ n: number }];
-    const [{ n: withoutJob }] = (await db.raw(
-      'SELECT COUNT(*) AS n FROM submissions s WHERE NOT EXISTS (SELECT 1 FROM grading_jobs j WHERE j.submission_id = s.id)',
-    )) as [{ n: number }];
-    const [{ n: severalJobs }] = (await db.raw(
-      'SELECT COUNT(*) AS n FROM (SELECT submission_id FROM grading_jobs GROUP BY submission_id HAVING COUNT(*) > 1)',
-    )) as [{ n: number }];
+    const one = async (sql: string): Promise<number> => Number(((await db.raw(sql)) as Array<{ n: number }>)[0]?.n ?? 0);
+    const gradingJobs = await one('SELECT COUNT(*) AS n FROM grading_jobs');
+    const duplicated = await one('SELECT COALESCE(SUM(n - 1), 0) AS n FROM (SELECT COUNT(*) AS n FROM submissions GROUP BY owner, sha256 HAVING COUNT(*) > 1)');
+    const withoutJob = await one('SELECT COUNT(*) AS n FROM submissions s WHERE NOT EXISTS (SELECT 1 FROM grading_jobs j WHERE j.submission_id = s.id)');
+    const severalJobs = await one('SELECT COUNT(*) AS n FROM (SELECT submission_id FROM grading_jobs GROUP BY submission_id HAVING COUNT(*) > 1)');
 
+    const byId = new Map(rows.map((r) => [r.id, r]));
     const ids = new Set<string>();
     let lost = 0;
     let notIntact = 0;
-    for (const ack of acks) {
-      if (!ack.id || ids.has(ack.id)) continue;
-      ids.add(ack.id);
-      const row = byId.get(ack.id);
+    for (const [seq, id] of acks) {
+      if (id === null || ids.has(id)) continue;
+      ids.add(id);
+      const row = byId.get(id);
       if (!row) {
         lost++;
         continue;
       }
-      const text = TEMPLATE.text(ack.seq);
-      if (row.owner !== owner(ack.seq) || row.sha256 !== sha256(text) || Number(row.bytes) !== text.length) notIntact++;
+      const nb = text(seq);
+      if (row.owner !== learner(seq, users) || row.sha256 !== createHash('sha256').update(nb).digest('hex') || Number(row.bytes) !== nb.length) notIntact++;
     }
     return {
       acknowledged: acks.length,
       acknowledgedIds: ids.size,
-      acknowledgedWithoutId: acks.filter((a) => !a.id).length,
-      acknowledgedAsDuplicate: acks.filter((a) => a.duplicate).length,
+      acknowledgedWithoutId: acks.filter(([, id]) => id === null).length,
+      acknowledgedAsDuplicate: acks.filter(([, , duplicate]) => duplicate).length,
       submissions: rows.length,
-      gradingJobs: Number(gradingJobs),
+      gradingJobs,
       lost,
-      duplicated: Number(duplicated),
+      duplicated,
       notIntact,
       storedUnacknowledged: rows.filter((r) => !ids.has(r.id)).length,
-      submissionsWithoutJob: Number(withoutJob),
-      submissionsWithSeveralJobs: Number(severalJobs),
+      submissionsWithoutJob: withoutJob,
+      submissionsWithSeveralJobs: severalJobs,
     };
   } finally {
     await db.destroy();
   }
 }
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-// ---------------------------------------------------------------- main
-
 function describe(f: LoadFigures): string {
   const codes = Object.entries(f.statusCodes)
     .map(([c, n]) => `${c}×${n}`)
     .join(' ');
+  const pc = (p: Percentiles): string => `p50 ${p.p50}, p99 ${p.p99}, max ${p.max} (n ${p.n})`;
   return [
-    `  ${f.target}: ${f.acknowledged}/${f.sent} acknowledged in ${f.seconds} s = ${f.perSecond} req/s${f.timedOut ? ' (STOPPED at --max-seconds)' : ''}`,
+    `  ${f.target}: ${f.acknowledged}/${f.sent} acknowledged in ${f.seconds} s = ${f.perSecond} req/s${f.stoppedAtMaxSeconds ? ' (STOPPED at --max-seconds)' : ''}`,
     `    latency ms: p50 ${f.latencyMs.p50}, p90 ${f.latencyMs.p90}, p99 ${f.latencyMs.p99}, p99.9 ${f.latencyMs.p99_9}, max ${f.latencyMs.max}, mean ${f.latencyMs.mean}`,
-    `    non-2xx ${f.non2xx}, errors ${f.errors}, timeouts ${f.timeouts}; status codes: ${codes || 'none'}`,
+    `    first request on each connection ms: ${pc(f.firstOnConnectionMs)}; keep-alive requests ms: ${pc(f.keepAliveMs)}`,
+    `    non-2xx ${f.non2xx}, errors ${f.errors}, timeouts ${f.timeouts}; status codes: ${codes || 'none'}; server thread busy ${Math.round((f.serverEventLoopUtilization ?? 0) * 100)}%`,
   ].join('\n');
 }
 
 async function main(): Promise<void> {
+  const o = options();
+  // Nothing may outlive this: each load run is bounded, and so is the whole bench.
+  const hardLimitMs = (4 * (o.maxSeconds + 30) + 120) * 1000;
+  setTimeout(() => {
+    console.error(`bench:intake: still running after ${hardLimitMs / 1000} s; giving up`);
+    process.exit(1);
+  }, hardLimitMs).unref();
+
+  const template = notebookTemplate(o.kb);
+  const notebookBytes = template.text(0).length;
   const { dir, config } = writeBenchConfig();
   const cleanups: Array<() => Promise<void>> = [];
   try {
     console.log(
-      `bench:intake — ${CONNECTIONS} connections, ${AMOUNT} requests (≤ ${MAX_SECONDS} s) per target after a ${WARMUP}-request warm-up; ` +
-        `notebook ${(NOTEBOOK_BYTES / 1024).toFixed(1)} KB; ${USERS} learners; node ${process.version}, ${availableParallelism()} × ${cpus()[0]?.model ?? 'cpu'}`,
+      `bench:intake — ${o.connections} connections, ${o.amount} requests (≤ ${o.maxSeconds} s) per target after a ${o.warmup}-request warm-up, ` +
+        `${o.rate ? `offered at ${o.rate} req/s` : 'closed loop'}; notebook ${(notebookBytes / 1024).toFixed(1)} KB; ${o.users} learners; ` +
+        `node ${process.version}, ${availableParallelism()} × ${cpus()[0]?.model ?? 'cpu'}`,
     );
-    const tokens = await createTokens(config);
+    const tokens = await createTokens(config, o.users);
+    const loader = new LoadThread({ head: template.head, tail: template.tail, tokens });
+    cleanups.push(() => loader.stop());
 
     // 1. the bare handler
     const baseline = await startBaseline();
     cleanups.push(baseline.stop);
-    const baselineAcks: Ack[] = [];
-    const bare = await spike('baseline (express.json only)', baseline.url, tokens, baselineAcks);
-    await baseline.stop();
-    cleanups.pop();
+    const bare = await spike(loader, o, 'baseline (express.json only)', baseline.url, []);
+    await cleanups.pop()!();
     console.log(describe(bare));
 
     // 2. Gofer
     const service = await run({ config, log: silentLogger(), http: true, workers: 0, env: {} });
     cleanups.push(service.stop);
-    const goferAcks: Ack[] = [];
-    const gofer = await spike('Gofer (POST /services/gofer/)', service.url!, tokens, goferAcks);
-    await service.stop();
-    cleanups.pop();
+    const acks: Ack[] = [];
+    const gofer = await spike(loader, o, 'Gofer (POST /services/gofer/)', service.url!, acks);
+    await cleanups.pop()!();
     console.log(describe(gofer));
 
-    // 3. the count, on the stopped service's database (warm-up submissions included)
-    const c = await count(config, goferAcks);
+    // 3. the count, on the stopped service's database
+    const c = await count(config, acks, template.text, o.users);
     const ratio = round(gofer.perSecond / bare.perSecond, 3);
     const checks = {
       p99: gofer.latencyMs.p99 <= TARGET.p99Ms,
@@ -488,9 +592,9 @@ async function main(): Promise<void> {
         `(${c.acknowledged} 2xx incl. warm-up, ${c.acknowledgedAsDuplicate} marked duplicate, ${c.acknowledgedWithoutId} without id); ` +
         `stored but unacknowledged ${c.storedUnacknowledged}; without job ${c.submissionsWithoutJob}, with several jobs ${c.submissionsWithSeveralJobs}`,
     );
-    console.log(`  lost ${c.lost}, duplicated ${c.duplicated}, not intact ${c.notIntact}`);
+    console.log(`  lost ${c.lost} (acknowledged - stored), duplicated ${c.duplicated} (same owner and sha256 stored twice), not intact ${c.notIntact}`);
     console.log(
-      `  targets: p99 ${gofer.latencyMs.p99} ms ≤ ${TARGET.p99Ms} ${mark(checks.p99)}; throughput ${ratio} ≥ ${TARGET.throughputRatio} ${mark(checks.throughput)}; ` +
+      `  targets: p99 ${gofer.latencyMs.p99} ms ≤ ${TARGET.p99Ms} ${mark(checks.p99)}; throughput ratio ${ratio} ≥ ${TARGET.throughputRatio} ${mark(checks.throughput)}; ` +
         `lost 0 ${mark(checks.lost)}; duplicated 0 ${mark(checks.duplicated)}; stored intact with one job ${mark(checks.intact)}`,
     );
     console.log(
@@ -498,30 +602,35 @@ async function main(): Promise<void> {
         bench: 'intake',
         node: process.version,
         cpus: availableParallelism(),
-        connections: CONNECTIONS,
-        amount: AMOUNT,
-        warmup: WARMUP,
-        notebookBytes: NOTEBOOK_BYTES,
-        users: USERS,
+        connections: o.connections,
+        amount: o.amount,
+        warmup: o.warmup,
+        rate: o.rate ?? null,
+        notebookBytes,
+        users: o.users,
         baseline: bare,
         gofer,
         throughputRatio: ratio,
         count: c,
-        targets: { p99Ms: TARGET.p99Ms, throughputRatio: TARGET.throughputRatio },
+        targets: TARGET,
         pass: { ...checks, all: Object.values(checks).every(Boolean) },
       }),
     );
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    if (values.keep) console.error(`bench:intake: kept ${dir}`);
+    if (o.keep) console.error(`bench:intake: kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error('bench:intake failed:', err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+if (isMainThread) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error('bench:intake failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+      process.exit(1);
+    },
+  );
+} else {
+  loadThread(workerData as LoadSetup);
+}

@@ -117,10 +117,9 @@ export class AgsStore {
     let scores = item.scores.filter((s) => s.scoreGiven !== null).sort((a, b) => b.timestampMicros - a.timestampMicros);
     if (userId) scores = scores.filter((s) => s.userId === userId);
     if (limit) {
-      // edX calls int() on it: anything else is an unhandled ValueError.
-      if (!/^\s*[+-]?\d+\s*$/.test(limit)) return { status: 500, reason: `limit ${limit} is not an integer` };
-      const n = Number(limit);
-      scores = n >= 0 ? scores.slice(0, n) : scores.slice(0, Math.max(0, scores.length + n));
+      // edX calls int() on it and slices a queryset: non-integers and negative numbers are unhandled errors.
+      if (!/^\s*[+-]?\d+\s*$/.test(limit) || Number(limit) < 0) return { status: 500, reason: `limit ${limit} is not a non-negative integer` };
+      scores = scores.slice(0, Number(limit));
     }
     return {
       status: 200,

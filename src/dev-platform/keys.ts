@@ -26,7 +26,9 @@ export class PlatformKeys {
   }
 
   async rotate(): Promise<void> {
-    for (const clientId of this.clientIds) this.keys.set(clientId, await newKey());
+    const fresh = await Promise.all(this.clientIds.map(async (clientId) => [clientId, await newKey()] as const));
+    // Swapped together once all exist, so no request sees some passports rotated and others not.
+    for (const [clientId, key] of fresh) this.keys.set(clientId, key);
   }
 
   private key(clientId: string): PlatformKey {

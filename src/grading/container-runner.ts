@@ -123,8 +123,7 @@ export class ContainerRunner {
     const started = Date.now();
     const { limits } = job;
     // The harness gets the budget twice (notebook, then tests), kernel start-up (up to 60 s) and a
-    // little grace; past that the
-    // container is killed from here, whatever learner code does inside.
+    // little grace; past that the container is killed from here, whatever learner code does inside.
     const wallMs = (2 * limits.timeoutSeconds + 70) * 1000;
     const memory = limits.memoryMb * 1024 * 1024;
 
