@@ -1,0 +1,126 @@
+import { esc, page } from '../web/html.js';
+import type { PlatformContext } from './context.js';
+import type { DevComponent, DevUser } from './types.js';
+
+/**
+ * The course as a person sees it in a browser: components with launch links for every user,
+ * and the gradebook. Plain HTML so browser-driven tests can find links by their text.
+ */
+export function coursePage(ctx: PlatformContext): string {
+  const sections = ctx.components.map((c) => componentSection(ctx, c)).join('\n');
+  return page(
+    ctx.course.title,
+    `<p>Course <code>${esc(ctx.course.key)}</code> on the development LTI platform (behaves like Open edX). Issuer <code>${esc(ctx.issuer)}</code>.</p>
+<p><a href="/gradebook">Gradebook</a></p>
+${sections}`,
+  );
+}
+
+function componentSection(ctx: PlatformContext, c: DevComponent): string {
+  const ep = ctx.endpoints(c);
+  const launches = ctx.users
+    .map((u) => {
+      const unit = unitPath(c, u, 'resource');
+      return `<li><a href="${esc(unit)}">Launch as ${esc(u.username)}</a> (${esc(roleLabel(u))}) · <a href="${esc(ctx.launchStartUrl(u.username, c.usageKey, 'resource'))}" target="_blank" rel="noopener">new window</a></li>`;
+    })
+    .join('\n');
+  const staff = ctx.users.find((u) => u.role === 'staff' || u.role === 'admin');
+  const deepLink =
+    c.deepLinking && staff
+      ? `<p><a href="${esc(unitPath(c, staff, 'deep-link'))}">Deep link as staff</a> (${esc(staff.username)}) · <a href="${esc(ctx.launchStartUrl(staff.username, c.usageKey, 'deep-link'))}" target="_blank" rel="noopener">new window</a></p>`
+      : '';
+  const links = ctx.deepLinks.get(c.configId);
+  const linked = links ? `<p>Deep-linked content: <code>${esc(JSON.stringify(links.items))}</code></p>` : '';
+  return `<section>
+<h2>${esc(c.name)}</h2>
+<table>
+<tr><th>Usage key</th><td><code>${esc(c.usageKey)}</code></td></tr>
+<tr><th>Graded</th><td>${c.graded ? `yes, weight ${esc(c.weight)}` : 'no (scores are stored, never published)'}</td></tr>
+<tr><th>Due</th><td>${c.due ? esc(c.due.toISOString()) : 'none'}${c.due ? (c.acceptGradesPastDue ? ' (grades accepted past due)' : ' (grades past due are not published)') : ''}</td></tr>
+<tr><th>Custom parameters</th><td><code>${esc(c.custom.join(' '))}</code></td></tr>
+<tr><th>AGS mode</th><td>${esc(c.agsMode)}</td></tr>
+<tr><th>Client id</th><td><code>${esc(c.clientId)}</code></td></tr>
+<tr><th>Deployment id</th><td><code>1</code></td></tr>
+<tr><th>Auth endpoint</th><td><code>${esc(ep.authUrl)}</code></td></tr>
+<tr><th>Token endpoint</th><td><code>${esc(ep.tokenUrl)}</code></td></tr>
+<tr><th>Keyset</th><td><code>${esc(ep.keysetUrl)}</code></td></tr>
+<tr><th>Tool login / launch / keyset</th><td><code>${esc(c.tool.loginUrl)}</code><br><code>${esc(c.tool.launchUrl)}</code><br><code>${esc(c.tool.keysetUrl)}</code></td></tr>
+</table>
+<ul>
+${launches}
+</ul>
+${deepLink}${linked}
+</section>`;
+}
+
+/** The unit page: edX's default presentation, the tool in an iframe inside the course page. */
+export function unitPage(ctx: PlatformContext, c: DevComponent, u: DevUser, kind: 'resource' | 'deep-link'): string {
+  const src = ctx.launchStartUrl(u.username, c.usageKey, kind);
+  return page(
+    c.name,
+    `<p><a href="/">${esc(ctx.course.title)}</a> › ${esc(c.name)} · viewing as <strong>${esc(u.username)}</strong> (${esc(roleLabel(u))})${kind === 'deep-link' ? ' · deep linking' : ''}</p>
+<iframe title="${esc(c.name)}" src="${esc(src)}" style="width:100%;height:40rem;border:1px solid #ddd"></iframe>
+<p><a href="${esc(src)}" target="_blank" rel="noopener">Open in a new window</a> (edX's "new window" presentation).</p>`,
+  );
+}
+
+export function gradebookPage(ctx: PlatformContext): string {
+  const grades = new Map(ctx.store.gradebook().map((g) => [`${g.username}\n${g.usageKey}`, g.published]));
+  const head = ctx.components.map((c) => `<th>${esc(c.name)}<br><small>weight ${esc(c.weight)}${c.graded ? '' : ', not graded'}</small></th>`).join('');
+  const rows = ctx.users
+    .map((u) => {
+      const cells = ctx.components
+        .map((c) => {
+          const v = grades.get(`${u.username}\n${c.usageKey}`) ?? null;
+          return `<td>${v === null ? '—' : esc(formatPoints(v))}</td>`;
+        })
+        .join('');
+      return `<tr><th>${esc(u.username)}</th>${cells}</tr>`;
+    })
+    .join('\n');
+  const items = ctx.store
+    .all()
+    .map((i) => {
+      const scores = i.scores.length
+        ? i.scores
+            .map((s) => {
+              const who = ctx.userBySub(s.userId)?.username ?? s.userId;
+              return `<li>${esc(who)}: ${s.scoreGiven === null ? 'no score' : `${esc(s.scoreGiven)} / ${esc(s.scoreMaximum)}`} · ${esc(s.gradingProgress)} · ${esc(s.timestamp)}</li>`;
+            })
+            .join('')
+        : '<li>no scores</li>';
+      return `<li><code>${esc(i.id)}</code> “${esc(i.label)}” max ${esc(i.scoreMaximum)}, resource link <code>${esc(i.resourceLinkId ?? '—')}</code><ul>${scores}</ul></li>`;
+    })
+    .join('\n');
+  return page(
+    `Gradebook: ${ctx.course.title}`,
+    `<p><a href="/">Back to the course</a></p>
+<table>
+<tr><th>User</th>${head}</tr>
+${rows}
+</table>
+<p>Values are what edX publishes: the latest score as a fraction of its own scoreMaximum, times the component's weight.
+A score of 0 is stored but never published (a known edX bug): a learner whose latest score is 0 keeps the value published before.
+Scores for ungraded components, for line items of another block, or arriving past due when the component does not accept late grades are stored and not published.</p>
+<h2>Line items and stored scores</h2>
+<ul>
+${items || '<li>none</li>'}
+</ul>`,
+  );
+}
+
+export function errorPage(title: string, message: string): string {
+  return page(title, `<p>${esc(message)}</p>`);
+}
+
+function unitPath(c: DevComponent, u: DevUser, kind: 'resource' | 'deep-link'): string {
+  return `/dev/unit?${new URLSearchParams({ block: c.usageKey, user: u.username, kind }).toString()}`;
+}
+
+function roleLabel(u: DevUser): string {
+  return { learner: 'learner', staff: 'course staff', admin: 'course admin', moderator: 'discussion moderator' }[u.role];
+}
+
+function formatPoints(v: number): string {
+  return String(Math.round(v * 10_000) / 10_000);
+}
