@@ -11,9 +11,23 @@ import { gradeNotebook } from './grading/grader.js';
 import { JobQueue } from './grading/queue.js';
 import { WorkerPool } from './grading/worker.js';
 import { systemClock, uuid, type Clock } from './lib/clock.js';
+import { ConfigError } from './lib/errors.js';
 import type { Logger } from './lib/logger.js';
 import { ApiTokenStore, Authenticator, HubClient } from './submissions/identity.js';
+import { startDevPlatform, type DevPlatform } from './dev-platform/index.js';
+import { demoPlatformOptions, devPlatformConfig } from './dev-platform/demo.js';
+import { LaunchService } from './lti/launch.js';
+import { KnexLtiPlugin } from './lti/knex-plugin.js';
+import { ltiEncryptionKey, registerPlatforms, setupLti } from './lti/provider.js';
+import { LtiStore } from './lti/store.js';
+import { AgsClient, LtijsToolKeys } from './passback/ags-client.js';
+import { Dispatcher } from './passback/dispatcher.js';
+import { PassbackOutbox, passbackHook } from './passback/outbox.js';
+import { policyLookup } from './passback/policy.js';
+import { Signer } from './submissions/identity.js';
 import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oauth.js';
+import { linkRouter, ltiPagesRouter } from './web/lti-pages.js';
+import type { RequestHandler } from 'express';
 import { Intake } from './submissions/intake.js';
 import { SubmissionStore } from './submissions/store.js';
 
@@ -29,6 +43,8 @@ export interface RunOptions {
 
 export interface Running {
   url?: string;
+  /** The dev platform started beside Gofer (configuration `devPlatform.enabled`). */
+  devPlatform?: DevPlatform;
   stop(): Promise<void>;
   /** Stop waiting for running grading jobs: give them back at once. */
   hurry(): void;
@@ -90,7 +106,14 @@ async function start(
     await runner.removeLeftovers();
   }
   const submissions = new SubmissionStore(db);
-  const queue = new JobQueue(db, { retryDelayMs: config.queue.retryDelaySeconds * 1000 });
+  // With LTI, a graded result and its passback row are stored in one transaction.
+  const lti = ltiEnabled(config);
+  const outbox = lti ? new PassbackOutbox(db) : undefined;
+  let dispatcher: Dispatcher | undefined;
+  const queue = new JobQueue(db, {
+    retryDelayMs: config.queue.retryDelaySeconds * 1000,
+    ...(outbox ? { onRecorded: passbackHook(outbox, policyLookup(config), { onEnqueued: () => dispatcher?.notify() }) } : {}),
+  });
   const pool = new WorkerPool({
     queue,
     submissions,
@@ -109,6 +132,7 @@ async function start(
   started.push(() => pool.stop(config.queue.shutdownGraceSeconds * 1000));
 
   let url: string | undefined;
+  let devPlatformRef: DevPlatform | undefined;
   if (opts.http) {
     const hub = hubSettings(config, env);
     const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock, requiredScopes: hubScopes(env) }) : undefined;
@@ -119,7 +143,88 @@ async function start(
         ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix)
         : undefined;
     const intake = new Intake({ config, submissions, clock, ids: uuid, log, onQueued: () => pool.notify() });
-    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, ...(oauth ? { oauth } : {}) });
+    const mounts: Array<[string, RequestHandler]> = [];
+    let devPlatform: DevPlatform | undefined;
+    if (outbox) {
+      const toolUrl = (config.lti.url ?? `http://${hub.host}:${hub.port}`).replace(/\/$/, '');
+      if (!config.lti.url && hub.port === 0) throw new ConfigError('LTI needs a fixed server.port (or lti.url): platforms must know where Gofer is.');
+      const store = new LtiStore(db);
+      const signer = new Signer(cookieSecret(config.server.secret, env, config.dataDir));
+      const ags = new AgsClient({
+        keys: new LtijsToolKeys(new KnexLtiPlugin(db, clock, log), ltiEncryptionKey(config, env)),
+        clock,
+        log,
+        requestTimeoutMs: config.passback.requestTimeoutSeconds * 1000,
+      });
+      const d = new Dispatcher({
+        outbox,
+        ags,
+        lti: store,
+        policy: policyLookup(config),
+        clock,
+        log,
+        name: `${hostname()}/${process.pid}`,
+        concurrency: config.passback.concurrency,
+        pollMs: config.passback.pollMs,
+        maxAttempts: config.passback.maxAttempts,
+        retryDelayMs: config.passback.retryDelaySeconds * 1000,
+      });
+      dispatcher = d;
+      d.start();
+      started.push(() => d.stop(config.queue.shutdownGraceSeconds * 1000));
+      const wake = async (hubUser: string): Promise<void> => {
+        await d.wake(hubUser);
+      };
+      const launches = new LaunchService({ config, store, clock, onIdentity: wake });
+      const sessionMs = 8 * 3600 * 1000;
+      const mount = await setupLti({
+        config,
+        db,
+        clock,
+        log,
+        env,
+        toolUrl,
+        launches,
+        pageUrl: (session) => `/app/assignment?s=${encodeURIComponent(signer.sign(session, sessionMs, clock.now()))}`,
+        assignmentsForDeepLinking: () => config.courses.flatMap((c) => c.assignments.map((a) => ({ id: a.id, title: `${c.id}: ${a.id}` }))),
+      });
+      const platforms = [...config.lti.platforms];
+      if (config.devPlatform.enabled) {
+        const options = demoPlatformOptions(config, toolUrl, log);
+        const dev = await startDevPlatform(options);
+        devPlatform = dev;
+        started.push(() => dev.stop());
+        platforms.push(devPlatformConfig(dev, options.components));
+        log.info(`dev platform: open ${dev.url}/ to launch as a learner or an instructor`);
+      }
+      await registerPlatforms(mount.provider, platforms, log);
+      mounts.push(['/lti', mount.app]);
+      mounts.push([
+        '/app',
+        ltiPagesRouter({
+          config,
+          store,
+          submissions,
+          signer,
+          clock,
+          prefix: hub.prefix,
+          passbackStates: async (ids) => new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: v.lastError }])),
+          resend: async (submissionId) => {
+            const row = (await outbox.bySubmission([submissionId])).get(submissionId);
+            const n = row ? await outbox.requeue([row.id], clock.now()) : 0;
+            d.notify();
+            return n > 0;
+          },
+          onLinked: wake,
+          wakeGrading: () => pool.notify(),
+          submit: (who, notebook, target) => intake.submit(who, notebook, target),
+          ...(oauth ? { hubIdentity: (req: import('express').Request) => oauth.identity(req) } : {}),
+        }),
+      ]);
+      mounts.push([hub.prefix, linkRouter({ signer, store, clock, onLinked: wake, prefix: hub.prefix, ...(oauth ? { hubIdentity: (req: import('express').Request) => oauth.identity(req) } : {}) })]);
+    }
+    devPlatformRef = devPlatform;
+    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, mounts, ...(oauth ? { oauth } : {}) });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);
@@ -146,7 +251,12 @@ async function start(
     })());
   // a second signal: do not wait for running jobs, give them back now
   const hurry = (): void => pool.abortRunning();
-  return { ...(url ? { url } : {}), stop, hurry };
+  return { ...(url ? { url } : {}), ...(devPlatformRef ? { devPlatform: devPlatformRef } : {}), stop, hurry };
+}
+
+/** LTI is on when platforms are configured, Gofer's public URL is set, or the dev platform runs beside it. */
+export function ltiEnabled(config: Config): boolean {
+  return config.lti.platforms.length > 0 || Boolean(config.lti.url) || config.devPlatform.enabled;
 }
 
 /** The scopes a hub token must carry to submit to this service (JupyterHub 2+ tells managed services). */

@@ -89,6 +89,8 @@ export async function setupLti(deps: {
   log: Logger;
   env: NodeJS.ProcessEnv;
   launches: LaunchService;
+  /** Where platforms and browsers reach Gofer. */
+  toolUrl: string;
   pageUrl: (session: LtiSession) => string;
   assignmentsForDeepLinking: (token: Record<string, any>) => Array<{ id: string; title: string }>;
 }): Promise<LtiMount> {
@@ -117,7 +119,7 @@ export async function setupLti(deps: {
     const chosen = String((req.body as Record<string, unknown>)?.assignment ?? '');
     const entry = token && deps.assignmentsForDeepLinking(token).find((a) => a.id === chosen);
     if (!token || !entry) return problem(res, 400, 'Unknown assignment', 'Choose one of the listed assignments.');
-    const launchUrl = `${ltiBaseUrl(config)}/lti`;
+    const launchUrl = `${deps.toolUrl}/lti`;
     const form = await lti.DeepLinking.createDeepLinkingForm(token, [{ type: 'ltiResourceLink', title: entry.title, url: launchUrl, custom: { assignment: entry.id } }], { message: `Linked ${entry.title}` });
     return res.type('html').send(form);
   });

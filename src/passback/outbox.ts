@@ -1,0 +1,365 @@
+import type { Knex } from 'knex';
+import type { Db } from '../db/knex.js';
+import { isPostgres } from '../db/knex.js';
+import type { OnRecorded } from '../grading/queue.js';
+import type { AssignmentPolicy, PolicyLookup } from './policy.js';
+
+/**
+ * waiting: no identity or binding yet (re-checked now and then, and at once on `wake`) ·
+ * pending: due at next_attempt_at · sending: leased by a dispatcher · sent · superseded: the
+ * platform already holds a newer score, or a newer grade replaced this one before it was sent ·
+ * failed: the platform refused it, or every attempt failed · late: received after the due date
+ * under `late: reject`, never sent.
+ */
+export type PassbackStatus = 'waiting' | 'pending' | 'sending' | 'sent' | 'superseded' | 'failed' | 'late';
+
+export interface NewPassback {
+  submissionId: string;
+  resultId: number;
+  owner: string;
+  course: string;
+  assignment: string;
+  /** Fraction 0..1 of the assignment's points. */
+  score: number;
+  /** When the grade was made (epoch ms): the AGS timestamp. */
+  gradedAt: number;
+  /** When the submission was received (epoch ms): decides lateness. */
+  receivedAt: number;
+  policy: Pick<AssignmentPolicy, 'select' | 'due' | 'late'>;
+}
+
+export type EnqueueOutcome =
+  | { kind: 'enqueued'; id: number; status: 'pending' | 'late' }
+  /** Nothing to send: under `best` not an improvement, under `latest` a later submission's grade is already there. */
+  | { kind: 'skipped'; reason: string };
+
+/** A row a dispatcher holds the lease of. */
+export interface ClaimedPassback {
+  id: number;
+  submissionId: string;
+  resultId: number;
+  owner: string;
+  course: string;
+  assignment: string;
+  score: number;
+  gradedAt: number;
+  receivedAt: number;
+  /** Attempts to send made before this one (looking at a waiting row again is not one). */
+  attempts: number;
+}
+
+/** One row as the instructor page shows it. */
+export interface PassbackView {
+  id: number;
+  submissionId: string;
+  resultId: number;
+  owner: string;
+  course: string;
+  assignment: string;
+  score: number;
+  gradedAt: number;
+  receivedAt: number;
+  status: PassbackStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  /** Why it is waiting, late, superseded or failed, or the platform's last answer (a person can read it). */
+  lastError: string | null;
+  sentAt: number | null;
+  createdAt: number;
+}
+
+export interface PassbackFilter {
+  course?: string;
+  assignment?: string;
+  owner?: string;
+  status?: PassbackStatus | PassbackStatus[];
+  submissionIds?: string[];
+}
+
+/** Statuses whose score is, or will be, what the platform holds (the ones `best`/`latest` compare with). */
+const COUNTED: PassbackStatus[] = ['waiting', 'pending', 'sending', 'sent', 'superseded'];
+
+/**
+ * The passback outbox: one row per grade to send, written in the transaction that records the
+ * grade and drained by dispatchers that claim rows with a lease, so a grade is never lost when a
+ * process dies and is sent again (harmlessly: same timestamp) when a lease expires.
+ */
+export class PassbackOutbox {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Adds a grade to send, inside the transaction recording it. `best` adds only a score that
+   * beats every score already queued or sent for the learner's assignment (edX keeps only the
+   * last score it receives); `latest` adds every grade except one of an older submission whose
+   * successor's grade is already queued (a slow regrade must not overwrite a newer grade).
+   */
+  async enqueue(trx: Knex.Transaction, p: NewPassback, now: number = p.gradedAt): Promise<EnqueueOutcome> {
+    if (isPostgres(this.db)) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`passback\n${p.owner}\n${p.course}\n${p.assignment}`]);
+    const base = {
+      submission_id: p.submissionId,
+      result_id: p.resultId,
+      owner: p.owner,
+      course: p.course,
+      assignment: p.assignment,
+      score: p.score,
+      graded_at: p.gradedAt,
+      attempts: 0,
+      next_attempt_at: now,
+      created_at: now,
+    };
+    const { due, late } = p.policy;
+    if (late === 'reject' && due && p.receivedAt > due.getTime()) {
+      const id = await insertId(trx, {
+        ...base,
+        status: 'late',
+        last_error: `Not sent: received ${new Date(p.receivedAt).toISOString()}, after the due date ${due.toISOString()}, and late work is not accepted (late: reject).`,
+      });
+      return { kind: 'enqueued', id, status: 'late' };
+    }
+
+    const prior = (await trx('passbacks as p')
+      .join('submissions as s', 's.id', 'p.submission_id')
+      .where({ 'p.owner': p.owner, 'p.course': p.course, 'p.assignment': p.assignment })
+      .whereIn('p.status', COUNTED)
+      .select('p.score', 's.received_at')) as Array<{ score: number | string; received_at: number | string }>;
+    if (p.policy.select === 'best') {
+      const best = Math.max(...prior.map((r) => Number(r.score)));
+      if (prior.length > 0 && p.score <= best) return { kind: 'skipped', reason: `not better than ${best}, already sent or queued (select: best)` };
+    } else if (prior.some((r) => Number(r.received_at) > p.receivedAt)) {
+      return { kind: 'skipped', reason: 'a later submission was graded first; its grade is the latest (select: latest)' };
+    }
+
+    // Older unsent grades would only be overwritten: retire them. Not under `reject`, where the
+    // new grade may still turn out late against the platform's own due date.
+    if (late === 'accept') {
+      await trx('passbacks')
+        .where({ owner: p.owner, course: p.course, assignment: p.assignment })
+        .whereIn('status', ['pending', 'waiting'])
+        .update({ status: 'superseded', last_error: 'Not sent: a newer grade replaced it before it was sent.', locked_by: null, locked_until: null });
+    }
+    const id = await insertId(trx, { ...base, status: 'pending' });
+    return { kind: 'enqueued', id, status: 'pending' };
+  }
+
+  /**
+   * Atomically leases up to `limit` due rows (pending or waiting, or sending with an expired
+   * lease) to this dispatcher. Attempts are counted when a request was made (the mark* calls),
+   * not here: a row that turns out to be waiting has not been tried.
+   */
+  async claim(dispatcherId: string, now: number, leaseMs: number, limit = 1): Promise<ClaimedPassback[]> {
+    // One source at a time, each read in the order of the (status, next_attempt_at) index: an
+    // OR across statuses would make every claim sort all due rows (thousands after a outage).
+    const sources: Array<[string, string]> = [
+      [`status = 'sending' AND locked_until < ?`, 'locked_until, id'],
+      [`status = 'pending' AND next_attempt_at <= ?`, 'next_attempt_at, id'],
+      [`status = 'waiting' AND next_attempt_at <= ?`, 'next_attempt_at, id'],
+    ];
+    const rows: Array<Record<string, unknown>> = [];
+    for (const [where, order] of sources) {
+      if (rows.length >= limit) break;
+      rows.push(...(await this.claimFrom(where, order, dispatcherId, now, now + leaseMs, limit - rows.length)));
+    }
+    if (rows.length === 0) return [];
+    const received = new Map<string, number>();
+    const subs = (await this.db('submissions')
+      .select('id', 'received_at')
+      .whereIn('id', [...new Set(rows.map((r) => String(r.submission_id)))])) as Array<{ id: string; received_at: number | string }>;
+    for (const s of subs) received.set(s.id, Number(s.received_at));
+    return rows
+      .map((r) => ({
+        id: Number(r.id),
+        submissionId: String(r.submission_id),
+        resultId: Number(r.result_id),
+        owner: String(r.owner),
+        course: String(r.course),
+        assignment: String(r.assignment),
+        score: Number(r.score),
+        gradedAt: Number(r.graded_at),
+        receivedAt: received.get(String(r.submission_id)) ?? Number(r.graded_at),
+        attempts: Number(r.attempts),
+      }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  private async claimFrom(where: string, order: string, dispatcherId: string, now: number, until: number, limit: number): Promise<Array<Record<string, unknown>>> {
+    const columns = ['id', 'submission_id', 'result_id', 'owner', 'course', 'assignment', 'score', 'graded_at', 'attempts'];
+    const result = isPostgres(this.db)
+      ? await this.db.raw(
+          `WITH c AS (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ? FOR UPDATE SKIP LOCKED)
+           UPDATE passbacks AS p SET status = 'sending', locked_by = ?, locked_until = ? FROM c WHERE p.id = c.id
+           RETURNING ${columns.map((c) => `p.${c}`).join(', ')}`,
+          [now, limit, dispatcherId, until],
+        )
+      : await this.db.raw(
+          `UPDATE passbacks SET status = 'sending', locked_by = ?, locked_until = ?
+            WHERE id IN (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ?)
+           RETURNING ${columns.join(', ')}`,
+          [dispatcherId, until, now, limit],
+        );
+    return (Array.isArray(result) ? result : result.rows) as Array<Record<string, unknown>>;
+  }
+
+  /** Extends a lease; false when this dispatcher no longer holds the row. */
+  async renew(id: number, dispatcherId: string, until: number): Promise<boolean> {
+    return (await this.db('passbacks').where({ id, locked_by: dispatcherId, status: 'sending' }).update({ locked_until: until })) === 1;
+  }
+
+  /** The platform holds this score; `note` says anything worth showing (e.g. a retried POST that had arrived). */
+  markSent(id: number, dispatcherId: string, now: number, note: string | null = null): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'sent', sent_at: now, last_error: note }, true);
+  }
+
+  /** markSent for many rows at once; returns the ids this dispatcher still held. */
+  async markSentMany(ids: number[], dispatcherId: string, now: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = (await this.db('passbacks')
+      .whereIn('id', ids)
+      .where({ locked_by: dispatcherId, status: 'sending' })
+      .update({ status: 'sent', sent_at: now, last_error: null, locked_by: null, locked_until: null, attempts: this.db.raw('attempts + 1') })
+      .returning('id')) as Array<{ id: number } | number>;
+    return rows.map((r) => Number(typeof r === 'object' ? r.id : r));
+  }
+
+  /** The platform already holds a newer score: nothing more to do. */
+  markSuperseded(id: number, dispatcherId: string, reason: string): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'superseded', last_error: reason }, true);
+  }
+
+  /** Given up for good; `reason` carries the platform's answer. `attempted`: a request was made this time. */
+  markFailed(id: number, dispatcherId: string, reason: string, attempted = true): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'failed', last_error: reason }, attempted);
+  }
+
+  /** Received after the due date under `late: reject`: kept, shown, never sent. */
+  markLate(id: number, dispatcherId: string, reason: string): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'late', last_error: reason });
+  }
+
+  /** No identity or binding yet: looked at again at `recheckAt`, or sooner on `wake`. */
+  markWaiting(id: number, dispatcherId: string, reason: string, recheckAt: number): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'waiting', last_error: reason, next_attempt_at: recheckAt });
+  }
+
+  /** Try again at `at` (back-off chosen by the dispatcher). */
+  retryAt(id: number, dispatcherId: string, at: number, reason: string): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'pending', last_error: reason, next_attempt_at: at }, true);
+  }
+
+  /** Gives a row back untouched (shutdown): the attempt does not count. */
+  async release(id: number, dispatcherId: string, now: number): Promise<boolean> {
+    return this.finish(id, dispatcherId, { status: 'pending', next_attempt_at: now }, false);
+  }
+
+  /** A learner launched or linked their hub account: their waiting grades are due now. Returns how many. */
+  async wake(owner: string, now: number): Promise<number> {
+    return this.db('passbacks').where({ owner, status: 'waiting' }).update({ status: 'pending', next_attempt_at: now });
+  }
+
+  /** An assignment got a binding (a launch of its component): its waiting grades are due now. */
+  async wakeAssignment(course: string, assignment: string, now: number): Promise<number> {
+    return this.db('passbacks').where({ course, assignment, status: 'waiting' }).update({ status: 'pending', next_attempt_at: now });
+  }
+
+  /** Sends failed rows again (an instructor's "retry"), with a fresh count of attempts. */
+  async requeue(ids: number[], now: number): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.db('passbacks')
+      .whereIn('id', ids)
+      .where({ status: 'failed' })
+      .update({ status: 'pending', attempts: 0, next_attempt_at: now, locked_by: null, locked_until: null });
+  }
+
+  async get(id: number): Promise<PassbackView | undefined> {
+    return (await this.list({}, { ids: [id] }))[0];
+  }
+
+  /** Rows for the instructor page, newest first. */
+  async list(filter: PassbackFilter = {}, opts: { limit?: number; ids?: number[] } = {}): Promise<PassbackView[]> {
+    const q = this.db('passbacks as p')
+      .join('submissions as s', 's.id', 'p.submission_id')
+      .select('p.*', 's.received_at')
+      .orderBy('p.id', 'desc');
+    if (filter.course) q.where('p.course', filter.course);
+    if (filter.assignment) q.where('p.assignment', filter.assignment);
+    if (filter.owner) q.where('p.owner', filter.owner);
+    if (filter.status) q.whereIn('p.status', Array.isArray(filter.status) ? filter.status : [filter.status]);
+    if (filter.submissionIds) q.whereIn('p.submission_id', filter.submissionIds);
+    if (opts.ids) q.whereIn('p.id', opts.ids);
+    if (opts.limit) q.limit(opts.limit);
+    return ((await q) as Array<Record<string, unknown>>).map(toView);
+  }
+
+  /** Per submission, its newest passback row (a regrade adds a row): what the page shows next to a grade. */
+  async bySubmission(submissionIds: string[]): Promise<Map<string, PassbackView>> {
+    const out = new Map<string, PassbackView>();
+    for (let i = 0; i < submissionIds.length; i += 500) {
+      for (const v of await this.list({ submissionIds: submissionIds.slice(i, i + 500) })) if (!out.has(v.submissionId)) out.set(v.submissionId, v);
+    }
+    return out;
+  }
+
+  /** Counts by status, for health pages, benchmarks and tests. */
+  async counts(): Promise<Partial<Record<PassbackStatus, number>>> {
+    const rows = (await this.db('passbacks').select('status').count({ n: '*' }).groupBy('status')) as Array<{ status: PassbackStatus; n: number | string }>;
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  private async finish(id: number, dispatcherId: string, update: Record<string, unknown>, attempted = false): Promise<boolean> {
+    const n = await this.db('passbacks')
+      .where({ id, locked_by: dispatcherId, status: 'sending' })
+      .update({ ...update, locked_by: null, locked_until: null, ...(attempted ? { attempts: this.db.raw('attempts + 1') } : {}) });
+    return n === 1;
+  }
+}
+
+/**
+ * The JobQueue hook: a graded result adds its passback in the result's transaction. A result
+ * that is not `graded` (timeout, broken notebook…) sends nothing, and infrastructure failures
+ * never reach here. `onEnqueued` runs after the commit (wake the dispatcher in this process).
+ */
+export function passbackHook(outbox: PassbackOutbox, lookupPolicy: PolicyLookup, opts: { onEnqueued?: () => void } = {}): OnRecorded {
+  return async (trx, { submissionId, resultId, result, now }) => {
+    if (result.status !== 'graded') return;
+    const s = (await trx('submissions').select('owner', 'course', 'assignment', 'received_at').where({ id: submissionId }).first()) as
+      | { owner: string; course: string; assignment: string; received_at: number | string }
+      | undefined;
+    if (!s) throw new Error(`submission ${submissionId} is missing`);
+    // An assignment gone from the configuration is still queued: the dispatcher says why it cannot be sent.
+    const policy = lookupPolicy(s.course, s.assignment) ?? { select: 'latest', late: 'accept' };
+    const out = await outbox.enqueue(
+      trx,
+      { submissionId, resultId, owner: s.owner, course: s.course, assignment: s.assignment, score: result.score, gradedAt: now, receivedAt: Number(s.received_at), policy },
+      now,
+    );
+    if (out.kind === 'enqueued' && out.status === 'pending' && opts.onEnqueued) {
+      const notify = opts.onEnqueued;
+      trx.executionPromise.then(() => notify(), () => undefined);
+    }
+  };
+}
+
+async function insertId(trx: Knex.Transaction, row: Record<string, unknown>): Promise<number> {
+  const [inserted] = await trx('passbacks').insert(row).returning('id');
+  return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
+}
+
+function toView(r: Record<string, unknown>): PassbackView {
+  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: Number(r.id),
+    submissionId: String(r.submission_id),
+    resultId: Number(r.result_id),
+    owner: String(r.owner),
+    course: String(r.course),
+    assignment: String(r.assignment),
+    score: Number(r.score),
+    gradedAt: Number(r.graded_at),
+    receivedAt: Number(r.received_at),
+    status: r.status as PassbackStatus,
+    attempts: Number(r.attempts),
+    nextAttemptAt: Number(r.next_attempt_at),
+    lastError: (r.last_error as string | null) ?? null,
+    sentAt: num(r.sent_at),
+    createdAt: Number(r.created_at),
+  };
+}
