@@ -109,7 +109,8 @@ export class Dispatcher {
     for (;;) {
       const rows = await this.o.outbox.claim(this.id, this.o.clock.now(), this.leaseMs, this.o.concurrency);
       if (rows.length === 0) break;
-      await Promise.all(rows.map((r) => this.process(r, new AbortController().signal)));
+      const lookups = new Lookups(this.o.lti);
+      await Promise.all(rows.map((r) => this.process(r, new AbortController().signal, lookups)));
     }
     await this.flushSent();
   }
@@ -124,12 +125,15 @@ export class Dispatcher {
    * the buffer runs low and the last claim found more, on `notify`, or every `pollMs`.
    */
   private async loop(): Promise<void> {
-    const ready: ClaimedPassback[] = [];
+    const ready: Array<{ row: ClaimedPassback; lookups: Lookups }> = [];
     let exhausted = false;
     let lastClaim = -Infinity;
     const { concurrency } = this.o;
     while (!this.stopping) {
-      while (this.inflight.size < concurrency && ready.length > 0) this.launch(ready.shift()!);
+      while (this.inflight.size < concurrency && ready.length > 0) {
+        const next = ready.shift()!;
+        this.launch(next.row, next.lookups);
+      }
       const room = 2 * concurrency - this.inflight.size - ready.length;
       const idle = this.inflight.size === 0 && ready.length === 0;
       const pollDue = performance.now() - lastClaim >= this.o.pollMs;
@@ -143,22 +147,23 @@ export class Dispatcher {
           this.o.log.error('cannot claim passbacks', { error: (err as Error).message });
         }
         exhausted = rows.length < room;
-        ready.push(...rows);
+        const lookups = new Lookups(this.o.lti);
+        ready.push(...rows.map((row) => ({ row, lookups })));
         if (rows.length > 0) continue;
       }
       await this.idle(Math.max(1, this.o.pollMs - (performance.now() - lastClaim)));
     }
     // leased but not started: give them back at once
-    for (const row of ready.splice(0)) {
+    for (const { row } of ready.splice(0)) {
       await this.o.outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => this.o.log.error('cannot give back a passback', { passback: row.id, error: e.message }));
     }
     await Promise.all([...this.inflight.values()].map((f) => f.done));
     await this.flushSent();
   }
 
-  private launch(row: ClaimedPassback): void {
+  private launch(row: ClaimedPassback, lookups: Lookups): void {
     const abort = new AbortController();
-    const done = this.process(row, abort.signal).finally(() => {
+    const done = this.process(row, abort.signal, lookups).finally(() => {
       this.inflight.delete(row.id);
       this.wakeLoop();
     });
@@ -216,10 +221,10 @@ export class Dispatcher {
     while (this.flushing) await this.flushing;
   }
 
-  private async process(row: ClaimedPassback, signal: AbortSignal): Promise<void> {
+  private async process(row: ClaimedPassback, signal: AbortSignal, lookups: Lookups): Promise<void> {
     const { outbox, log } = this.o;
     try {
-      await this.settle(row, await this.deliver(row, signal));
+      await this.settle(row, await this.deliver(row, signal, lookups));
     } catch (err) {
       if (signal.aborted) {
         await outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
@@ -234,14 +239,14 @@ export class Dispatcher {
   }
 
   /** Decides the row's pairs and sends to each; the row's outcome is the most pressing of theirs. */
-  private async deliver(row: ClaimedPassback, signal: AbortSignal): Promise<PairOutcome> {
+  private async deliver(row: ClaimedPassback, signal: AbortSignal, lookups: Lookups): Promise<PairOutcome> {
     const policy = this.o.policy(row.course, row.assignment);
     if (!policy) return { kind: 'failed', status: 0, detail: `Not sent: assignment ${row.assignment} of course ${row.course} is no longer in Gofer's configuration.` };
-    const identities = await this.o.lti.identitiesOf(row.owner);
+    const identities = await lookups.identitiesOf(row.owner);
     if (identities.length === 0) {
       return { kind: 'waiting', detail: `Waiting: hub user ${row.owner} has not launched an assignment from the course yet (or not linked their hub account), so Gofer does not know who they are on the platform.` };
     }
-    const bindings = await this.o.lti.bindingsFor(row.course, row.assignment);
+    const bindings = await lookups.bindingsFor(row.course, row.assignment);
     const pairs: Array<[LtiIdentity, Binding]> = [];
     for (const b of bindings) for (const i of identities) if (i.issuer === b.issuer) pairs.push([i, b]);
     if (pairs.length === 0) {
@@ -346,6 +351,27 @@ export class Dispatcher {
       }
     }
     if (!held) log.warn('lost the lease of a passback while sending it; another dispatcher took it over', { passback: row.id });
+  }
+}
+
+/** Identities and bindings read once per claimed batch (rows of one batch often share an assignment). */
+class Lookups {
+  private readonly identities = new Map<string, Promise<LtiIdentity[]>>();
+  private readonly bindings = new Map<string, Promise<Binding[]>>();
+
+  constructor(private readonly lti: DispatcherOptions['lti']) {}
+
+  identitiesOf(owner: string): Promise<LtiIdentity[]> {
+    let p = this.identities.get(owner);
+    if (!p) this.identities.set(owner, (p = this.lti.identitiesOf(owner)));
+    return p;
+  }
+
+  bindingsFor(course: string, assignment: string): Promise<Binding[]> {
+    const key = `${course}\n${assignment}`;
+    let p = this.bindings.get(key);
+    if (!p) this.bindings.set(key, (p = this.lti.bindingsFor(course, assignment)));
+    return p;
   }
 }
 

@@ -147,17 +147,39 @@ export class PassbackOutbox {
    * not here: a row that turns out to be waiting has not been tried.
    */
   async claim(dispatcherId: string, now: number, leaseMs: number, limit = 1): Promise<ClaimedPassback[]> {
-    // One source at a time, each read in the order of the (status, next_attempt_at) index: an
-    // OR across statuses would make every claim sort all due rows (thousands after a outage).
+    // Expired leases first, then pending, then waiting rows, each read in the order of the
+    // (status, next_attempt_at) index: an OR across statuses would make every claim sort all due
+    // rows (thousands after an outage).
     const sources: Array<[string, string]> = [
       [`status = 'sending' AND locked_until < ?`, 'locked_until, id'],
       [`status = 'pending' AND next_attempt_at <= ?`, 'next_attempt_at, id'],
       [`status = 'waiting' AND next_attempt_at <= ?`, 'next_attempt_at, id'],
     ];
+    const until = now + leaseMs;
+    const columns = ['id', 'submission_id', 'result_id', 'owner', 'course', 'assignment', 'score', 'graded_at', 'attempts'];
     const rows: Array<Record<string, unknown>> = [];
-    for (const [where, order] of sources) {
-      if (rows.length >= limit) break;
-      rows.push(...(await this.claimFrom(where, order, dispatcherId, now, now + leaseMs, limit - rows.length)));
+    if (isPostgres(this.db)) {
+      // FOR UPDATE SKIP LOCKED cannot apply to a UNION: one statement per source
+      for (const [where, order] of sources) {
+        if (rows.length >= limit) break;
+        const result = await this.db.raw(
+          `WITH c AS (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ? FOR UPDATE SKIP LOCKED)
+           UPDATE passbacks AS p SET status = 'sending', locked_by = ?, locked_until = ? FROM c WHERE p.id = c.id
+           RETURNING ${columns.map((c) => `p.${c}`).join(', ')}`,
+          [now, limit - rows.length, dispatcherId, until],
+        );
+        rows.push(...(result.rows as Array<Record<string, unknown>>));
+      }
+    } else {
+      // SQLite has one writer: a single statement, so a claim costs one commit
+      const union = sources.map(([where, order]) => `SELECT id FROM (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ?)`).join(' UNION ALL ');
+      const result = (await this.db.raw(
+        `UPDATE passbacks SET status = 'sending', locked_by = ?, locked_until = ?
+          WHERE id IN (SELECT id FROM (${union}) LIMIT ?)
+         RETURNING ${columns.join(', ')}`,
+        [dispatcherId, until, ...sources.flatMap(() => [now, limit]), limit],
+      )) as Array<Record<string, unknown>>;
+      rows.push(...result);
     }
     if (rows.length === 0) return [];
     const received = new Map<string, number>();
@@ -179,24 +201,6 @@ export class PassbackOutbox {
         attempts: Number(r.attempts),
       }))
       .sort((a, b) => a.id - b.id);
-  }
-
-  private async claimFrom(where: string, order: string, dispatcherId: string, now: number, until: number, limit: number): Promise<Array<Record<string, unknown>>> {
-    const columns = ['id', 'submission_id', 'result_id', 'owner', 'course', 'assignment', 'score', 'graded_at', 'attempts'];
-    const result = isPostgres(this.db)
-      ? await this.db.raw(
-          `WITH c AS (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ? FOR UPDATE SKIP LOCKED)
-           UPDATE passbacks AS p SET status = 'sending', locked_by = ?, locked_until = ? FROM c WHERE p.id = c.id
-           RETURNING ${columns.map((c) => `p.${c}`).join(', ')}`,
-          [now, limit, dispatcherId, until],
-        )
-      : await this.db.raw(
-          `UPDATE passbacks SET status = 'sending', locked_by = ?, locked_until = ?
-            WHERE id IN (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ?)
-           RETURNING ${columns.join(', ')}`,
-          [dispatcherId, until, now, limit],
-        );
-    return (Array.isArray(result) ? result : result.rows) as Array<Record<string, unknown>>;
   }
 
   /** Extends a lease; false when this dispatcher no longer holds the row. */

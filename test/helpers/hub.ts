@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from './process.js';
 import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { ROOT } from './service.js';
 
@@ -12,6 +12,8 @@ import { ROOT } from './service.js';
 
 /** A failure of the hub setup, its message ending with the log's last lines. */
 class HubFailure extends Error {}
+
+export { freePort }; // re-exported for the hub tests
 
 export const PROXY_BIN = path.join(ROOT, 'node_modules/.bin/configurable-http-proxy');
 
@@ -36,19 +38,6 @@ export function requireJupyterHub(env: NodeJS.ProcessEnv = process.env): string 
     throw new Error(`${PROXY_BIN} is missing: run npm install (configurable-http-proxy is a devDependency; Debian's node-configurable-http-proxy does not start with this Node.js).`);
   }
   return found;
-}
-
-/** A port nobody listens on right now, on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function freePorts(n: number): Promise<number[]> {
