@@ -11,6 +11,9 @@ import { buildImage, LOCAL_BASE } from './grading/image.js';
 import { createDb, migrate } from './db/knex.js';
 import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
 import { systemClock } from './lib/clock.js';
+import { stringify as stringifyYaml } from 'yaml';
+import { demoPlatformOptions, devPlatformConfig } from './dev-platform/demo.js';
+import { startDevPlatform } from './dev-platform/index.js';
 import { createProvider, ltiBaseUrl } from './lti/provider.js';
 import { run } from './server.js';
 import { ApiTokenStore } from './submissions/identity.js';
@@ -234,6 +237,20 @@ export async function main(argv: string[]): Promise<number> {
         await lti.deletePlatform(opts.issuer, opts.clientId);
         process.stdout.write(`removed ${opts.issuer} client ${opts.clientId}\n`);
       });
+    });
+
+  program
+    .command('dev-platform')
+    .description('run the edX-like dev platform alone, pointed at the Gofer the configuration describes')
+    .option('--port <port>', 'port (default: devPlatform.port)', wholeNumber)
+    .action(async (opts: { port?: number }) => {
+      const { config, log } = setup();
+      const options = demoPlatformOptions({ ...config, devPlatform: { ...config.devPlatform, ...(opts.port !== undefined ? { port: opts.port } : {}) } }, ltiBaseUrl(config), log);
+      const platform = await startDevPlatform(options);
+      const entry = devPlatformConfig(platform, options.components);
+      process.stdout.write(`dev platform at ${platform.url}/ (gradebook at ${platform.url}/gradebook)\n`);
+      process.stdout.write(`Gofer's configuration for it (lti.platforms):\n${stringifyYaml([entry]).replace(/^/gm, '  ')}`);
+      await runUntilSignal({ stop: () => platform.stop(), hurry: () => undefined });
     });
 
   program

@@ -9,7 +9,7 @@ export interface DispatcherOptions {
   outbox: PassbackOutbox;
   ags: AgsClient;
   /** Identities (hub name ↔ platform sub) and bindings (assignment ↔ line item). */
-  lti: Pick<LtiStore, 'identitiesOf' | 'bindingsFor' | 'setLineItem'>;
+  lti: Pick<LtiStore, 'identitiesOf' | 'bindingsFor' | 'binding' | 'setLineItem'>;
   policy: PolicyLookup;
   clock: Clock;
   log: Logger;
@@ -29,6 +29,12 @@ export interface DispatcherOptions {
   leaseMs?: number;
   /** When rows waiting for an identity or binding are looked at again without a `wake`. Default 10 min. */
   waitingRecheckMs?: number;
+  /**
+   * How long an assignment's bindings are reused before being read again. Default 5 s. A launch
+   * in this process calls `wakeAssignment`, which forgets them at once; a changed line item URL
+   * is also noticed on its 404.
+   */
+  bindingCacheMs?: number;
   random?: () => number;
 }
 
@@ -54,6 +60,8 @@ export class Dispatcher {
   private flushing: Promise<void> | undefined;
   /** Line items being looked up or created, per binding: concurrent rows must not create one each. */
   private readonly resolving = new Map<number, Promise<LineItemOutcome>>();
+  /** Bindings per assignment: every row of an assignment reads the same few (performance.now() time). */
+  private readonly bindingCache = new Map<string, { at: number; bindings: Promise<Binding[]> }>();
   private readonly inflight = new Map<number, { done: Promise<void>; abort: AbortController }>();
   private readonly id: string;
 
@@ -82,6 +90,7 @@ export class Dispatcher {
 
   /** Makes an assignment's waiting rows due (a launch created or updated its binding). */
   async wakeAssignment(course: string, assignment: string): Promise<number> {
+    this.forgetBindings(course, assignment);
     const n = await this.o.outbox.wakeAssignment(course, assignment, this.o.clock.now());
     if (n > 0) this.notify();
     return n;
@@ -109,7 +118,7 @@ export class Dispatcher {
     for (;;) {
       const rows = await this.o.outbox.claim(this.id, this.o.clock.now(), this.leaseMs, this.o.concurrency);
       if (rows.length === 0) break;
-      const lookups = new Lookups(this.o.lti);
+      const lookups = new Lookups(this.o.lti, (c, a) => this.bindingsFor(c, a));
       await Promise.all(rows.map((r) => this.process(r, new AbortController().signal, lookups)));
     }
     await this.flushSent();
@@ -147,7 +156,7 @@ export class Dispatcher {
           this.o.log.error('cannot claim passbacks', { error: (err as Error).message });
         }
         exhausted = rows.length < room;
-        const lookups = new Lookups(this.o.lti);
+        const lookups = new Lookups(this.o.lti, (c, a) => this.bindingsFor(c, a));
         ready.push(...rows.map((row) => ({ row, lookups })));
         if (rows.length > 0) continue;
       }
@@ -296,16 +305,39 @@ export class Dispatcher {
         if (!('url' in found)) return found;
         lineItemUrl = found.url;
         await this.o.lti.setLineItem(binding.id, lineItemUrl);
+        this.forgetBindings(row.course, row.assignment);
         if (found.kind === 'created') this.o.log.info('passback: created a line item', { course: row.course, assignment: row.assignment, lineItem: lineItemUrl });
       }
       const out = await this.o.ags.postScore(target, lineItemUrl, score, signal);
       if (out.kind !== 'gone') return out;
+      if (resolved > 0) return { kind: 'retry', status: 404, detail: out.detail };
+      // A launch may have recorded another line item since the bindings were read: use that one.
+      this.forgetBindings(row.course, row.assignment);
+      const fresh = await this.o.lti.binding(binding.id);
+      if (fresh?.lineItemUrl && fresh.lineItemUrl !== lineItemUrl) {
+        lineItemUrl = fresh.lineItemUrl;
+        continue;
+      }
       // The line item was deleted on the platform: look for (or create) it again, once per attempt.
       if (!binding.lineItemsUrl) return { kind: 'waiting', detail: `Waiting: ${out.detail} The next launch of the component will give its new line item.` };
-      if (resolved > 0) return { kind: 'retry', status: 404, detail: out.detail };
       await this.o.lti.setLineItem(binding.id, null);
       lineItemUrl = null;
     }
+  }
+
+  private bindingsFor(course: string, assignment: string): Promise<Binding[]> {
+    const key = `${course}\n${assignment}`;
+    const now = performance.now();
+    const hit = this.bindingCache.get(key);
+    if (hit && now - hit.at < (this.o.bindingCacheMs ?? 5000)) return hit.bindings;
+    const bindings = this.o.lti.bindingsFor(course, assignment);
+    this.bindingCache.set(key, { at: now, bindings });
+    bindings.catch(() => this.bindingCache.delete(key));
+    return bindings;
+  }
+
+  private forgetBindings(course: string, assignment: string): void {
+    this.bindingCache.delete(`${course}\n${assignment}`);
   }
 
   private async settle(row: ClaimedPassback, out: PairOutcome): Promise<void> {
@@ -354,23 +386,18 @@ export class Dispatcher {
   }
 }
 
-/** Identities and bindings read once per claimed batch (rows of one batch often share an assignment). */
+/** Identities read once per claimed batch (a learner's grades often come together); bindings from the dispatcher's short cache. */
 class Lookups {
   private readonly identities = new Map<string, Promise<LtiIdentity[]>>();
-  private readonly bindings = new Map<string, Promise<Binding[]>>();
 
-  constructor(private readonly lti: DispatcherOptions['lti']) {}
+  constructor(
+    private readonly lti: DispatcherOptions['lti'],
+    readonly bindingsFor: (course: string, assignment: string) => Promise<Binding[]>,
+  ) {}
 
   identitiesOf(owner: string): Promise<LtiIdentity[]> {
     let p = this.identities.get(owner);
     if (!p) this.identities.set(owner, (p = this.lti.identitiesOf(owner)));
-    return p;
-  }
-
-  bindingsFor(course: string, assignment: string): Promise<Binding[]> {
-    const key = `${course}\n${assignment}`;
-    let p = this.bindings.get(key);
-    if (!p) this.bindings.set(key, (p = this.lti.bindingsFor(course, assignment)));
     return p;
   }
 }
