@@ -71,10 +71,17 @@ async function main(): Promise<void> {
   const db = createDb({ database: { client: 'sqlite', filename: path.join(dir, 'gofer.sqlite'), pool: 1 }, dataDir: dir });
   await migrate(db);
 
-  // the tool key, as ltijs generates it (PKCS#1 PEM), and its keyset
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const kid = randomBytes(16).toString('hex');
-  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }] });
+  // the tool keys, as ltijs generates them (one per registration, PKCS#1 PEM), and their keyset
+  const clientIds = PER_COMPONENT ? Array.from({ length: ASSIGNMENTS }, (_, i) => `gofer-lab${String(i + 1).padStart(2, '0')}`) : ['gofer-passport'];
+  const toolKeys = new Map<string, { kid: string; pem: string }>();
+  const jwkList = [];
+  for (const clientId of clientIds) {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const kid = randomBytes(16).toString('hex');
+    toolKeys.set(clientId, { kid, pem: privateKey.export({ type: 'pkcs1', format: 'pem' }).toString() });
+    jwkList.push({ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' });
+  }
+  const jwks = JSON.stringify({ keys: jwkList });
   const keyset = createServer((_req, res) => {
     res.setHeader('Content-Type', 'application/json');
     res.end(jwks);
@@ -100,13 +107,13 @@ async function main(): Promise<void> {
 
   // registrations: one per client id, as `gofer platform add` would make them
   const plugin = new KnexLtiPlugin(db, clock, log);
-  const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const registered = new Set<string>();
   for (const c of components) {
     if (registered.has(c.clientId)) continue;
     registered.add(c.clientId);
     const ep = platform.endpoints(c);
     const where = { platformUrl: platform.issuer, clientId: c.clientId };
+    const { kid, pem } = toolKeys.get(c.clientId)!;
     await plugin.Replace(false, 'platform', where, { ...where, platformName: 'edX (dev)', authEndpoint: ep.authUrl, accesstokenEndpoint: ep.tokenUrl, kid, authConfig: { method: 'JWK_SET', key: ep.keysetUrl } });
     await plugin.Replace(ENC, 'privatekey', where, { key: pem, kid }, { kid, ...where });
   }

@@ -8,7 +8,7 @@ import { createDocker } from './grading/docker.js';
 import { formatResult } from './grading/format.js';
 import { gradeNotebook, readAssignment } from './grading/grader.js';
 import { buildImage, LOCAL_BASE } from './grading/image.js';
-import { createDb, migrate } from './db/knex.js';
+import { createDb, migrate, type Db } from './db/knex.js';
 import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
 import { systemClock } from './lib/clock.js';
 import { stringify as stringifyYaml } from 'yaml';
@@ -41,6 +41,22 @@ export async function main(argv: string[]): Promise<number> {
     const config = loadConfig(configPath(opts.config));
     const log = createLogger({ level: config.log.level, format: opts.logFormat ?? config.log.format });
     return { config, log };
+  };
+  /** Runs `fn` with the migrated database of the configuration, and closes it. */
+  const withDb = async <T>(fn: (db: Db, config: Config, log: Logger) => Promise<T>): Promise<T> => {
+    const { config, log } = setup();
+    const db = createDb(config);
+    try {
+      const applied = await migrate(db);
+      if (applied.length) log.info(`applied ${applied.join(', ')}`);
+      return await fn(db, config, log);
+    } finally {
+      await db.destroy();
+    }
+  };
+  const runService = async (http: boolean, workers: number | undefined): Promise<void> => {
+    const { config, log } = setup();
+    await runUntilSignal(await run({ config, log, http, ...(workers !== undefined ? { workers } : {}) }));
   };
 
   program
@@ -99,33 +115,18 @@ export async function main(argv: string[]): Promise<number> {
     .command('serve')
     .description('run the HTTP service (hub submit endpoint and REST API) with grading workers')
     .option('--workers <n>', 'grading workers in this process (default: queue.workers, else one per core)', wholeNumber)
-    .action(async (opts: { workers?: number }) => {
-      const { config, log } = setup();
-      await runUntilSignal(await run({ config, log, http: true, ...(opts.workers !== undefined ? { workers: opts.workers } : {}) }));
-    });
+    .action((opts: { workers?: number }) => runService(true, opts.workers));
 
   program
     .command('worker')
     .description('run grading workers only (more machines can share one PostgreSQL database)')
     .option('--workers <n>', 'grading workers (default: queue.workers, else one per core)', wholeNumber)
-    .action(async (opts: { workers?: number }) => {
-      const { config, log } = setup();
-      await runUntilSignal(await run({ config, log, http: false, ...(opts.workers !== undefined ? { workers: opts.workers } : {}) }));
-    });
+    .action((opts: { workers?: number }) => runService(false, opts.workers));
 
   program
     .command('migrate')
     .description('apply pending database migrations')
-    .action(async () => {
-      const { config, log } = setup();
-      const db = createDb(config);
-      try {
-        const applied = await migrate(db);
-        log.info(applied.length ? `applied ${applied.join(', ')}` : 'the database is up to date');
-      } finally {
-        await db.destroy();
-      }
-    });
+    .action(() => withDb(async (_db, _config, log) => log.info('the database is up to date')));
 
   program
     .command('export')
@@ -135,17 +136,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--assignment <id>', 'only this assignment')
     .option('--legacy', "gofer's gradebook shape: userid,grade,section,lab,timestamp (every graded result)")
     .action(async (opts: { course?: string; assignment?: string; legacy?: boolean }) => {
-      const { config } = setup();
       if (opts.legacy && opts.course) throw new InputError("--legacy writes gofer's gradebook shape, which has no course; filter with --assignment.");
-      const db = createDb(config);
-      try {
-        await migrate(db);
+      await withDb(async (db, config) => {
         const filter = { ...(opts.course ? { course: opts.course } : {}), ...(opts.assignment ? { assignment: opts.assignment } : {}) };
-        const csv = opts.legacy ? await legacyCsv(db, filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter));
-        process.stdout.write(csv);
-      } finally {
-        await db.destroy();
-      }
+        process.stdout.write(opts.legacy ? await legacyCsv(db, filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter)));
+      });
     });
 
   const token = program.command('token').description('API tokens, for submitting without a JupyterHub');
@@ -154,42 +149,24 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<user>', 'the learner or instructor the token acts as')
     .option('--label <text>', 'a note to remember it by')
     .description('create a token and print it (it is stored hashed and cannot be shown again)')
-    .action(async (user: string, opts: { label?: string }) => {
-      const { config } = setup();
-      const db = createDb(config);
-      try {
-        await migrate(db);
+    .action((user: string, opts: { label?: string }) =>
+      withDb(async (db) => {
         process.stdout.write((await new ApiTokenStore(db, systemClock).create(user, opts.label)) + '\n');
-      } finally {
-        await db.destroy();
-      }
-    });
+      }),
+    );
   token
     .command('revoke')
     .argument('<user>')
     .description("revoke every token of a user")
-    .action(async (user: string) => {
-      const { config } = setup();
-      const db = createDb(config);
-      try {
-        await migrate(db);
+    .action((user: string) =>
+      withDb(async (db) => {
         process.stdout.write(`revoked ${await new ApiTokenStore(db, systemClock).revoke(user)} token(s) of ${user}\n`);
-      } finally {
-        await db.destroy();
-      }
-    });
+      }),
+    );
 
   const platform = program.command('platform').description('LTI platforms (edX instances) Gofer accepts launches from');
-  const withProvider = async <T>(fn: (lti: Awaited<ReturnType<typeof createProvider>>, config: Config, db: ReturnType<typeof createDb>) => Promise<T>): Promise<T> => {
-    const { config, log } = setup();
-    const db = createDb(config);
-    try {
-      await migrate(db);
-      return await fn(await createProvider({ config, db, clock: systemClock, log, env: process.env }), config, db);
-    } finally {
-      await db.destroy();
-    }
-  };
+  const withProvider = <T>(fn: (lti: Awaited<ReturnType<typeof createProvider>>, config: Config, db: Db) => Promise<T>): Promise<T> =>
+    withDb(async (db, config, log) => fn(await createProvider({ config, db, clock: systemClock, log, env: process.env }), config, db));
   platform
     .command('add')
     .description('register a platform client (edX: one per LTI component); idempotent')

@@ -157,6 +157,8 @@ export class Dispatcher {
         }
         exhausted = rows.length < room;
         const lookups = new Lookups(this.o.lti, (c, a) => this.bindingsFor(c, a));
+        // read who and where now, while the rows wait for a slot: off each send's critical path
+        for (const row of rows) lookups.prefetch(row);
         ready.push(...rows.map((row) => ({ row, lookups })));
         if (rows.length > 0) continue;
       }
@@ -255,9 +257,15 @@ export class Dispatcher {
     if (identities.length === 0) {
       return { kind: 'waiting', detail: `Waiting: hub user ${row.owner} has not launched an assignment from the course yet (or not linked their hub account), so Gofer does not know who they are on the platform.` };
     }
-    const bindings = await lookups.bindingsFor(row.course, row.assignment);
-    const pairs: Array<[LtiIdentity, Binding]> = [];
-    for (const b of bindings) for (const i of identities) if (i.issuer === b.issuer) pairs.push([i, b]);
+    let bindings = await lookups.bindingsFor(row.course, row.assignment);
+    const pairsOf = (bs: Binding[]): Array<[LtiIdentity, Binding]> => bs.flatMap((b) => identities.filter((i) => i.issuer === b.issuer).map((i): [LtiIdentity, Binding] => [i, b]));
+    let pairs = pairsOf(bindings);
+    if (pairs.length === 0) {
+      // the cached bindings may predate a launch: decide "waiting" on a fresh read only
+      this.forgetBindings(row.course, row.assignment);
+      bindings = await this.bindingsFor(row.course, row.assignment);
+      pairs = pairsOf(bindings);
+    }
     if (pairs.length === 0) {
       return bindings.length === 0
         ? { kind: 'waiting', detail: `Waiting: no component of the course has been launched for assignment ${row.assignment} yet, so Gofer does not know its line item. Anyone launching it once (staff or learner) binds it.` }
@@ -268,7 +276,12 @@ export class Dispatcher {
     return worst(outcomes);
   }
 
-  private async sendPair(row: ClaimedPassback, policy: AssignmentPolicy, identity: LtiIdentity, binding: Binding, signal: AbortSignal): Promise<PairOutcome> {
+  private async sendPair(row: ClaimedPassback, policy: AssignmentPolicy, identity: LtiIdentity, cached: Binding, signal: AbortSignal): Promise<PairOutcome> {
+    let binding = cached;
+    if (policy.late === 'reject' && !isLate(row.receivedAt, policy.due, null) && isLate(row.receivedAt, undefined, binding.endAt)) {
+      // "late" is final: decide it on the binding as it is now, not as cached
+      binding = (await this.o.lti.binding(binding.id)) ?? binding;
+    }
     if (policy.late === 'reject' && isLate(row.receivedAt, policy.due, binding.endAt)) {
       const due = [policy.due?.getTime(), binding.endAt].filter((x): x is number => typeof x === 'number' && row.receivedAt > x);
       return {
@@ -399,6 +412,12 @@ class Lookups {
     let p = this.identities.get(owner);
     if (!p) this.identities.set(owner, (p = this.lti.identitiesOf(owner)));
     return p;
+  }
+
+  /** Starts the reads a row will need; a failure surfaces when the row awaits them. */
+  prefetch(row: ClaimedPassback): void {
+    this.identitiesOf(row.owner).catch(() => undefined);
+    this.bindingsFor(row.course, row.assignment).catch(() => undefined);
   }
 }
 
