@@ -126,7 +126,11 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('migrate')
     .description('apply pending database migrations')
-    .action(() => withDb(async (_db, _config, log) => log.info('the database is up to date')));
+    .action(() =>
+      withDb(async (_db, _config, log) => {
+        log.info('the database is up to date');
+      }),
+    );
 
   program
     .command('export')
