@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import type { Db } from '../db/knex.js';
+import { isPostgres, type Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -80,8 +80,12 @@ export class KnexLtiPlugin {
     // the query names the unique key; make sure the stored document carries it
     for (const [field, value] of Object.entries(query)) if (doc[field] === undefined) doc[field] = value;
     const row = this.row(spec, doc);
+    // ltijs only ever replaces tokens: expired ones are swept here, not just on Insert
+    await this.sweep(spec);
     const replace = () =>
       this.db.transaction(async (trx) => {
+        // concurrent replaces of one key (PostgreSQL) take turns; SQLite has one connection
+        if (isPostgres(this.db)) await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`${spec.table}:${JSON.stringify(Object.entries(query).sort())}`]);
         const q = trx(spec.table);
         this.where(q, spec, query);
         await q.delete();
@@ -138,8 +142,9 @@ export class KnexLtiPlugin {
 
   private where(q: ReturnType<Db>, spec: CollectionSpec, query?: Query): void {
     for (const [field, value] of Object.entries(query ?? {})) {
-      if (value === undefined) continue;
-      q.where(column(spec, field), value as string);
+      // like MongoDB, `{field: undefined}` matches documents without the field, never all of them
+      if (value === undefined || value === null) q.whereNull(column(spec, field));
+      else q.where(column(spec, field), value as string);
     }
   }
 
