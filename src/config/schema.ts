@@ -154,7 +154,7 @@ export const configSchema = z
       .object({
         /** default: $JUPYTERHUB_API_URL */
         apiUrl: z.string().url().optional(),
-        /** Public URL of the hub, for browser redirects (OAuth); default: derived from apiUrl. */
+        /** Public URL of the hub (its proxy), where browsers log in: needed for "Connect your JupyterHub account" from LTI pages. */
         publicUrl: z.string().url().optional(),
         cacheSeconds: z.number().min(0).default(60),
       })

@@ -264,12 +264,18 @@ export class PassbackOutbox {
     return this.db('passbacks').where({ course, assignment, status: 'waiting' }).update({ status: 'pending', next_attempt_at: now });
   }
 
-  /** Sends failed rows again (an instructor's "retry"), with a fresh count of attempts. */
+  /**
+   * Sends rows again now (an instructor's "resend"), with a fresh count of attempts: failed ones,
+   * and sent or superseded ones too (the platform answers "already exists" or "a newer score is
+   * there", and the row says so). Late rows stay late; rows being sent are left alone.
+   */
   async requeue(ids: number[], now: number): Promise<number> {
     if (ids.length === 0) return 0;
+    // an instructor's "resend": anything not already on its way goes again (edX answers
+    // "already exists" for a score it has, which counts as delivered)
     return this.db('passbacks')
       .whereIn('id', ids)
-      .where({ status: 'failed' })
+      .whereIn('status', ['failed', 'sent', 'superseded', 'late', 'waiting'])
       .update({ status: 'pending', attempts: 0, next_attempt_at: now, locked_by: null, locked_until: null });
   }
 

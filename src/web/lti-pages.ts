@@ -55,6 +55,9 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '16kb' });
   const now = () => deps.clock.now();
+  // These pages are on Gofer's own address (the LTI tool URL), which the hub's proxy does not
+  // serve: paths meant for the hub (its OAuth login through {prefix}, its pages) go to hub.publicUrl.
+  const onHub = (pathOrUrl: string): string => (deps.config.hub.publicUrl ? new URL(pathOrUrl, deps.config.hub.publicUrl).href : pathOrUrl);
 
   const session = (req: Request): { s: string; session: LtiSession } => {
     const s = String(req.query.s ?? (req.body as Record<string, unknown> | undefined)?.s ?? '');
@@ -76,7 +79,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const { s, session: ses } = session(req);
     const identity = await deps.store.identity(ses.issuer, ses.sub);
     const assignment = deps.config.courses.find((c) => c.id === ses.course)?.assignments.find((a) => a.id === ses.assignment);
-    const hubLink = deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course));
+    const hubLink = onHub(deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course)));
     const parts = [`<p>Course <b>${esc(ses.course)}</b>, assignment <b>${esc(ses.assignment)}</b>${assignment?.due ? `, due ${esc(assignment.due.toISOString())}` : ''}.</p>`];
     parts.push(`<p><a id="open-hub" href="${esc(hubLink)}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
     if (ses.staff) parts.push(`<p><a id="course-page" href="course?s=${encodeURIComponent(s)}">Course grades (staff)</a></p>`);
@@ -85,7 +88,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
       const t = deps.signer.sign({ issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
       const next = `${deps.prefix}link?t=${encodeURIComponent(t)}`;
       parts.push(`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
-<a id="connect-hub" href="${esc(`${deps.prefix}login?next=${encodeURIComponent(next)}`)}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
+<a id="connect-hub" href="${esc(onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`))}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
     } else {
       const subs = (await deps.submissions.list({ owner: hubUser, course: ses.course, assignment: ses.assignment })).reverse();
       const states = await deps.passbackStates(subs.map((x) => x.id));

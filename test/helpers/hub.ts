@@ -40,9 +40,13 @@ export function requireJupyterHub(env: NodeJS.ProcessEnv = process.env): string 
   return found;
 }
 
-async function freePorts(n: number): Promise<number[]> {
+/** n distinct free ports, none of them in `taken`. */
+async function freePorts(n: number, taken: number[] = []): Promise<number[]> {
   const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
+  while (ports.size < n) {
+    const p = await freePort();
+    if (!taken.includes(p)) ports.add(p);
+  }
   return [...ports];
 }
 
@@ -69,6 +73,11 @@ export interface HubOptions {
   environment?: Record<string, string>;
   jupyterhub?: string;
   startTimeoutMs?: number;
+  /**
+   * Fixed ports, for a Gofer configuration that must name them before the hub starts (LTI tool
+   * URLs, `hub.publicUrl`): `gofer` is the service's 'url' port, `public` the proxy's. Free ports otherwise.
+   */
+  ports?: { public?: number; gofer?: number };
 }
 
 export interface Hub {
@@ -95,7 +104,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const jupyterhub = opts.jupyterhub ?? requireJupyterHub();
   const { dir } = opts;
   const name = opts.serviceName ?? 'gofer';
-  const [publicPort, hubPort, proxyApiPort, goferPort] = (await freePorts(4)) as [number, number, number, number];
+  const given = [opts.ports?.public, opts.ports?.gofer].filter((p): p is number => p !== undefined);
+  if (new Set(given).size !== given.length) throw new Error(`startHub: the public and Gofer ports must differ (${given.join(', ')})`);
+  const [freePublic, hubPort, proxyApiPort, freeGofer] = (await freePorts(4, given)) as [number, number, number, number];
+  const publicPort = opts.ports?.public ?? freePublic;
+  const goferPort = opts.ports?.gofer ?? freeGofer;
   const adminToken = randomBytes(32).toString('hex');
   const serviceToken = randomBytes(32).toString('hex');
   const proxyToken = randomBytes(32).toString('hex');

@@ -1,0 +1,235 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
+import { requireEngine } from '../helpers/engine.js';
+import { freePort, requireJupyterHub, startHub, type Hub } from '../helpers/hub.js';
+import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
+import { waitFor } from '../helpers/process.js';
+import { EXAMPLE_TESTS, ROOT, writeConfig } from '../helpers/service.js';
+
+/**
+ * "Connect your JupyterHub account" for real, with no `lti.hubUserClaim`: a real JupyterHub (its
+ * proxy, Gofer as a hub-managed service, the real Docker engine), the edX-like dev platform, and
+ * Chromium. The learner logs in to the hub, launches the assignment from the platform (which
+ * lands on Gofer's own address), follows the connect link through the hub's OAuth, then submits
+ * with the hub token exactly as gofer_submit does; the score reaches the platform's gradebook.
+ * Last, hub OAuth for browsers: `{prefix}me` and cookie-authenticated POSTs with and without XSRF.
+ */
+const COURSE_KEY = 'course-v1:GoferX+HUB+2026';
+const LAB = 'block-v1:GoferX+HUB+2026+type@lti_consumer+block@lab01';
+const WEIGHT = 3;
+const LEARNER = 'ada';
+const EXAMPLE = readFileSync(path.join(ROOT, 'config/example/lab01/lab01.ipynb'), 'utf8');
+
+/** The example notebook as gofer_submit sends it: metadata naming the assignment and section; `i` makes it distinct. */
+function notebook(i: number): Record<string, unknown> {
+  const nb = JSON.parse(EXAMPLE) as { metadata: Record<string, unknown>; cells: unknown[] };
+  nb.metadata = { ...nb.metadata, assignment: 'lab01', section: '1' };
+  nb.cells.push({ cell_type: 'code', id: `hub-linking-${i}`, metadata: {}, execution_count: null, outputs: [], source: `variant = ${i}` });
+  return nb;
+}
+
+describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for browsers (real hub, engine, Chromium)', function () {
+  this.timeout(300_000);
+  let hub: Hub | undefined;
+  let platform: DevPlatform | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext;
+  let page: Page;
+  let token: string;
+  let assignmentUrl: string;
+  const users: DevUser[] = [
+    { username: 'ada', sub: 'sub-ada-hub-0001', name: 'Ada Lovelace', email: 'ada@example.edu', role: 'learner', sharePii: true },
+    { username: 'prof', sub: 'sub-prof-hub-0002', name: 'Grace Hopper', email: 'prof@example.edu', role: 'staff', sharePii: true },
+  ];
+  const shot = (p: Page, name: string) => p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const published = (username: string) => platform!.gradebook().find((g) => g.username === username && g.usageKey === LAB)?.published ?? null;
+  const body = async (p: Page) => (await p.textContent('body')) ?? '';
+
+  before(async () => {
+    requireJupyterHub();
+    await requireEngine();
+    browser = await launchBrowser();
+    // Gofer's port is fixed before anything starts: the platform's tool URLs, Gofer's LTI tool URL
+    // and the hub service's 'url' must all name it; the hub's public (proxy) port likewise, for hub.publicUrl
+    const goferPort = await freePort();
+    let publicPort = await freePort();
+    while (publicPort === goferPort) publicPort = await freePort();
+    const toolUrl = `http://127.0.0.1:${goferPort}`;
+    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+    const components: DevComponent[] = [
+      { usageKey: LAB, configId: 'cfg-hub-lab01', clientId: 'client-hub-lab01', name: 'Lab 01', weight: WEIGHT, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
+    ];
+    platform = await startDevPlatform({ courseKey: COURSE_KEY, courseTitle: 'Hub linking', components, users });
+    const { file, dir } = writeConfig({
+      server: { host: '127.0.0.1', port: goferPort, submissionsPerMinute: 100 },
+      hub: { publicUrl: `http://127.0.0.1:${publicPort}` },
+      queue: { workers: 1, pollMs: 100, retryDelaySeconds: 1 },
+      passback: { retryDelaySeconds: 0.2, pollMs: 100 },
+      // no hubUserClaim: the learner connects the accounts explicitly
+      lti: { development: true, platforms: [devPlatformConfig(platform, components)] },
+      courses: [
+        {
+          id: '8x',
+          contexts: [COURSE_KEY],
+          instructors: ['prof'],
+          assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, policy: 'gofer', points: WEIGHT, timeoutSeconds: 60 }],
+        },
+      ],
+    });
+    hub = await startHub({ dir, goferConfig: file, serviceName: 'gofer', ports: { gofer: goferPort, public: publicPort } });
+    expect(hub.goferUrl).to.equal(toolUrl);
+    token = await hub.userWithToken(LEARNER);
+    context = await browser.newContext();
+    page = await context.newPage();
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && hub) process.stderr.write(`\n--- last lines of ${hub.logFile} ---\n${hub.tail(60)}\n`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    const result = await hub?.stop();
+    if (result?.leftovers.length) process.stderr.write(`killed after the hub stopped: ${result.leftovers.join(', ')}\n`);
+    await platform?.stop();
+  });
+
+  it('the learner logs in to the hub in the browser (dummy authenticator, the hub login form)', async () => {
+    await page.goto(`${hub!.url}/hub/login?next=${encodeURIComponent('/hub/home')}`);
+    await page.fill('#username_input', LEARNER);
+    await page.fill('#password_input', 'any password');
+    await Promise.all([page.waitForURL(/\/hub\/home/), page.click('#login_submit')]);
+    expect(await body(page)).to.include(LEARNER);
+  });
+
+  it('a launch from the platform lands on Gofer, which does not know the hub account yet and offers to connect it', async () => {
+    await page.goto(platform!.launchUrl(LEARNER, LAB));
+    await page.waitForLoadState('networkidle');
+    expect(page.url()).to.match(/\/app\/assignment\?s=/);
+    expect(new URL(page.url()).origin, 'the launch goes to the tool URL, Gofer itself, not through the hub').to.equal(hub!.goferUrl);
+    assignmentUrl = page.url();
+    expect(await page.textContent('h1')).to.equal('lab01');
+    expect(await page.locator('#hub-user').count()).to.equal(0);
+    expect(await body(page)).to.match(/does not know your JupyterHub account yet/);
+    const href = await page.getAttribute('#connect-hub', 'href');
+    const link = new URL(href!, page.url());
+    // hub OAuth only works through the hub's public URL: the registered redirect_uri is
+    // /services/gofer/oauth_callback there, and the session cookie must be set on that origin
+    expect(link.origin, `connect link ${href}`).to.equal(hub!.url);
+    expect(link.pathname).to.equal(`${hub!.prefix}login`);
+    expect(link.searchParams.get('next')).to.match(new RegExp(`^${hub!.prefix}link\\?t=`));
+    // "Open in JupyterHub" (lti.hubLink, /hub/user-redirect/lab by default) is the hub's page too
+    expect(await page.getAttribute('#open-hub', 'href')).to.equal(`${hub!.url}/hub/user-redirect/lab`);
+    await shot(page, 'hub-connect-assignment');
+  });
+
+  it('"Connect your JupyterHub account" goes through the hub\'s OAuth and connects the launch identity to ada', async () => {
+    const [popup] = await Promise.all([context.waitForEvent('page'), page.click('#connect-hub')]);
+    await popup.waitForLoadState('load');
+    const consent = popup.locator('form input[type=submit][value="Authorize"]');
+    const linked = popup.locator('#linked');
+    await waitFor('the consent page or the link page', async () => (await consent.count()) > 0 || (await linked.count()) > 0, 30_000, 200).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the popup is at ${popup.url()}: ${(await body(popup)).slice(0, 400)}`);
+    });
+    if ((await consent.count()) > 0) {
+      // the hub asks the learner to authorize Gofer (the service has no oauth_no_confirm)
+      expect(new URL(popup.url()).pathname).to.equal('/hub/api/oauth2/authorize');
+      await shot(popup, 'hub-connect-consent');
+      await Promise.all([popup.waitForURL(new RegExp(`${hub!.prefix}link\\?t=`)), consent.click()]);
+    }
+    await linked.waitFor({ timeout: 30_000 });
+    expect(new URL(popup.url()).origin).to.equal(hub!.url);
+    expect(await linked.textContent()).to.match(/connected to the JupyterHub account ada\b/);
+    await shot(popup, 'hub-connect-linked');
+    // the session Gofer keeps: on the hub's origin, under the prefix
+    const cookies = await context.cookies(`${hub!.url}${hub!.prefix}`);
+    const names = cookies.filter((c) => c.path === hub!.prefix).map((c) => c.name);
+    expect(names).to.include.members(['gofer-session', '_xsrf']);
+    await popup.close();
+
+    await page.goto(assignmentUrl);
+    expect(await page.textContent('#hub-user')).to.equal(LEARNER);
+    expect(await page.locator('#connect-hub').count()).to.equal(0);
+    expect(await page.locator('#no-submissions').count()).to.equal(1);
+  });
+
+  it("a submission with ada's hub token (as gofer_submit sends it, through the hub) is graded and its score reaches the platform's gradebook", async () => {
+    const res = await fetch(`${hub!.url}${hub!.prefix}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `token ${token}` },
+      body: JSON.stringify({ nb: notebook(1) }),
+    });
+    const text = await res.text();
+    expect(res.status, text).to.equal(200);
+    expect(text).to.match(/Your notebook for lab01 was received\b.*Submission [0-9a-f-]{36}\./);
+    await waitFor(
+      'the score to reach edX',
+      async () => {
+        await page.reload();
+        return /sent to edX/.test(await body(page));
+      },
+      120_000,
+      500,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the page says: ${(await body(page)).slice(0, 600)}`);
+    });
+    expect(await page.textContent('.submission .score')).to.equal('2/2');
+    expect(await page.textContent('.submission .passback')).to.equal('sent to edX');
+    await shot(page, 'hub-linked-assignment');
+    expect(published(LEARNER)).to.equal(WEIGHT);
+    const score = platform!.lineItems().find((l) => l.resourceLinkId === LAB)!.scores.find((s) => s.userId === 'sub-ada-hub-0001')!;
+    expect(score).to.include({ scoreGiven: WEIGHT, scoreMaximum: WEIGHT, activityProgress: 'Completed', gradingProgress: 'FullyGraded' });
+  });
+
+  it("hub OAuth for browsers: {prefix}me through the hub shows ada's submissions", async () => {
+    await page.goto(`${hub!.url}${hub!.prefix}me`);
+    expect(new URL(page.url()).pathname).to.equal(`${hub!.prefix}me`);
+    expect(await page.textContent('h1')).to.equal(`Submissions of ${LEARNER}`);
+    const rows = page.locator('tbody tr');
+    expect(await rows.count()).to.equal(1);
+    const row = (await rows.first().textContent()) ?? '';
+    expect(row).to.include('8x / lab01').and.include('graded').and.include('2/2');
+    await shot(page, 'hub-me');
+  });
+
+  it('a cookie-authenticated POST to {prefix} needs X-XSRFToken equal to the _xsrf cookie: 403 with a sentence without it, 200 with it', async () => {
+    // from Gofer's own page on the hub's origin, as a page script would send it
+    const post = (nb: unknown, withXsrf: boolean) =>
+      page.evaluate(
+        async ({ url, nb, withXsrf }) => {
+          const xsrf = document.cookie.split('; ').find((c) => c.startsWith('_xsrf='))?.slice('_xsrf='.length);
+          const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+          if (withXsrf && xsrf) headers['X-XSRFToken'] = xsrf;
+          const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ nb }), credentials: 'same-origin' });
+          return { status: res.status, type: res.headers.get('content-type'), text: await res.text(), hadXsrf: Boolean(xsrf) };
+        },
+        { url: hub!.prefix, nb, withXsrf },
+      );
+    const refused = await post(notebook(2), false);
+    expect(refused.hadXsrf, 'the _xsrf cookie is readable by scripts on the prefix').to.equal(true);
+    expect(refused.status, refused.text).to.equal(403);
+    expect(refused.type).to.match(/^text\/plain/);
+    expect(refused.text).to.match(/lacks its XSRF token\. Reload the page and try again\./);
+
+    const accepted = await post(notebook(2), true);
+    expect(accepted.status, accepted.text).to.equal(200);
+    const m = /Your notebook for lab01 was received\b.*Submission ([0-9a-f-]{36})\./.exec(accepted.text);
+    expect(m, accepted.text).to.not.equal(null);
+    // the cookie's owner is the submission's owner; the REST API on Gofer's own port agrees
+    const view = await waitFor(
+      'the cookie-authenticated submission to be graded',
+      async () => {
+        const res = await fetch(`${hub!.goferUrl}/api/v1/submissions/${m![1]}`, { headers: { Authorization: `token ${token}` } });
+        const v = (await res.json()) as { owner: string; status: string; points: number };
+        return ['queued', 'grading'].includes(v.status) ? undefined : v;
+      },
+      90_000,
+      300,
+    );
+    expect(view).to.include({ owner: LEARNER, status: 'graded', points: 2 });
+  });
+});
