@@ -23,6 +23,7 @@ import { LtiStore } from './lti/store.js';
 import { AgsClient, LtijsToolKeys } from './passback/ags-client.js';
 import { Dispatcher } from './passback/dispatcher.js';
 import { PassbackOutbox, passbackHook } from './passback/outbox.js';
+import { passbackNotice } from './passback/notice.js';
 import { policyLookup } from './passback/policy.js';
 import { Signer } from './submissions/identity.js';
 import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oauth.js';
@@ -168,6 +169,8 @@ async function start(
         pollMs: config.passback.pollMs,
         maxAttempts: config.passback.maxAttempts,
         retryDelayMs: config.passback.retryDelaySeconds * 1000,
+        // a lease outlives the few requests one send makes, each with its own timeout
+        leaseMs: Math.max(120_000, 12 * config.passback.requestTimeoutSeconds * 1000),
       });
       dispatcher = d;
       d.start();
@@ -175,7 +178,15 @@ async function start(
       const wake = async (hubUser: string): Promise<void> => {
         await d.wake(hubUser);
       };
-      const launches = new LaunchService({ config, store, clock, onIdentity: wake });
+      const launches = new LaunchService({
+        config,
+        store,
+        clock,
+        onIdentity: wake,
+        onBinding: async (course, assignment) => {
+          await d.wakeAssignment(course, assignment);
+        },
+      });
       const sessionMs = 8 * 3600 * 1000;
       const mount = await setupLti({
         config,
@@ -208,7 +219,10 @@ async function start(
           signer,
           clock,
           prefix: hub.prefix,
-          passbackStates: async (ids) => new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: v.lastError }])),
+          passbackStates: async (ids) => {
+            const policy = policyLookup(config);
+            return new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, policy(v.course, v.assignment)).sentences.join(' ') || null }]));
+          },
           resend: async (submissionId) => {
             const row = (await outbox.bySubmission([submissionId])).get(submissionId);
             const n = row ? await outbox.requeue([row.id], clock.now()) : 0;

@@ -109,8 +109,9 @@ export const ltiSchema = z
 
 export const passbackSchema = z
   .object({
-    maxAttempts: z.number().int().min(1).default(8),
-    retryDelaySeconds: z.number().min(0).default(2),
+    /** With the back-off doubling from retryDelaySeconds (capped at an hour), 12 attempts span about 5 hours of platform outage. */
+    maxAttempts: z.number().int().min(1).default(12),
+    retryDelaySeconds: z.number().min(0).default(15),
     requestTimeoutSeconds: z.number().positive().default(10),
     /** Scores sent at once by the dispatcher. */
     concurrency: z.number().int().min(1).max(64).default(8),

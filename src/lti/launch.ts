@@ -53,6 +53,8 @@ export class LaunchService {
       clock: Clock;
       /** A learner's grades may now be deliverable: wake their waiting passbacks. */
       onIdentity: (hubUser: string) => Promise<void>;
+      /** An assignment's line item is now known: wake grades that waited for it. */
+      onBinding?: (course: string, assignment: string) => Promise<void>;
     },
   ) {}
 
@@ -102,6 +104,7 @@ export class LaunchService {
       now,
     );
     if (identity.hubUser) await this.deps.onIdentity(identity.hubUser);
+    await this.deps.onBinding?.(course.id, assignment.id);
     return {
       ok: true,
       identity,

@@ -265,14 +265,13 @@ export class PassbackOutbox {
   }
 
   /**
-   * Sends rows again now (an instructor's "resend"), with a fresh count of attempts: failed ones,
-   * and sent or superseded ones too (the platform answers "already exists" or "a newer score is
-   * there", and the row says so). Late rows stay late; rows being sent are left alone.
+   * Sends rows again now (an instructor's "resend"), with a fresh count of attempts: anything not
+   * already on its way. The platform answers "already exists" for a score it has (counted as
+   * sent) or "a newer score is there" (superseded); a late row is judged again by the dispatcher,
+   * so it is sent only if the due date or the late policy changed since.
    */
   async requeue(ids: number[], now: number): Promise<number> {
     if (ids.length === 0) return 0;
-    // an instructor's "resend": anything not already on its way goes again (edX answers
-    // "already exists" for a score it has, which counts as delivered)
     return this.db('passbacks')
       .whereIn('id', ids)
       .whereIn('status', ['failed', 'sent', 'superseded', 'late', 'waiting'])

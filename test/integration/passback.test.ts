@@ -13,6 +13,7 @@ import { KnexLtiPlugin } from '../../src/lti/knex-plugin.js';
 import { LtiStore } from '../../src/lti/store.js';
 import { AGS_SCOPE, AgsClient, LtijsToolKeys } from '../../src/passback/ags-client.js';
 import { Dispatcher, backoffMs, type DispatcherOptions } from '../../src/passback/dispatcher.js';
+import { passbackNotice } from '../../src/passback/notice.js';
 import { PassbackOutbox, passbackHook, type PassbackView } from '../../src/passback/outbox.js';
 import { policyLookup } from '../../src/passback/policy.js';
 import { SubmissionStore } from '../../src/submissions/store.js';
@@ -422,16 +423,19 @@ describe('passback to an edX-like platform (sqlite)', function () {
     expect((await rowOf(id)).status).to.equal('sent');
   });
 
-  it('counts a retried score that had already arrived as sent', async () => {
+  it('counts a retried score that had already arrived as sent (an instructor\'s resend too)', async () => {
     await bind('lab01');
     const id = await grade('ada', 'lab01', 0.5);
     await dispatcher.drain();
     expect(platform.scoresReceived).to.equal(1);
-    // the answer was lost: the row is sent again
-    await db('passbacks').update({ status: 'pending', next_attempt_at: clock.now() });
+    const first = await rowOf(id);
+    // "Resend score": the platform already has it
+    clock.offset += 1000;
+    expect(await outbox.requeue([first.id], clock.now())).to.equal(1);
     await dispatcher.drain();
     const row = await rowOf(id);
-    expect(row.status).to.equal('sent');
+    expect(row).to.include({ status: 'sent', attempts: 1 });
+    expect(row.sentAt).to.be.greaterThan(first.sentAt!);
     expect(row.lastError).to.match(/already had this score/);
     expect(platform.scoresReceived).to.equal(1);
   });
@@ -481,6 +485,9 @@ describe('passback to an edX-like platform (sqlite)', function () {
     expect(row).to.include({ status: 'sent', score: 0 });
     expect(storedScore('lab01', 'ada')).to.include({ scoreGiven: 0, scoreMaximum: 4 });
     expect(published('lab01', 'ada')).to.equal(null);
+    const notice = passbackNotice(row);
+    expect(notice.state).to.equal('sent');
+    expect(notice.sentences.join(' ')).to.match(/score of 0 .* does not show it/);
   });
 
   it('waits for a learner with no identity, then sends once after wake', async () => {
@@ -644,7 +651,9 @@ for (const engine of ENGINES) {
     let outbox: PassbackOutbox;
     const T0 = 1_780_000_000_000;
 
-    beforeEach(async () => {
+    beforeEach(async function () {
+      // shown as pending, not hidden: .ci/run starts PostgreSQL and sets the variable
+      if (engine === 'pg' && !process.env.GOFER_TEST_PG_URL) this.skip();
       ({ db, drop } = await freshDb(engine));
       outbox = new PassbackOutbox(db);
     });
