@@ -652,7 +652,6 @@ for (const engine of ENGINES) {
     const T0 = 1_780_000_000_000;
 
     beforeEach(async function () {
-      // shown as pending, not hidden: .ci/run starts PostgreSQL and sets the variable
       ({ db, drop } = await freshDb(engine));
       outbox = new PassbackOutbox(db);
     });
