@@ -34,16 +34,8 @@ export type EnqueueOutcome =
   | { kind: 'skipped'; reason: string };
 
 /** A row a dispatcher holds the lease of. */
-export interface ClaimedPassback {
+export interface ClaimedPassback extends Omit<NewPassback, 'policy'> {
   id: number;
-  submissionId: string;
-  resultId: number;
-  owner: string;
-  course: string;
-  assignment: string;
-  score: number;
-  gradedAt: number;
-  receivedAt: number;
   /** Attempts to send made before this one (looking at a waiting row again is not one). */
   attempts: number;
 }
