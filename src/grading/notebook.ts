@@ -19,6 +19,11 @@ export function checkNotebook(bytes: Buffer | string): NotebookCheck {
   } catch (err) {
     return { ok: false, message: `The notebook is not valid JSON (${(err as Error).message}). Save it again from Jupyter and resubmit.` };
   }
+  return checkNotebookData(data);
+}
+
+/** The same checks on a notebook already parsed (a JSON request body). */
+export function checkNotebookData(data: unknown): NotebookCheck {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, message: 'The notebook is not a Jupyter notebook: its JSON is not an object.' };
   }

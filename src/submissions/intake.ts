@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { checkNotebook } from '../grading/notebook.js';
+import { checkNotebook, checkNotebookData } from '../grading/notebook.js';
 import type { Clock, IdSource } from '../lib/clock.js';
 import { ForbiddenError, RateLimitError, UnprocessableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -39,11 +39,10 @@ export class Intake {
    */
   async submit(who: Identity, notebook: unknown, target?: { course: string; assignment: string }): Promise<Receipt> {
     const { config, submissions, clock } = this.deps;
-    const text = Buffer.isBuffer(notebook) ? notebook.toString('utf8') : JSON.stringify(notebook);
     if (notebook === undefined || notebook === null) {
       throw new UnprocessableError('The request has no notebook. Send {"nb": <the notebook>} as JSON, or upload the .ipynb file.');
     }
-    const check = checkNotebook(text);
+    const check = Buffer.isBuffer(notebook) ? checkNotebook(notebook) : checkNotebookData(notebook);
     if (!check.ok) throw new UnprocessableError(check.message);
     const { course, assignment, section } = target
       ? resolveTarget(config, target, check.notebook.metadata)
@@ -52,8 +51,8 @@ export class Intake {
     if (assignment.due && assignment.late === 'reject' && now > assignment.due.getTime()) {
       throw new ForbiddenError(`The deadline for ${assignment.id} (${assignment.due.toISOString()}) has passed; late submissions are not accepted.`);
     }
-    // Store a canonical form so the same notebook sent twice hashes the same.
-    const canonical = Buffer.isBuffer(notebook) ? JSON.stringify(JSON.parse(text)) : text;
+    // Store a canonical form so the same notebook sent twice (as JSON or as a file) hashes the same.
+    const canonical = JSON.stringify(check.notebook);
     const outcome = await submissions.create(
       { id: this.deps.ids(), owner: who.name, course: course.id, assignment: assignment.id, section, notebook: canonical, sha256: sha256(canonical) },
       {

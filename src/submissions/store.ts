@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { isPostgres } from '../db/knex.js';
 import type { GradingResult, TestResult } from '../grading/result.js';
@@ -30,6 +31,23 @@ export interface NewSubmission {
   sha256: string;
 }
 
+export interface CreateOptions {
+  now: number;
+  duplicateWindowMs: number;
+  perMinute: number;
+  maxAttempts: number;
+}
+
+interface PendingCreate {
+  sub: NewSubmission;
+  opts: CreateOptions;
+  resolve: (o: CreateOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Submissions committed in one transaction at most. */
+const MAX_GROUP = 64;
+
 export type CreateOutcome =
   | { kind: 'created'; id: string }
   | { kind: 'duplicate'; id: string }
@@ -60,50 +78,94 @@ export class SubmissionStore {
   /**
    * Stores a submission and its grading job in one transaction, unless the same learner sent the
    * identical notebook for the same assignment within `duplicateWindowMs` (then that one is
-   * returned), or sent more than `perMinute` submissions in the last minute.
+   * returned), or sent more than `perMinute` submissions in the last minute. Resolves only after
+   * the commit, so an acknowledgement always means stored.
+   *
+   * Submissions that arrive while a commit is under way are committed together in the next
+   * transaction (group commit): one disk sync for many learners at a deadline, each still
+   * answered with its own outcome.
    */
-  async create(sub: NewSubmission, opts: { now: number; duplicateWindowMs: number; perMinute: number; maxAttempts: number }): Promise<CreateOutcome> {
-    return this.db.transaction(async (trx) => {
-      // one learner's submissions are decided one at a time (SQLite: a single writer anyway)
-      if (isPostgres(this.db)) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [sub.owner]);
-      const same = await trx('submissions')
-        .select('id')
-        .where({ owner: sub.owner, course: sub.course, assignment: sub.assignment, sha256: sub.sha256 })
-        .andWhere('received_at', '>=', opts.now - opts.duplicateWindowMs)
-        .orderBy('received_at', 'desc')
-        .first();
-      if (same) return { kind: 'duplicate', id: same.id as string };
-      const recent = await trx('submissions')
-        .select('received_at')
-        .where({ owner: sub.owner })
-        .andWhere('received_at', '>', opts.now - 60_000)
-        .orderBy('received_at', 'asc');
-      if (recent.length >= opts.perMinute) {
-        const oldest = Number(recent[0]!.received_at);
-        return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((oldest + 60_000 - opts.now) / 1000)) };
-      }
-      await trx('submissions').insert({
-        id: sub.id,
-        owner: sub.owner,
-        course: sub.course,
-        assignment: sub.assignment,
-        section: sub.section,
-        received_at: opts.now,
-        notebook: sub.notebook,
-        sha256: sub.sha256,
-        status: 'queued',
-      });
-      await trx('grading_jobs').insert({
-        submission_id: sub.id,
-        status: 'queued',
-        attempts: 0,
-        max_attempts: opts.maxAttempts,
-        run_at: opts.now,
-        created_at: opts.now,
-        updated_at: opts.now,
-      });
-      return { kind: 'created', id: sub.id };
+  create(sub: NewSubmission, opts: CreateOptions): Promise<CreateOutcome> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ sub, opts, resolve, reject });
+      void this.commitWaiting();
     });
+  }
+
+  private readonly waiting: PendingCreate[] = [];
+  private committing = false;
+
+  private async commitWaiting(): Promise<void> {
+    if (this.committing) return;
+    this.committing = true;
+    try {
+      while (this.waiting.length) {
+        const batch = this.waiting.splice(0, MAX_GROUP);
+        try {
+          const outcomes = await this.db.transaction(async (trx) => {
+            // one learner's submissions are decided one at a time; owners locked in one order (no deadlocks)
+            if (isPostgres(this.db)) {
+              for (const owner of [...new Set(batch.map((b) => b.sub.owner))].sort()) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [owner]);
+            }
+            const out: CreateOutcome[] = [];
+            for (const b of batch) out.push(await this.createIn(trx, b.sub, b.opts));
+            return out;
+          });
+          batch.forEach((b, i) => b.resolve(outcomes[i]!));
+        } catch (err) {
+          if (batch.length === 1) {
+            batch[0]!.reject(err);
+            continue;
+          }
+          // a failing group: decide each submission alone, so one bad one fails only itself
+          for (const b of batch) {
+            await this.db.transaction((trx) => this.createIn(trx, b.sub, b.opts)).then(b.resolve, b.reject);
+          }
+        }
+      }
+    } finally {
+      this.committing = false;
+    }
+  }
+
+  private async createIn(trx: Knex.Transaction, sub: NewSubmission, opts: CreateOptions): Promise<CreateOutcome> {
+    const same = await trx('submissions')
+      .select('id')
+      .where({ owner: sub.owner, course: sub.course, assignment: sub.assignment, sha256: sub.sha256 })
+      .andWhere('received_at', '>=', opts.now - opts.duplicateWindowMs)
+      .orderBy('received_at', 'desc')
+      .first();
+    if (same) return { kind: 'duplicate', id: same.id as string };
+    const recent = await trx('submissions')
+      .select('received_at')
+      .where({ owner: sub.owner })
+      .andWhere('received_at', '>', opts.now - 60_000)
+      .orderBy('received_at', 'asc');
+    if (recent.length >= opts.perMinute) {
+      const oldest = Number(recent[0]!.received_at);
+      return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((oldest + 60_000 - opts.now) / 1000)) };
+    }
+    await trx('submissions').insert({
+      id: sub.id,
+      owner: sub.owner,
+      course: sub.course,
+      assignment: sub.assignment,
+      section: sub.section,
+      received_at: opts.now,
+      notebook: sub.notebook,
+      sha256: sub.sha256,
+      status: 'queued',
+    });
+    await trx('grading_jobs').insert({
+      submission_id: sub.id,
+      status: 'queued',
+      attempts: 0,
+      max_attempts: opts.maxAttempts,
+      run_at: opts.now,
+      created_at: opts.now,
+      updated_at: opts.now,
+    });
+    return { kind: 'created', id: sub.id };
   }
 
   /** Grades a stored submission again (instructor action): a new grading job, a new result. */
