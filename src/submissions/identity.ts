@@ -74,6 +74,9 @@ export class HubClient {
 /** Per-user API tokens for running without a hub (`gofer token create USER`). Stored hashed. */
 export class ApiTokenStore {
   static readonly PREFIX = 'gofer_';
+  /** Known tokens, briefly: a burst of submissions at a deadline does not look each one up. */
+  private readonly cache = new Map<string, { owner: string; until: number }>();
+  private static readonly CACHE_MS = 30_000;
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
@@ -86,11 +89,22 @@ export class ApiTokenStore {
   }
 
   async owner(token: string): Promise<string | undefined> {
-    const row = await this.db('api_tokens').select('owner').where({ token_sha256: sha256(token) }).first();
-    return row?.owner as string | undefined;
+    const key = sha256(token);
+    const now = this.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return hit.owner;
+    const row = await this.db('api_tokens').select('owner').where({ token_sha256: key }).first();
+    const owner = row?.owner as string | undefined;
+    if (owner) {
+      if (this.cache.size > 10_000) this.cache.clear();
+      this.cache.set(key, { owner, until: now + ApiTokenStore.CACHE_MS });
+    }
+    return owner;
   }
 
+  /** Revokes every token of a user (a running service forgets them within 30 s; this process at once). */
   async revoke(owner: string): Promise<number> {
+    for (const [key, v] of this.cache) if (v.owner === owner) this.cache.delete(key);
     return this.db('api_tokens').where({ owner }).delete();
   }
 }

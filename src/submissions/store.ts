@@ -107,9 +107,7 @@ export class SubmissionStore {
             if (isPostgres(this.db)) {
               for (const owner of [...new Set(batch.map((b) => b.sub.owner))].sort()) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [owner]);
             }
-            const out: CreateOutcome[] = [];
-            for (const b of batch) out.push(await this.createIn(trx, b.sub, b.opts));
-            return out;
+            return batch.length === 1 ? [await this.createIn(trx, batch[0]!.sub, batch[0]!.opts)] : this.createGroupIn(trx, batch);
           });
           batch.forEach((b, i) => b.resolve(outcomes[i]!));
         } catch (err) {
@@ -126,6 +124,49 @@ export class SubmissionStore {
     } finally {
       this.committing = false;
     }
+  }
+
+  /**
+   * The same decisions as createIn for a group, with a fixed number of statements: the learners'
+   * recent submissions read once, decided in arrival order, then inserted together.
+   */
+  private async createGroupIn(trx: Knex.Transaction, batch: PendingCreate[]): Promise<CreateOutcome[]> {
+    const owners = [...new Set(batch.map((b) => b.sub.owner))];
+    const since = Math.min(...batch.map((b) => b.opts.now - Math.max(b.opts.duplicateWindowMs, 60_000)));
+    const recent: Array<{ id: string; owner: string; course: string; assignment: string; sha256: string; receivedAt: number }> = [];
+    for (let i = 0; i < owners.length; i += 500) {
+      const rows = await trx('submissions')
+        .select('id', 'owner', 'course', 'assignment', 'sha256', 'received_at')
+        .whereIn('owner', owners.slice(i, i + 500))
+        .andWhere('received_at', '>=', since);
+      for (const r of rows) recent.push({ id: r.id, owner: r.owner, course: r.course, assignment: r.assignment, sha256: r.sha256, receivedAt: Number(r.received_at) });
+    }
+    const outcomes: CreateOutcome[] = [];
+    const submissions: Record<string, unknown>[] = [];
+    const jobs: Record<string, unknown>[] = [];
+    for (const { sub, opts } of batch) {
+      const same = recent
+        .filter((r) => r.owner === sub.owner && r.course === sub.course && r.assignment === sub.assignment && r.sha256 === sub.sha256 && r.receivedAt >= opts.now - opts.duplicateWindowMs)
+        .sort((a, b) => b.receivedAt - a.receivedAt)[0];
+      if (same) {
+        outcomes.push({ kind: 'duplicate', id: same.id });
+        continue;
+      }
+      const lastMinute = recent.filter((r) => r.owner === sub.owner && r.receivedAt > opts.now - 60_000).map((r) => r.receivedAt).sort((a, b) => a - b);
+      if (lastMinute.length >= opts.perMinute) {
+        outcomes.push({ kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((lastMinute[0]! + 60_000 - opts.now) / 1000)) });
+        continue;
+      }
+      recent.push({ id: sub.id, owner: sub.owner, course: sub.course, assignment: sub.assignment, sha256: sub.sha256, receivedAt: opts.now });
+      submissions.push(submissionRow(sub, opts));
+      jobs.push(jobRow(sub.id, opts));
+      outcomes.push({ kind: 'created', id: sub.id });
+    }
+    if (submissions.length) {
+      await trx.batchInsert('submissions', submissions as never, 16);
+      await trx.batchInsert('grading_jobs', jobs as never, 64);
+    }
+    return outcomes;
   }
 
   private async createIn(trx: Knex.Transaction, sub: NewSubmission, opts: CreateOptions): Promise<CreateOutcome> {
@@ -145,26 +186,8 @@ export class SubmissionStore {
       const oldest = Number(recent[0]!.received_at);
       return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((oldest + 60_000 - opts.now) / 1000)) };
     }
-    await trx('submissions').insert({
-      id: sub.id,
-      owner: sub.owner,
-      course: sub.course,
-      assignment: sub.assignment,
-      section: sub.section,
-      received_at: opts.now,
-      notebook: sub.notebook,
-      sha256: sub.sha256,
-      status: 'queued',
-    });
-    await trx('grading_jobs').insert({
-      submission_id: sub.id,
-      status: 'queued',
-      attempts: 0,
-      max_attempts: opts.maxAttempts,
-      run_at: opts.now,
-      created_at: opts.now,
-      updated_at: opts.now,
-    });
+    await trx('submissions').insert(submissionRow(sub, opts));
+    await trx('grading_jobs').insert(jobRow(sub.id, opts));
     return { kind: 'created', id: sub.id };
   }
 
@@ -173,7 +196,7 @@ export class SubmissionStore {
     return this.db.transaction(async (trx) => {
       const n = await trx('submissions').where({ id }).update({ status: 'queued' });
       if (n !== 1) return false;
-      await trx('grading_jobs').insert({ submission_id: id, status: 'queued', attempts: 0, max_attempts: maxAttempts, run_at: now, created_at: now, updated_at: now });
+      await trx('grading_jobs').insert(jobRow(id, { now, maxAttempts }));
       return true;
     });
   }
@@ -210,6 +233,24 @@ export class SubmissionStore {
     if (filter.owner) q.where('owner', filter.owner);
     return ((await q) as Row[]).map(toSubmission);
   }
+}
+
+function submissionRow(sub: NewSubmission, opts: CreateOptions): Record<string, unknown> {
+  return {
+    id: sub.id,
+    owner: sub.owner,
+    course: sub.course,
+    assignment: sub.assignment,
+    section: sub.section,
+    received_at: opts.now,
+    notebook: sub.notebook,
+    sha256: sub.sha256,
+    status: 'queued',
+  };
+}
+
+function jobRow(submissionId: string, opts: Pick<CreateOptions, 'now' | 'maxAttempts'>): Record<string, unknown> {
+  return { submission_id: submissionId, status: 'queued', attempts: 0, max_attempts: opts.maxAttempts, run_at: opts.now, created_at: opts.now, updated_at: opts.now };
 }
 
 function toSubmission(r: Row): Submission {
