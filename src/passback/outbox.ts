@@ -41,18 +41,8 @@ export interface ClaimedPassback extends Omit<NewPassback, 'policy'> {
 }
 
 /** One row as the instructor page shows it. */
-export interface PassbackView {
-  id: number;
-  submissionId: string;
-  resultId: number;
-  owner: string;
-  course: string;
-  assignment: string;
-  score: number;
-  gradedAt: number;
-  receivedAt: number;
+export interface PassbackView extends ClaimedPassback {
   status: PassbackStatus;
-  attempts: number;
   nextAttemptAt: number;
   /** Why it is waiting, late, superseded or failed, or the platform's last answer (a person can read it). */
   lastError: string | null;
