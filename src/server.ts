@@ -196,7 +196,7 @@ async function start(
         env,
         toolUrl,
         launches,
-        pageUrl: (session) => `/app/assignment?s=${encodeURIComponent(signer.sign(session, sessionMs, clock.now()))}`,
+        pageUrl: (session) => `/app/assignment?s=${encodeURIComponent(signer.sign('lti-page', session, sessionMs, clock.now()))}`,
         assignmentsForDeepLinking: () => config.courses.flatMap((c) => c.assignments.map((a) => ({ id: a.id, title: `${c.id}: ${a.id}` }))),
       });
       const platforms = [...config.lti.platforms];
@@ -235,7 +235,23 @@ async function start(
           ...(oauth ? { hubIdentity: (req: import('express').Request) => oauth.identity(req) } : {}),
         }),
       ]);
-      mounts.push([hub.prefix, linkRouter({ signer, store, clock, onLinked: wake, prefix: hub.prefix, ...(oauth ? { hubIdentity: (req: import('express').Request) => oauth.identity(req) } : {}) })]);
+      mounts.push([
+        hub.prefix,
+        linkRouter({
+          signer,
+          store,
+          clock,
+          onLinked: wake,
+          prefix: hub.prefix,
+          ...(oauth
+            ? {
+                hubIdentity: (req: import('express').Request) => oauth.identity(req),
+                xsrfToken: (req: import('express').Request) => oauth.xsrfToken(req),
+                checkXsrf: (req: import('express').Request) => oauth.checkXsrf(req),
+              }
+            : {}),
+        }),
+      ]);
     }
     devPlatformRef = devPlatform;
     const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, mounts, ...(oauth ? { oauth } : {}) });

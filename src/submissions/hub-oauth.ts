@@ -65,8 +65,13 @@ export class HubOAuth {
 
   identity(req: Request): Identity | undefined {
     const cookies = parseCookies(req.get('cookie') ?? '');
-    const session = this.signer.verify<{ name: string; admin: boolean; groups: string[] }>(cookies[SESSION_COOKIE], this.clock.now());
+    const session = this.signer.verify<{ name: string; admin: boolean; groups: string[] }>('hub-session', cookies[SESSION_COOKIE], this.clock.now());
     return session && { name: session.name, admin: session.admin, groups: session.groups, via: 'hub-cookie' };
+  }
+
+  /** The XSRF token of this browser's hub session, to put into Gofer's own forms. */
+  xsrfToken(req: Request): string | undefined {
+    return parseCookies(req.get('cookie') ?? '')[XSRF_COOKIE];
   }
 
   checkXsrf(req: Request): boolean {
@@ -80,12 +85,12 @@ export class HubOAuth {
     router.get('/login', (req, res) => {
       const state = randomBytes(16).toString('hex');
       const next = safeNext(String(req.query.next ?? ''), this.prefix);
-      res.append('Set-Cookie', serialize(STATE_COOKIE, this.signer.sign({ state, next }, 10 * 60_000, this.clock.now()), cookieOptions(this.prefix, 600, req.secure)));
+      res.append('Set-Cookie', serialize(STATE_COOKIE, this.signer.sign('hub-oauth-state', { state, next }, 10 * 60_000, this.clock.now()), cookieOptions(this.prefix, 600, req.secure)));
       const q = new URLSearchParams({ client_id: this.settings.clientId, redirect_uri: this.settings.callbackUrl, response_type: 'code', state });
       res.redirect(302, `${this.settings.hubUrl.replace(/\/$/, '')}/hub/api/oauth2/authorize?${q}`);
     });
     router.get('/oauth_callback', async (req, res) => {
-      const saved = this.signer.verify<{ state: string; next: string }>(parseCookies(req.get('cookie') ?? '')[STATE_COOKIE], this.clock.now());
+      const saved = this.signer.verify<{ state: string; next: string }>('hub-oauth-state', parseCookies(req.get('cookie') ?? '')[STATE_COOKIE], this.clock.now());
       if (!saved || saved.state !== req.query.state) throw new AuthError('This login link has expired or was not started here. Open Gofer again from JupyterHub.');
       if (typeof req.query.code !== 'string') throw new AuthError('JupyterHub did not complete the login. Open Gofer again from JupyterHub.');
       const token = await this.exchange(req.query.code);
@@ -93,7 +98,7 @@ export class HubOAuth {
       if (!user) throw new AuthError('JupyterHub did not accept the login. Open Gofer again from JupyterHub.');
       const now = this.clock.now();
       res.append('Set-Cookie', serialize(STATE_COOKIE, '', cookieOptions(this.prefix, 0, req.secure)));
-      res.append('Set-Cookie', serialize(SESSION_COOKIE, this.signer.sign({ name: user.name, admin: Boolean(user.admin), groups: user.groups ?? [] }, SESSION_MS, now), cookieOptions(this.prefix, SESSION_MS / 1000, req.secure)));
+      res.append('Set-Cookie', serialize(SESSION_COOKIE, this.signer.sign('hub-session', { name: user.name, admin: Boolean(user.admin), groups: user.groups ?? [] }, SESSION_MS, now), cookieOptions(this.prefix, SESSION_MS / 1000, req.secure)));
       res.append('Set-Cookie', serialize(XSRF_COOKIE, randomBytes(16).toString('hex'), { ...cookieOptions(this.prefix, SESSION_MS / 1000, req.secure), httpOnly: false }));
       res.redirect(302, saved.next);
     });

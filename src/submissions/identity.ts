@@ -109,20 +109,26 @@ export class ApiTokenStore {
   }
 }
 
-/** Signed, expiring values for cookies (session, OAuth state). */
+/**
+ * Signed, expiring values (session cookies, OAuth state, page sessions, link tokens). Every
+ * value is signed for one purpose and only verifies for that purpose, so a value handed out for
+ * one use (a page link) can never be replayed as another (a login cookie).
+ */
+export type SignedPurpose = 'hub-session' | 'hub-oauth-state' | 'lti-page' | 'hub-link';
+
 export class Signer {
   constructor(private readonly secret: string) {}
 
-  sign(value: object, ttlMs: number, now: number): string {
+  sign(purpose: SignedPurpose, value: object, ttlMs: number, now: number): string {
     const body = Buffer.from(JSON.stringify({ ...value, exp: now + ttlMs })).toString('base64url');
-    return `${body}.${this.mac(body)}`;
+    return `${body}.${this.mac(purpose, body)}`;
   }
 
-  verify<T extends object>(signed: string | undefined, now: number): T | undefined {
+  verify<T extends object>(purpose: SignedPurpose, signed: string | undefined, now: number): T | undefined {
     if (!signed) return undefined;
     const [body, mac] = signed.split('.');
     if (!body || !mac) return undefined;
-    const expected = Buffer.from(this.mac(body));
+    const expected = Buffer.from(this.mac(purpose, body));
     const given = Buffer.from(mac);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
     try {
@@ -135,11 +141,11 @@ export class Signer {
 
   /** A MAC of `text` for one purpose (e.g. the CSRF token that goes with a page session). */
   tag(purpose: string, text: string): string {
-    return this.mac(`${purpose}\u0000${text}`);
+    return this.mac(`tag:${purpose}`, text);
   }
 
-  private mac(body: string): string {
-    return createHmac('sha256', this.secret).update(body).digest('base64url');
+  private mac(purpose: string, body: string): string {
+    return createHmac('sha256', this.secret).update(`${purpose}\u0000${body}`).digest('base64url');
   }
 }
 

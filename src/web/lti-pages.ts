@@ -61,7 +61,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 
   const session = (req: Request): { s: string; session: LtiSession } => {
     const s = String(req.query.s ?? (req.body as Record<string, unknown> | undefined)?.s ?? '');
-    const value = deps.signer.verify<LtiSession>(s, now());
+    const value = deps.signer.verify<LtiSession>('lti-page', s, now());
     if (!value) throw new ForbiddenError('This page link has expired. Launch the assignment again from the course.');
     return { s, session: value };
   };
@@ -85,7 +85,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (ses.staff) parts.push(`<p><a id="course-page" href="course?s=${encodeURIComponent(s)}">Course grades (staff)</a></p>`);
     const hubUser = identity?.hubUser;
     if (!hubUser) {
-      const t = deps.signer.sign({ issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
+      const t = deps.signer.sign('hub-link', { issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
       const next = `${deps.prefix}link?t=${encodeURIComponent(t)}`;
       parts.push(`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
 <a id="connect-hub" href="${esc(onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`))}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
@@ -173,17 +173,45 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   return router;
 }
 
-/** `{prefix}link?t=…`: after hub login, ties the launch identity in `t` to the hub account. */
-export function linkRouter(deps: Pick<LtiPagesDeps, 'signer' | 'store' | 'clock' | 'onLinked' | 'hubIdentity' | 'prefix'>): Router {
+/**
+ * `{prefix}link?t=…`: after hub login, ties the launch identity in `t` to the hub account. The GET
+ * only asks; the POST (with the hub session's XSRF token) links, so a link posted somewhere by
+ * someone else cannot tie their course account to a visitor's hub account.
+ */
+export function linkRouter(
+  deps: Pick<LtiPagesDeps, 'signer' | 'store' | 'clock' | 'onLinked' | 'hubIdentity' | 'prefix'> & { xsrfToken?: (req: Request) => string | undefined; checkXsrf?: (req: Request) => boolean },
+): Router {
   const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '16kb' });
+  const linkToken = (value: unknown) => {
+    const t = deps.signer.verify<{ issuer: string; sub: string }>('hub-link', String(value ?? ''), deps.clock.now());
+    if (!t) throw new ForbiddenError('This link has expired. Launch the assignment again from the course and use "Connect your JupyterHub account".');
+    return t;
+  };
   router.get('/link', async (req: Request, res: Response) => {
     const who = deps.hubIdentity?.(req);
     if (!who) {
       res.redirect(302, `${deps.prefix}login?next=${encodeURIComponent(req.originalUrl)}`);
       return;
     }
-    const t = deps.signer.verify<{ issuer: string; sub: string }>(String(req.query.t ?? ''), deps.clock.now());
-    if (!t) throw new ForbiddenError('This link has expired. Launch the assignment again from the course and use "Connect your JupyterHub account".');
+    const t = linkToken(req.query.t);
+    const course = await deps.store.identity(t.issuer, t.sub);
+    const account = course?.name ?? course?.email ?? 'your course account';
+    res.type('html').send(
+      page(
+        'Connect your accounts',
+        `<p>Connect the course account <b>${esc(account)}</b>${course?.email ? ` (${esc(course.email)})` : ''} to the JupyterHub account <b>${esc(who.name)}</b>?
+Your grades from JupyterHub will then be sent to that course. Only do this if you opened this page yourself from your course.</p>
+<form method="post" action="link"><input type="hidden" name="t" value="${esc(String(req.query.t))}"><input type="hidden" name="_xsrf" value="${esc(deps.xsrfToken?.(req) ?? '')}">
+<button id="confirm-link" type="submit">Connect</button></form>`,
+      ),
+    );
+  });
+  router.post('/link', form, async (req: Request, res: Response) => {
+    const who = deps.hubIdentity?.(req);
+    if (!who) throw new ForbiddenError('Log in to JupyterHub first, then use the link again.');
+    if (!deps.checkXsrf?.(req)) throw new ForbiddenError('This form has expired or did not come from Gofer. Use the link from your assignment page again.');
+    const t = linkToken((req.body as Record<string, unknown>).t);
     await deps.store.linkHubUser(t.issuer, t.sub, who.name);
     await deps.onLinked(who.name);
     res.type('html').send(page('Connected', `<p id="linked">Your course account is now connected to the JupyterHub account <b>${esc(who.name)}</b>. You can close this window and reload the assignment page.</p>`));

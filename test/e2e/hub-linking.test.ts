@@ -132,7 +132,8 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     await popup.waitForLoadState('load');
     const consent = popup.locator('form input[type=submit][value="Authorize"]');
     const linked = popup.locator('#linked');
-    await waitFor('the consent page or the link page', async () => (await consent.count()) > 0 || (await linked.count()) > 0, 30_000, 200).catch(async (err: Error) => {
+    const confirm = popup.locator('#confirm-link');
+    await waitFor('the consent page or the link page', async () => (await consent.count()) > 0 || (await confirm.count()) > 0, 30_000, 200).catch(async (err: Error) => {
       throw new Error(`${err.message}; the popup is at ${popup.url()}: ${(await body(popup)).slice(0, 400)}`);
     });
     if ((await consent.count()) > 0) {
@@ -141,6 +142,12 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       await shot(popup, 'hub-connect-consent');
       await Promise.all([popup.waitForURL(new RegExp(`${hub!.prefix}link\\?t=`)), consent.click()]);
     }
+    // opening the link only asks; linking takes the learner's own click (a POST with the hub session's XSRF token)
+    await confirm.waitFor({ timeout: 30_000 });
+    expect(await popup.textContent('body')).to.match(/Connect the course account .* to the JupyterHub account ada\?/s);
+    const forged = await popup.evaluate(async (url) => (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 't=x&_xsrf=forged' })).status, popup.url().replace(/\?.*$/, ''));
+    expect(forged, 'a link POST without the XSRF token').to.equal(403);
+    await Promise.all([popup.waitForLoadState('load'), confirm.click()]);
     await linked.waitFor({ timeout: 30_000 });
     expect(new URL(popup.url()).origin).to.equal(hub!.url);
     expect(await linked.textContent()).to.match(/connected to the JupyterHub account ada\b/);
@@ -231,5 +238,12 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       300,
     );
     expect(view).to.include({ owner: LEARNER, status: 'graded', points: 2 });
+  });
+
+  it('a page link from a launch cannot be replayed as a hub session cookie (values are signed for one purpose)', async () => {
+    const s = new URL(assignmentUrl).searchParams.get('s')!;
+    const res = await fetch(`${hub!.url}${hub!.prefix}me`, { headers: { cookie: `gofer-session=${s}` }, redirect: 'manual' });
+    expect(res.status).to.equal(302);
+    expect(res.headers.get('location')).to.match(/login\?next=/);
   });
 });
