@@ -18,7 +18,7 @@ import { startDevPlatform, type DevPlatform } from './dev-platform/index.js';
 import { demoPlatformOptions, devPlatformConfig } from './dev-platform/demo.js';
 import { LaunchService } from './lti/launch.js';
 import { KnexLtiPlugin } from './lti/knex-plugin.js';
-import { ltiEncryptionKey, registerPlatforms, setupLti } from './lti/provider.js';
+import { ltiBaseUrl, ltiEncryptionKey, registerPlatforms, setupLti } from './lti/provider.js';
 import { LtiStore } from './lti/store.js';
 import { AgsClient, LtijsToolKeys } from './passback/ags-client.js';
 import { Dispatcher } from './passback/dispatcher.js';
@@ -27,7 +27,7 @@ import { passbackNotice } from './passback/notice.js';
 import { policyLookup } from './passback/policy.js';
 import { Signer } from './submissions/identity.js';
 import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oauth.js';
-import { linkRouter, ltiPagesRouter } from './web/lti-pages.js';
+import { linkRouter, LTI_PAGE_SESSION_MS, ltiPagesRouter } from './web/lti-pages.js';
 import type { RequestHandler } from 'express';
 import { Intake } from './submissions/intake.js';
 import { SubmissionStore } from './submissions/store.js';
@@ -110,10 +110,11 @@ async function start(
   // With LTI, a graded result and its passback row are stored in one transaction.
   const lti = ltiEnabled(config);
   const outbox = lti ? new PassbackOutbox(db) : undefined;
+  const policy = policyLookup(config);
   let dispatcher: Dispatcher | undefined;
   const queue = new JobQueue(db, {
     retryDelayMs: config.queue.retryDelaySeconds * 1000,
-    ...(outbox ? { onRecorded: passbackHook(outbox, policyLookup(config), { onEnqueued: () => dispatcher?.notify() }) } : {}),
+    ...(outbox ? { onRecorded: passbackHook(outbox, policy, { onEnqueued: () => dispatcher?.notify() }) } : {}),
   });
   const pool = new WorkerPool({
     queue,
@@ -147,7 +148,7 @@ async function start(
     const mounts: Array<[string, RequestHandler]> = [];
     let devPlatform: DevPlatform | undefined;
     if (outbox) {
-      const toolUrl = (config.lti.url ?? `http://${hub.host}:${hub.port}`).replace(/\/$/, '');
+      const toolUrl = ltiBaseUrl(config, hub);
       if (!config.lti.url && hub.port === 0) throw new ConfigError('LTI needs a fixed server.port (or lti.url): platforms must know where Gofer is.');
       const store = new LtiStore(db);
       const signer = new Signer(cookieSecret(config.server.secret, env, config.dataDir));
@@ -161,7 +162,7 @@ async function start(
         outbox,
         ags,
         lti: store,
-        policy: policyLookup(config),
+        policy,
         clock,
         log,
         name: `${hostname()}/${process.pid}`,
@@ -187,7 +188,6 @@ async function start(
           await d.wakeAssignment(course, assignment);
         },
       });
-      const sessionMs = 8 * 3600 * 1000;
       const mount = await setupLti({
         config,
         db,
@@ -196,7 +196,7 @@ async function start(
         env,
         toolUrl,
         launches,
-        pageUrl: (session) => `/app/assignment?s=${encodeURIComponent(signer.sign('lti-page', session, sessionMs, clock.now()))}`,
+        pageUrl: (session) => `/app/assignment?s=${encodeURIComponent(signer.sign('lti-page', session, LTI_PAGE_SESSION_MS, clock.now()))}`,
         assignmentsForDeepLinking: () => config.courses.flatMap((c) => c.assignments.map((a) => ({ id: a.id, title: `${c.id}: ${a.id}` }))),
       });
       const platforms = [...config.lti.platforms];
@@ -219,10 +219,8 @@ async function start(
           signer,
           clock,
           prefix: hub.prefix,
-          passbackStates: async (ids) => {
-            const policy = policyLookup(config);
-            return new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, policy(v.course, v.assignment)).sentences.join(' ') || null }]));
-          },
+          passbackStates: async (ids) =>
+            new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, policy(v.course, v.assignment)).sentences.join(' ') || null }])),
           resend: async (submissionId) => {
             const row = (await outbox.bySubmission([submissionId])).get(submissionId);
             const n = row ? await outbox.requeue([row.id], clock.now()) : 0;

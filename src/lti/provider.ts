@@ -152,7 +152,7 @@ export async function registerPlatforms(lti: LtijsProvider, platforms: PlatformC
   return n;
 }
 
-/** Where platforms and browsers reach Gofer. */
-export function ltiBaseUrl(config: Pick<Config, 'lti' | 'server'>): string {
-  return (config.lti.url ?? `http://${config.server.host}:${config.server.port}`).replace(/\/$/, '');
+/** Where platforms and browsers reach Gofer: `lti.url`, else the address it listens on. */
+export function ltiBaseUrl(config: Pick<Config, 'lti' | 'server'>, listen: { host: string; port: number } = config.server): string {
+  return (config.lti.url ?? `http://${listen.host}:${listen.port}`).replace(/\/$/, '');
 }

@@ -169,20 +169,7 @@ export class PassbackOutbox {
       .select('id', 'received_at')
       .whereIn('id', [...new Set(rows.map((r) => String(r.submission_id)))])) as Array<{ id: string; received_at: number | string }>;
     for (const s of subs) received.set(s.id, Number(s.received_at));
-    return rows
-      .map((r) => ({
-        id: Number(r.id),
-        submissionId: String(r.submission_id),
-        resultId: Number(r.result_id),
-        owner: String(r.owner),
-        course: String(r.course),
-        assignment: String(r.assignment),
-        score: Number(r.score),
-        gradedAt: Number(r.graded_at),
-        receivedAt: received.get(String(r.submission_id)) ?? Number(r.graded_at),
-        attempts: Number(r.attempts),
-      }))
-      .sort((a, b) => a.id - b.id);
+    return rows.map((r) => toClaimed(r, received.get(String(r.submission_id)) ?? Number(r.graded_at))).sort((a, b) => a.id - b.id);
   }
 
   /** Extends a lease; false when this dispatcher no longer holds the row. */
@@ -334,8 +321,7 @@ async function insertId(trx: Knex.Transaction, row: Record<string, unknown>): Pr
   return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
 }
 
-function toView(r: Record<string, unknown>): PassbackView {
-  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+function toClaimed(r: Record<string, unknown>, receivedAt: number): ClaimedPassback {
   return {
     id: Number(r.id),
     submissionId: String(r.submission_id),
@@ -345,9 +331,16 @@ function toView(r: Record<string, unknown>): PassbackView {
     assignment: String(r.assignment),
     score: Number(r.score),
     gradedAt: Number(r.graded_at),
-    receivedAt: Number(r.received_at),
-    status: r.status as PassbackStatus,
+    receivedAt,
     attempts: Number(r.attempts),
+  };
+}
+
+function toView(r: Record<string, unknown>): PassbackView {
+  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    ...toClaimed(r, Number(r.received_at)),
+    status: r.status as PassbackStatus,
     nextAttemptAt: Number(r.next_attempt_at),
     lastError: (r.last_error as string | null) ?? null,
     sentAt: num(r.sent_at),

@@ -11,7 +11,8 @@ import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { esc, page } from './html.js';
 
-const SESSION_MS = 8 * 3600 * 1000;
+/** How long a page link from a launch stays valid. */
+export const LTI_PAGE_SESSION_MS = 8 * 3600 * 1000;
 
 /** How a submission's grade stands with the platform, for the pages. */
 export interface PassbackState {
