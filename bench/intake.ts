@@ -32,7 +32,7 @@
  * The exit code is 0 when the bench ran (whether or not targets are met), 1 on an error.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -104,9 +104,12 @@ interface LoadFigures {
   stoppedAtMaxSeconds: boolean;
   /** Event-loop utilisation of the servers' (main) thread during the run, 0..1. */
   serverEventLoopUtilization?: number;
+  /** CPU seconds per second of the run, by thread kind (Linux /proc), summed over this process's threads. */
+  cpuCores?: Record<string, number>;
 }
 
-type LoadReply = { figures: LoadFigures; acks: Ack[] } | { error: string };
+/** `tid`: the load thread's Linux thread id ('' elsewhere), to tell its CPU time apart. */
+type LoadReply = { figures: LoadFigures; acks: Ack[]; tid: string } | { error: string };
 
 function seqText(seq: number): string {
   return String(seq).padStart(8, '0');
@@ -265,9 +268,15 @@ function loadThread(setup: LoadSetup): void {
     });
   }
 
+  let tid = '';
+  try {
+    tid = readlinkSync('/proc/thread-self').split('/').pop() ?? '';
+  } catch {
+    // not Linux
+  }
   parentPort!.on('message', (job: LoadJob) => {
     load(job).then(
-      (reply) => parentPort!.postMessage(reply satisfies LoadReply),
+      (reply) => parentPort!.postMessage({ ...reply, tid } satisfies LoadReply),
       (err: unknown) => parentPort!.postMessage({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies LoadReply),
     );
   });
@@ -368,6 +377,47 @@ function learner(seq: number, users: number): string {
   return `learner${String(seq % users).padStart(4, '0')}`;
 }
 
+/**
+ * CPU seconds used so far by each of this process's threads, by thread id (Linux only: an
+ * empty map elsewhere).
+ */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  const tick = 100; // USER_HZ
+  let tids: string[] = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
+      out.set(tid, seconds);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Cores in use during a run, by kind of thread: the main thread (the servers), the load thread
+ * (autocannon), and the others (libuv's pool, which runs SQLite, and V8's helpers such as the
+ * garbage collector's).
+ */
+function cpuCores(before: Map<string, number>, after: Map<string, number>, seconds: number, loadTid: string): Record<string, number> {
+  const byKind: Record<string, number> = {};
+  for (const [tid, s] of after) {
+    const kind = tid === String(process.pid) ? 'main' : tid === loadTid ? 'load thread' : 'other threads';
+    byKind[kind] = (byKind[kind] ?? 0) + (s - (before.get(tid) ?? 0));
+  }
+  const total = Object.values(byKind).reduce((a, b) => a + b, 0);
+  return Object.fromEntries([...Object.entries(byKind).map(([k, v]) => [k, round(v / seconds, 2)] as const), ['total', round(total / seconds, 2)] as const].filter(([, v]) => v > 0));
+}
+
 /** The load thread: a worker of this same script, one bounded load run at a time. */
 class LoadThread {
   private readonly worker: Worker;
@@ -378,6 +428,8 @@ class LoadThread {
 
   run(job: LoadJob): Promise<{ figures: LoadFigures; acks: Ack[] }> {
     const elu0 = perfHooks.eventLoopUtilization();
+    const cpu0 = threadCpu();
+    const wall0 = performance.now();
     return new Promise((resolve, reject) => {
       // the load thread stops autocannon at job.maxSeconds; this is the backstop
       const backstop = setTimeout(() => reject(new Error(`load run "${job.target}" did not end within ${job.maxSeconds + 30} s`)), (job.maxSeconds + 30) * 1000);
@@ -391,6 +443,7 @@ class LoadThread {
         done(() => {
           if ('error' in reply) return reject(new Error(`load thread: ${reply.error}`));
           reply.figures.serverEventLoopUtilization = round(perfHooks.eventLoopUtilization(elu0).utilization, 3);
+          reply.figures.cpuCores = cpuCores(cpu0, threadCpu(), (performance.now() - wall0) / 1000, reply.tid);
           resolve(reply);
         });
       const onError = (err: Error): void => done(() => reject(err));
@@ -490,7 +543,7 @@ interface Count {
 async function count(config: Config, acks: Ack[], text: (seq: number) => string, users: number): Promise<Count> {
   const db = createDb(config, {});
   try {
-    const rows = (await db.raw('SELECT id, owner, sha256, length(notebook) AS bytes FROM submissions')) as Array<{ id: string; owner: string; sha256: string; bytes: number }>;
+    const rows = (await db.raw('SELECT s.id, s.owner, s.sha256, length(n.notebook) AS bytes FROM submissions s LEFT JOIN submission_notebooks n ON n.submission_id = s.id')) as Array<{ id: string; owner: string; sha256: string; bytes: number }>;
     const one = async (sql: string): Promise<number> => Number(((await db.raw(sql)) as Array<{ n: number }>)[0]?.n ?? 0);
     const gradingJobs = await one('SELECT COUNT(*) AS n FROM grading_jobs');
     const duplicated = await one('SELECT COALESCE(SUM(n - 1), 0) AS n FROM (SELECT COUNT(*) AS n FROM submissions GROUP BY owner, sha256 HAVING COUNT(*) > 1)');
@@ -541,6 +594,7 @@ function describe(f: LoadFigures): string {
     `    latency ms: p50 ${f.latencyMs.p50}, p90 ${f.latencyMs.p90}, p99 ${f.latencyMs.p99}, p99.9 ${f.latencyMs.p99_9}, max ${f.latencyMs.max}, mean ${f.latencyMs.mean}`,
     `    first request on each connection ms: ${pc(f.firstOnConnectionMs)}; keep-alive requests ms: ${pc(f.keepAliveMs)}`,
     `    non-2xx ${f.non2xx}, errors ${f.errors}, timeouts ${f.timeouts}; status codes: ${codes || 'none'}; server thread busy ${Math.round((f.serverEventLoopUtilization ?? 0) * 100)}%`,
+    `    CPU cores in use: ${Object.entries(f.cpuCores ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'not measured'}`,
   ].join('\n');
 }
 

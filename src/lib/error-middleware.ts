@@ -4,7 +4,7 @@ import { GoferError, RateLimitError } from './errors.js';
 
 /**
  * The one error handler: a GoferError answers with its status and message; body-parser's own
- * errors get specific sentences; anything else is a 500 that is logged (someone must fix it).
+ * errors (a body too large, compressed oddly, cut short) get specific sentences; anything else is a 500 that is logged (someone must fix it).
  * API paths answer JSON `{"error"}`; the hub's submit endpoints answer plain text.
  */
 export function errorMiddleware(log: Logger, maxNotebookMb: number) {
@@ -20,12 +20,13 @@ export function errorMiddleware(log: Logger, maxNotebookMb: number) {
     } else if (e?.type === 'entity.too.large') {
       status = 413;
       message = `The notebook is larger than ${maxNotebookMb} MB. Clear large outputs (Cell > All Output > Clear) and submit again.`;
-    } else if (e?.type === 'entity.parse.failed') {
-      status = 400;
-      message = 'The request body is not valid JSON.';
-    } else if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
+    } else if (e?.type === 'encoding.unsupported') {
       status = 415;
-      message = 'The request body must be UTF-8 JSON.';
+      message = 'The request body is compressed in a way Gofer does not read: send it plain, or with gzip or deflate.';
+    } else if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      // body-parser's other complaints (an aborted request, a wrong Content-Length)
+      status = e.status;
+      message = `The request could not be read: ${e.message ?? 'malformed'}.`;
     } else {
       log.error('unexpected error', { path: req.path, error: (err as Error)?.stack ?? String(err) });
     }

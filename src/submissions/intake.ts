@@ -1,5 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import type { Config } from '../config/schema.js';
-import { checkNotebook, checkNotebookData } from '../grading/notebook.js';
+import { checkNotebook, checkNotebookData, type NotebookCheck } from '../grading/notebook.js';
 import type { Clock, IdSource } from '../lib/clock.js';
 import { ForbiddenError, RateLimitError, UnprocessableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -7,6 +8,12 @@ import { resolveAssignment, resolveTarget } from './assignment.js';
 import type { Identity } from './identity.js';
 import { sha256 } from './identity.js';
 import type { SubmissionStore } from './store.js';
+
+/**
+ * A notebook as it arrived: the bytes of an uploaded file, or the parsed `nb` of a JSON request
+ * with, when they could be cut out of the body, its exact bytes there.
+ */
+export type ReceivedNotebook = Buffer | { parsed: unknown; bytes?: Buffer };
 
 export interface Receipt {
   id: string;
@@ -33,16 +40,12 @@ export class Intake {
   ) {}
 
   /**
-   * `notebook` is the parsed JSON of the notebook, or its raw bytes (file upload). `target` is
-   * set when the learner submits from an assignment's own page: that page, not the notebook's
-   * metadata, says which assignment it is.
+   * `target` is set when the learner submits from an assignment's own page: that page, not the
+   * notebook's metadata, says which assignment it is.
    */
-  async submit(who: Identity, notebook: unknown, target?: { course: string; assignment: string }): Promise<Receipt> {
+  async submit(who: Identity, notebook: ReceivedNotebook, target?: { course: string; assignment: string }): Promise<Receipt> {
     const { config, submissions, clock } = this.deps;
-    if (notebook === undefined || notebook === null) {
-      throw new UnprocessableError('The request has no notebook. Send {"nb": <the notebook>} as JSON, or upload the .ipynb file.');
-    }
-    const check = Buffer.isBuffer(notebook) ? checkNotebook(notebook) : checkNotebookData(notebook);
+    const check = examine(notebook);
     if (!check.ok) throw new UnprocessableError(check.message);
     const { course, assignment, section } = target
       ? resolveTarget(config, target, check.notebook.metadata)
@@ -51,10 +54,8 @@ export class Intake {
     if (assignment.due && assignment.late === 'reject' && now > assignment.due.getTime()) {
       throw new ForbiddenError(`The deadline for ${assignment.id} (${assignment.due.toISOString()}) has passed; late submissions are not accepted.`);
     }
-    // Store a canonical form so the same notebook sent twice (as JSON or as a file) hashes the same.
-    const canonical = JSON.stringify(check.notebook);
     const outcome = await submissions.create(
-      { id: this.deps.ids(), owner: who.name, course: course.id, assignment: assignment.id, section, notebook: canonical, sha256: sha256(canonical) },
+      { id: this.deps.ids(), owner: who.name, course: course.id, assignment: assignment.id, section, notebook: check.text, sha256: check.digest },
       {
         now,
         duplicateWindowMs: config.server.duplicateWindowSeconds * 1000,
@@ -74,4 +75,24 @@ export class Intake {
     }
     return { id: outcome.id, duplicate: outcome.kind === 'duplicate', course: course.id, assignment: assignment.id };
   }
+}
+
+/**
+ * The checks, and the text stored with its sha256. The text is the notebook exactly as sent
+ * (no second serialisation of a notebook of hundreds of KB while learners wait): the same
+ * notebook sent twice the same way hashes the same, which is what duplicate detection needs.
+ * Only a JSON request whose `nb` cannot be cut out of the body, or bytes that are not UTF-8,
+ * are stored re-serialised.
+ */
+function examine(notebook: ReceivedNotebook): Exclude<NotebookCheck, { ok: true }> | (Extract<NotebookCheck, { ok: true }> & { text: string; digest: string }) {
+  if (Buffer.isBuffer(notebook)) {
+    const text = notebook.toString('utf8');
+    const check = checkNotebook(text);
+    return check.ok ? { ...check, text, digest: sha256(isUtf8(notebook) ? notebook : text) } : check;
+  }
+  const check = checkNotebookData(notebook.parsed);
+  if (!check.ok) return check;
+  if (notebook.bytes && isUtf8(notebook.bytes)) return { ...check, text: notebook.bytes.toString('utf8'), digest: sha256(notebook.bytes) };
+  const text = JSON.stringify(notebook.parsed);
+  return { ...check, text, digest: sha256(text) };
 }

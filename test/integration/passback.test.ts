@@ -660,7 +660,7 @@ for (const engine of ENGINES) {
     async function enqueueMany(n: number, owner = (i: number) => `u${i}`): Promise<void> {
       for (let i = 0; i < n; i++) {
         const id = randomUUID();
-        await db('submissions').insert({ id, owner: owner(i), course: 'pb', assignment: 'lab01', section: null, received_at: T0, notebook: '{}', sha256: 'a'.repeat(64), status: 'graded' });
+        await db('submissions').insert({ id, owner: owner(i), course: 'pb', assignment: 'lab01', section: null, received_at: T0, sha256: 'a'.repeat(64), status: 'graded' });
         const [job] = await db('grading_jobs').insert({ submission_id: id, status: 'done', attempts: 1, max_attempts: 3, run_at: T0, created_at: T0, updated_at: T0 }).returning('id');
         const [res] = await db('results')
           .insert({ submission_id: id, job_id: typeof job === 'object' ? job.id : job, status: 'graded', score: 0.5, points: 1, max_points: 2, duration_ms: 1, created_at: T0 })
