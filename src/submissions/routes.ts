@@ -1,6 +1,7 @@
 import Busboy from 'busboy';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import type { Config } from '../config/schema.js';
+import { OnePerTurn } from '../lib/turns.js';
 import { AuthError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NO_IDENTITY } from './identity.js';
@@ -122,14 +123,12 @@ function submissionJson(limit: number, type: string[]): RequestHandler {
   return (req, res, next) =>
     raw(req, res, (err?: unknown) => {
       if (err) return next(err);
-      try {
-        parseSubmissionBody(req);
-        next();
-      } catch (e) {
-        next(e);
-      }
+      turns.run(() => parseSubmissionBody(req)).then(() => next(), next);
     });
 }
+
+/** Parsing notebooks takes turns with everything else (see OnePerTurn). */
+const turns = new OnePerTurn();
 
 function parseSubmissionBody(req: Request): void {
   const body: unknown = req.body;

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createDb } from '../../src/db/knex.js';
@@ -51,6 +52,37 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
     expect(text).to.include(body.id);
   });
 
+  it('stores the notebook byte for byte as the button sent it, pretty-printed or not, with its sha256', async () => {
+    const pretty = JSON.stringify(notebook(['y = 2'], { section: '1', assignment: 'lab01' }), null, 1);
+    const body = `{ "nb" :\n${pretty}\n}\n`;
+    const res = await post('/services/gofer/', body, { authorization: `token ${ada}`, accept: 'application/json' });
+    expect(res.status).to.equal(200);
+    const { id } = await res.json();
+    const db = createDb(svc.config);
+    try {
+      const stored = await db('submission_notebooks').join('submissions', 'submissions.id', 'submission_notebooks.submission_id').where({ id }).first();
+      expect(stored.notebook).to.equal(pretty);
+      expect(stored.sha256).to.equal(createHash('sha256').update(pretty).digest('hex'));
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('takes the notebook JSON itself keeps when "nb" is repeated, never the text between', async () => {
+    const closed = JSON.stringify(lab({ section: '1', assignment: 'closed' }));
+    const open = JSON.stringify(notebook(['z = 3'], { section: '1', assignment: 'lab01' }));
+    const res = await post('/services/gofer/', `{"nb": ${closed}, "nb": ${open}}`, { authorization: `token ${bob}`, accept: 'application/json' });
+    expect(res.status).to.equal(200);
+    const { id } = await res.json();
+    const db = createDb(svc.config);
+    try {
+      const stored = await db('submission_notebooks').where({ submission_id: id }).first();
+      expect(JSON.parse(stored.notebook)).to.deep.equal(JSON.parse(open));
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('REST: accepts JSON and file uploads with 202 and the id; owners and instructors read it, other learners cannot', async () => {
     const res = await post('/api/v1/submissions', { nb: lab({ otter_service: { course: '8x', section: '2', assignment: 'lab01' } }) }, { authorization: `Bearer ${bob}` });
     expect(res.status).to.equal(202);
@@ -89,6 +121,8 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
     ['a hub token with no hub connected', () => post('/services/gofer/', { nb: lab() }, { authorization: 'token 0123abcd' }), 401, /not connected to a JupyterHub/],
     ['a body that is not JSON', () => post('/services/gofer/', '{"nb": {', { authorization: `token ${ada}` }), 400, /not valid JSON/],
     ['a body of the wrong type', () => fetch(svc.url + '/services/gofer/', { method: 'POST', headers: { 'content-type': 'text/plain', authorization: `token ${ada}` }, body: 'nb' }), 415, /Content-Type: application\/json/],
+    ['a body in another charset', () => post('/services/gofer/', { nb: lab() }, { authorization: `token ${ada}`, 'content-type': 'application/json; charset=latin1' }), 415, /must be UTF-8 JSON, not latin1/],
+    ['a body compressed in an unknown way', () => post('/services/gofer/', { nb: lab() }, { authorization: `token ${ada}`, 'content-encoding': 'compress' }), 415, /compressed in a way Gofer does not read/],
     ['a notebook over the size limit', () => post('/services/gofer/', big, { authorization: `token ${ada}` }), 413, /larger than 0.5 MB/],
     ['a JSON list', () => post('/services/gofer/', [1], { authorization: `token ${ada}` }), 422, /should be a JSON object/],
     ['no notebook', () => post('/services/gofer/', { notebook: lab() }, { authorization: `token ${ada}` }), 422, /has no notebook: send \{"nb"/],
@@ -125,6 +159,6 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
     const db = createDb(svc.config);
     const owners = (await db('submissions').select('owner')).map((r) => r.owner);
     await db.destroy();
-    expect(owners.sort()).to.deep.equal(['ada', 'bob', 'bob', 'prof', 'prof', 'prof', 'prof']);
+    expect(owners.sort()).to.deep.equal(['ada', 'ada', 'bob', 'bob', 'bob', 'prof', 'prof', 'prof', 'prof']);
   });
 });
