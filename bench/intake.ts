@@ -40,7 +40,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { performance as perfHooks } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance as perfHooks } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import express from 'express';
 import { stringify } from 'yaml';
@@ -104,6 +104,8 @@ interface LoadFigures {
   stoppedAtMaxSeconds: boolean;
   /** Event-loop utilisation of the servers' (main) thread during the run, 0..1. */
   serverEventLoopUtilization?: number;
+  /** How late the servers' event loop ran its timers (perf_hooks.monitorEventLoopDelay, 1 ms resolution). */
+  serverLoopDelayMs?: { p50: number; p99: number; max: number };
   /** CPU seconds per second of the run, by thread kind (Linux /proc), summed over this process's threads. */
   cpuCores?: Record<string, number>;
 }
@@ -430,6 +432,8 @@ class LoadThread {
     const elu0 = perfHooks.eventLoopUtilization();
     const cpu0 = threadCpu();
     const wall0 = performance.now();
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    loopDelay.enable();
     return new Promise((resolve, reject) => {
       // the load thread stops autocannon at job.maxSeconds; this is the backstop
       const backstop = setTimeout(() => reject(new Error(`load run "${job.target}" did not end within ${job.maxSeconds + 30} s`)), (job.maxSeconds + 30) * 1000);
@@ -444,6 +448,8 @@ class LoadThread {
           if ('error' in reply) return reject(new Error(`load thread: ${reply.error}`));
           reply.figures.serverEventLoopUtilization = round(perfHooks.eventLoopUtilization(elu0).utilization, 3);
           reply.figures.cpuCores = cpuCores(cpu0, threadCpu(), (performance.now() - wall0) / 1000, reply.tid);
+          loopDelay.disable();
+          reply.figures.serverLoopDelayMs = { p50: round(loopDelay.percentile(50) / 1e6, 1), p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) };
           resolve(reply);
         });
       const onError = (err: Error): void => done(() => reject(err));
@@ -593,7 +599,8 @@ function describe(f: LoadFigures): string {
     `  ${f.target}: ${f.acknowledged}/${f.sent} acknowledged in ${f.seconds} s = ${f.perSecond} req/s${f.stoppedAtMaxSeconds ? ' (STOPPED at --max-seconds)' : ''}`,
     `    latency ms: p50 ${f.latencyMs.p50}, p90 ${f.latencyMs.p90}, p99 ${f.latencyMs.p99}, p99.9 ${f.latencyMs.p99_9}, max ${f.latencyMs.max}, mean ${f.latencyMs.mean}`,
     `    first request on each connection ms: ${pc(f.firstOnConnectionMs)}; keep-alive requests ms: ${pc(f.keepAliveMs)}`,
-    `    non-2xx ${f.non2xx}, errors ${f.errors}, timeouts ${f.timeouts}; status codes: ${codes || 'none'}; server thread busy ${Math.round((f.serverEventLoopUtilization ?? 0) * 100)}%`,
+    `    non-2xx ${f.non2xx}, errors ${f.errors}, timeouts ${f.timeouts}; status codes: ${codes || 'none'}; server thread busy ${Math.round((f.serverEventLoopUtilization ?? 0) * 100)}%` +
+      (f.serverLoopDelayMs ? `, its event-loop delay ms p50 ${f.serverLoopDelayMs.p50}, p99 ${f.serverLoopDelayMs.p99}, max ${f.serverLoopDelayMs.max}` : ''),
     `    CPU cores in use: ${Object.entries(f.cpuCores ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'not measured'}`,
   ].join('\n');
 }

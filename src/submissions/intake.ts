@@ -11,9 +11,13 @@ import type { SubmissionStore } from './store.js';
 
 /**
  * A notebook as it arrived: the bytes of an uploaded file, or the parsed `nb` of a JSON request
- * with, when they could be cut out of the body, its exact bytes there.
+ * with, when they could be cut out of the body, its exact UTF-8 bytes there (and their text).
  */
-export type ReceivedNotebook = Buffer | { parsed: unknown; bytes?: Buffer };
+export type ReceivedNotebook = Buffer | { parsed: unknown; sent?: SentNotebook };
+export interface SentNotebook {
+  bytes: Buffer;
+  text: string;
+}
 
 export interface Receipt {
   id: string;
@@ -92,7 +96,7 @@ function examine(notebook: ReceivedNotebook): Exclude<NotebookCheck, { ok: true 
   }
   const check = checkNotebookData(notebook.parsed);
   if (!check.ok) return check;
-  if (notebook.bytes && isUtf8(notebook.bytes)) return { ...check, text: notebook.bytes.toString('utf8'), digest: sha256(notebook.bytes) };
+  if (notebook.sent) return { ...check, text: notebook.sent.text, digest: sha256(notebook.sent.bytes) };
   const text = JSON.stringify(notebook.parsed);
   return { ...check, text, digest: sha256(text) };
 }

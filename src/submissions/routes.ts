@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import Busboy from 'busboy';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import type { Config } from '../config/schema.js';
@@ -5,7 +6,7 @@ import { OnePerTurn } from '../lib/turns.js';
 import { AuthError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NO_IDENTITY } from './identity.js';
-import type { Intake, ReceivedNotebook } from './intake.js';
+import type { Intake, ReceivedNotebook, SentNotebook } from './intake.js';
 import type { SubmissionStore } from './store.js';
 
 export interface IntakeDeps {
@@ -109,13 +110,13 @@ export function isInstructor(who: Identity, course: string, config: Pick<Config,
 
 const JSON_TYPES = ['application/json', 'text/json'];
 
-/** The bytes of `nb` in the bodies where submissionJson could cut them out. */
-const nbBytes = new WeakMap<Request, Buffer>();
+/** The notebook as sent, in the bodies where submissionJson could cut it out. */
+const nbSent = new WeakMap<Request, SentNotebook>();
 
 /**
  * Reads a JSON submission body, `{"nb": <notebook>}`, into `req.body`. A body that is exactly
  * that one member (what every submit button sends) has only its notebook parsed, and the
- * notebook's bytes are kept (see nbBytes), so it is stored as sent rather than serialised again.
+ * notebook's bytes are kept (see nbSent), so it is stored as sent rather than serialised again.
  * Anything else is parsed whole, for notebookField to judge.
  */
 function submissionJson(limit: number, type: string[]): RequestHandler {
@@ -136,10 +137,11 @@ function parseSubmissionBody(req: Request): void {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
   if (charset && !/^utf-?8$/i.test(charset)) throw new UnsupportedMediaTypeError(`The request body must be UTF-8 JSON, not ${charset.slice(0, 40)}.`);
   const bytes = notebookValue(body);
-  if (bytes) {
+  if (bytes && isUtf8(bytes)) {
+    const text = bytes.toString('utf8');
     try {
-      req.body = { nb: JSON.parse(bytes.toString('utf8')) as unknown };
-      nbBytes.set(req, bytes);
+      req.body = { nb: JSON.parse(text) as unknown };
+      nbSent.set(req, { bytes, text });
       return;
     } catch {
       // not one value after all (e.g. a repeated "nb" key): parse the whole body below
@@ -181,7 +183,7 @@ function hasBom(body: Buffer): boolean {
   return body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
 }
 
-/** The notebook of a JSON submission body, with its exact bytes when they are known. */
+/** The notebook of a JSON submission body, as sent when that is known. */
 function notebookField(req: Request): ReceivedNotebook {
   const body: unknown = req.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -190,8 +192,8 @@ function notebookField(req: Request): ReceivedNotebook {
   const nb = (body as Record<string, unknown>).nb;
   if (nb === undefined) throw new UnprocessableError('The request has no notebook: send {"nb": <the notebook>}.');
   if (typeof nb !== 'object' || nb === null || Array.isArray(nb)) throw new UnprocessableError('"nb" should be the notebook itself (a JSON object), not text or a list.');
-  const bytes = nbBytes.get(req);
-  return bytes ? { parsed: nb, bytes } : { parsed: nb };
+  const sent = nbSent.get(req);
+  return sent ? { parsed: nb, sent } : { parsed: nb };
 }
 
 /** The first file of a multipart upload, size-capped. */
