@@ -29,6 +29,7 @@ import { Signer } from './submissions/identity.js';
 import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oauth.js';
 import { linkRouter, LTI_PAGE_SESSION_MS, ltiPagesRouter } from './web/lti-pages.js';
 import type { RequestHandler } from 'express';
+import { ExaminerPool } from './submissions/examine.js';
 import { Intake } from './submissions/intake.js';
 import { SubmissionStore } from './submissions/store.js';
 
@@ -144,7 +145,9 @@ async function start(
       hubClient && oauthSettings
         ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix)
         : undefined;
-    const intake = new Intake({ config, submissions, clock, ids: uuid, log, onQueued: () => pool.notify() });
+    const examiners = new ExaminerPool();
+    started.push(() => examiners.close());
+    const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: () => pool.notify() });
     const mounts: Array<[string, RequestHandler]> = [];
     let devPlatform: DevPlatform | undefined;
     if (outbox) {
@@ -229,7 +232,7 @@ async function start(
           },
           onLinked: wake,
           wakeGrading: () => pool.notify(),
-          submit: (who, notebook, target) => intake.submit(who, notebook, target),
+          submit: (who, file, target) => intake.submit(who, { kind: 'file', bytes: file }, target),
           ...(oauth ? { hubIdentity: (req: import('express').Request) => oauth.identity(req) } : {}),
         }),
       ]);

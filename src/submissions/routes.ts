@@ -1,12 +1,11 @@
-import { isUtf8 } from 'node:buffer';
 import Busboy from 'busboy';
-import express, { type Request, type RequestHandler, type Router } from 'express';
+import express, { type Request, type Router } from 'express';
 import type { Config } from '../config/schema.js';
-import { OnePerTurn } from '../lib/turns.js';
-import { AuthError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
+import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NO_IDENTITY } from './identity.js';
-import type { Intake, ReceivedNotebook, SentNotebook } from './intake.js';
+import type { ReceivedNotebook } from './examine.js';
+import type { Intake } from './intake.js';
 import type { SubmissionStore } from './store.js';
 
 export interface IntakeDeps {
@@ -48,10 +47,10 @@ export function hubSubmitRouter(deps: IntakeDeps): Router {
   router.get('/', (_req, res) => {
     res.type('text/plain').send('Gofer is ready to grade your notebook: use the Submit button in Jupyter to send it.\n');
   });
-  router.post('/', submissionJson(limit, JSON_TYPES), async (req, res) => {
+  router.post('/', express.raw({ limit, type: JSON_TYPES }), async (req, res) => {
     if (!req.is(JSON_TYPES)) throw new UnsupportedMediaTypeError('Send the notebook as JSON: Content-Type: application/json with {"nb": <notebook>}.');
     const who = await identify(req, deps);
-    const receipt = await deps.intake.submit(who, notebookField(req));
+    const receipt = await deps.intake.submit(who, jsonBody(req));
     if (wantsJson(req)) {
       res.json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate });
     } else {
@@ -69,11 +68,11 @@ export function hubSubmitRouter(deps: IntakeDeps): Router {
 export function submissionsApiRouter(deps: IntakeDeps): Router {
   const router = express.Router();
   const limit = deps.config.server.maxNotebookMb * 1024 * 1024;
-  router.post('/submissions', submissionJson(limit, ['application/json']), async (req, res) => {
+  router.post('/submissions', express.raw({ limit, type: 'application/json' }), async (req, res) => {
     const who = await identify(req, deps);
     let notebook: ReceivedNotebook;
-    if (req.is('multipart/form-data')) notebook = await uploadedFile(req, limit);
-    else if (req.is('application/json')) notebook = notebookField(req);
+    if (req.is('multipart/form-data')) notebook = { kind: 'file', bytes: await uploadedFile(req, limit) };
+    else if (req.is('application/json')) notebook = jsonBody(req);
     else throw new UnsupportedMediaTypeError('Send JSON ({"nb": <notebook>}) or a multipart/form-data upload with the .ipynb file.');
     const receipt = await deps.intake.submit(who, notebook);
     res.status(202).json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate, url: `/api/v1/submissions/${receipt.id}` });
@@ -110,90 +109,12 @@ export function isInstructor(who: Identity, course: string, config: Pick<Config,
 
 const JSON_TYPES = ['application/json', 'text/json'];
 
-/** The notebook as sent, in the bodies where submissionJson could cut it out. */
-const nbSent = new WeakMap<Request, SentNotebook>();
-
-/**
- * Reads a JSON submission body, `{"nb": <notebook>}`, into `req.body`. A body that is exactly
- * that one member (what every submit button sends) has only its notebook parsed, and the
- * notebook's bytes are kept (see nbSent), so it is stored as sent rather than serialised again.
- * Anything else is parsed whole, for notebookField to judge.
- */
-function submissionJson(limit: number, type: string[]): RequestHandler {
-  const raw = express.raw({ limit, type });
-  return (req, res, next) =>
-    raw(req, res, (err?: unknown) => {
-      if (err) return next(err);
-      turns.run(() => parseSubmissionBody(req)).then(() => next(), next);
-    });
-}
-
-/** Parsing notebooks takes turns with everything else (see OnePerTurn). */
-const turns = new OnePerTurn();
-
-function parseSubmissionBody(req: Request): void {
-  const body: unknown = req.body;
-  if (!Buffer.isBuffer(body)) return;
+/** A JSON submission body as received: UTF-8 (as JSON must be), possibly empty. */
+function jsonBody(req: Request): ReceivedNotebook {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
   if (charset && !/^utf-?8$/i.test(charset)) throw new UnsupportedMediaTypeError(`The request body must be UTF-8 JSON, not ${charset.slice(0, 40)}.`);
-  const bytes = notebookValue(body);
-  if (bytes && isUtf8(bytes)) {
-    const text = bytes.toString('utf8');
-    try {
-      req.body = { nb: JSON.parse(text) as unknown };
-      nbSent.set(req, { bytes, text });
-      return;
-    } catch {
-      // not one value after all (e.g. a repeated "nb" key): parse the whole body below
-    }
-  }
-  try {
-    req.body = JSON.parse(body.toString('utf8', hasBom(body) ? 3 : 0)) as unknown;
-  } catch (err) {
-    throw new InputError(`The request body is not valid JSON (${(err as Error).message}).`);
-  }
-}
-
-/**
- * Where `<value>` lies in a body of the form `{"nb": <value>}` (whitespace allowed, nothing
- * else), or undefined. Whether it is one JSON value is for the parser to say.
- */
-export function notebookValue(body: Buffer): Buffer | undefined {
-  const ws = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-  let i = hasBom(body) ? 3 : 0;
-  while (ws(body[i])) i++;
-  if (body[i] !== 0x7b /* { */) return undefined;
-  i++;
-  while (ws(body[i])) i++;
-  if (body.toString('latin1', i, i + 4) !== '"nb"') return undefined;
-  i += 4;
-  while (ws(body[i])) i++;
-  if (body[i] !== 0x3a /* : */) return undefined;
-  i++;
-  while (ws(body[i])) i++;
-  let j = body.length - 1;
-  while (j > i && ws(body[j])) j--;
-  if (body[j] !== 0x7d /* } */) return undefined;
-  j--;
-  while (j > i && ws(body[j])) j--;
-  return body.subarray(i, j + 1);
-}
-
-function hasBom(body: Buffer): boolean {
-  return body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
-}
-
-/** The notebook of a JSON submission body, as sent when that is known. */
-function notebookField(req: Request): ReceivedNotebook {
   const body: unknown = req.body;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new UnprocessableError('The request body should be a JSON object: {"nb": <the notebook>}.');
-  }
-  const nb = (body as Record<string, unknown>).nb;
-  if (nb === undefined) throw new UnprocessableError('The request has no notebook: send {"nb": <the notebook>}.');
-  if (typeof nb !== 'object' || nb === null || Array.isArray(nb)) throw new UnprocessableError('"nb" should be the notebook itself (a JSON object), not text or a list.');
-  const sent = nbSent.get(req);
-  return sent ? { parsed: nb, sent } : { parsed: nb };
+  return { kind: 'json-body', bytes: Buffer.isBuffer(body) ? body : Buffer.alloc(0) };
 }
 
 /** The first file of a multipart upload, size-capped. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { notebookValue } from '../../src/submissions/routes.js';
+import { notebookValue } from '../../src/submissions/examine.js';
 
 const cut = (body: string | Buffer): string | undefined => notebookValue(Buffer.isBuffer(body) ? body : Buffer.from(body))?.toString('utf8');
 
