@@ -107,7 +107,7 @@ export class SubmissionStore {
             if (isPostgres(this.db)) {
               for (const owner of [...new Set(batch.map((b) => b.sub.owner))].sort()) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [owner]);
             }
-            return batch.length === 1 ? [await this.createIn(trx, batch[0]!.sub, batch[0]!.opts)] : this.createGroupIn(trx, batch);
+            return this.createGroupIn(trx, batch);
           });
           batch.forEach((b, i) => b.resolve(outcomes[i]!));
         } catch (err) {
@@ -117,7 +117,7 @@ export class SubmissionStore {
           }
           // a failing group: decide each submission alone, so one bad one fails only itself
           for (const b of batch) {
-            await this.db.transaction((trx) => this.createIn(trx, b.sub, b.opts)).then(b.resolve, b.reject);
+            await this.db.transaction((trx) => this.createGroupIn(trx, [b])).then(([outcome]) => b.resolve(outcome!), b.reject);
           }
         }
       }
@@ -127,8 +127,9 @@ export class SubmissionStore {
   }
 
   /**
-   * The same decisions as createIn for a group, with a fixed number of statements: the learners'
-   * recent submissions read once, decided in arrival order, then inserted together.
+   * Decides a group with a fixed number of statements: the learners' recent submissions read
+   * once, each submission decided in arrival order (the same notebook again within the window is
+   * a duplicate; over the per-minute limit is refused), the new ones inserted together.
    */
   private async createGroupIn(trx: Knex.Transaction, batch: PendingCreate[]): Promise<CreateOutcome[]> {
     const owners = [...new Set(batch.map((b) => b.sub.owner))];
@@ -163,29 +164,6 @@ export class SubmissionStore {
       await trx('grading_jobs').insert(created.map(({ sub, opts }) => jobRow(sub.id, opts)));
     }
     return outcomes;
-  }
-
-  private async createIn(trx: Knex.Transaction, sub: NewSubmission, opts: CreateOptions): Promise<CreateOutcome> {
-    const same = await trx('submissions')
-      .select('id')
-      .where({ owner: sub.owner, course: sub.course, assignment: sub.assignment, sha256: sub.sha256 })
-      .andWhere('received_at', '>=', opts.now - opts.duplicateWindowMs)
-      .orderBy('received_at', 'desc')
-      .first();
-    if (same) return { kind: 'duplicate', id: same.id as string };
-    const recent = await trx('submissions')
-      .select('received_at')
-      .where({ owner: sub.owner })
-      .andWhere('received_at', '>', opts.now - 60_000)
-      .orderBy('received_at', 'asc');
-    if (recent.length >= opts.perMinute) {
-      const oldest = Number(recent[0]!.received_at);
-      return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((oldest + 60_000 - opts.now) / 1000)) };
-    }
-    await trx('submissions').insert(submissionRow(sub, opts));
-    await trx('submission_notebooks').insert(notebookRow(sub));
-    await trx('grading_jobs').insert(jobRow(sub.id, opts));
-    return { kind: 'created', id: sub.id };
   }
 
   /** Grades a stored submission again (instructor action): a new grading job, a new result. */

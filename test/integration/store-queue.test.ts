@@ -60,6 +60,18 @@ for (const engine of ENGINES) {
       expect((await store.list()).length).to.equal(3);
     });
 
+    it('fails only the bad submission of a group committed together; the others are stored with their jobs', async () => {
+      const first = sub('ada', '1'.repeat(64));
+      await store.create(first, opts);
+      // a group: the third reuses an id already stored, so the group's insert fails as a whole
+      const group = [sub('bob', '2'.repeat(64)), sub('cy', '3'.repeat(64)), { ...sub('dee', '4'.repeat(64)), id: first.id }, sub('eve', '5'.repeat(64))];
+      const outs = await Promise.allSettled(group.map((g) => store.create(g, opts)));
+      expect(outs.map((o) => o.status)).to.deep.equal(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      expect((await store.list()).map((s) => s.owner).sort()).to.deep.equal(['ada', 'bob', 'cy', 'eve']);
+      expect(await queue.counts()).to.deep.equal({ queued: 4 });
+      expect(await store.notebook(group[3]!.id)).to.equal('{"nbformat":4}');
+    });
+
     it('limits submissions per learner per minute, with the seconds to wait', async () => {
       for (let i = 0; i < 5; i++) expect((await store.create(sub('bob', String(i).repeat(64)), { ...opts, now: T0 + i * 1000 })).kind).to.equal('created');
       const limited = await store.create(sub('bob', 'f'.repeat(64)), { ...opts, now: T0 + 10_000 });
