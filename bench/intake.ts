@@ -115,6 +115,8 @@ interface LoadFigures {
   stoppedAtMaxSeconds: boolean;
   /** Event-loop utilisation of the servers' (main) thread during the run, 0..1. */
   serverEventLoopUtilization?: number;
+  /** Bytes this process caused to be written to disk (Linux /proc/self/io) per acknowledged request, in KB. */
+  diskWritesPerAckKb?: number;
   /** How late the servers' event loop ran its timers (perf_hooks.monitorEventLoopDelay, 1 ms resolution). */
   serverLoopDelayMs?: { p50: number; p99: number; max: number };
   /** CPU seconds per second of the run, by thread kind (Linux /proc), summed over this process's threads. */
@@ -457,6 +459,15 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 
+/** Bytes this process has caused to be written to storage so far (0 where /proc is absent). */
+function writtenBytes(): number {
+  try {
+    return Number(/^write_bytes: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Cores in use during a run, by kind of thread: the main thread (the servers), the load thread
  * (autocannon), and the others (libuv's pool, which runs SQLite, and V8's helpers such as the
@@ -483,6 +494,7 @@ class LoadThread {
   run(job: LoadJob): Promise<{ figures: LoadFigures; acks: Ack[] }> {
     const elu0 = perfHooks.eventLoopUtilization();
     const cpu0 = threadCpu();
+    const io0 = writtenBytes();
     const wall0 = performance.now();
     const loopDelay = monitorEventLoopDelay({ resolution: 1 });
     loopDelay.enable();
@@ -501,6 +513,8 @@ class LoadThread {
           reply.figures.serverEventLoopUtilization = round(perfHooks.eventLoopUtilization(elu0).utilization, 3);
           reply.figures.cpuCores = cpuCores(cpu0, threadCpu(), (performance.now() - wall0) / 1000, reply.tid);
           loopDelay.disable();
+          const written = writtenBytes() - io0;
+          reply.figures.diskWritesPerAckKb = reply.figures.acknowledged ? round(written / reply.figures.acknowledged / 1024, 1) : 0;
           reply.figures.serverLoopDelayMs = { p50: round(loopDelay.percentile(50) / 1e6, 1), p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) };
           resolve(reply);
         });
@@ -670,7 +684,8 @@ function describe(f: LoadFigures): string {
     `    first request on each connection ms: ${pc(f.firstOnConnectionMs)}; keep-alive requests ms: ${pc(f.keepAliveMs)}`,
     `    non-2xx ${f.non2xx}, errors ${f.errors}, timeouts ${f.timeouts}; status codes: ${codes || 'none'}; server thread busy ${Math.round((f.serverEventLoopUtilization ?? 0) * 100)}%` +
       (f.serverLoopDelayMs ? `, its event-loop delay ms p50 ${f.serverLoopDelayMs.p50}, p99 ${f.serverLoopDelayMs.p99}, max ${f.serverLoopDelayMs.max}` : ''),
-    `    CPU cores in use: ${Object.entries(f.cpuCores ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'not measured'}`,
+    `    CPU cores in use: ${Object.entries(f.cpuCores ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'not measured'}; ` +
+      `disk writes per acknowledgement ${f.diskWritesPerAckKb ?? '?'} KB`,
   ].join('\n');
 }
 
