@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { buildApp } from './app.js';
 import type { Config } from './config/schema.js';
-import { createDb, migrate, type Db } from './db/knex.js';
+import { WalCheckpointer } from './db/checkpointer.js';
+import { createDb, migrate, sqliteFile, type Db } from './db/knex.js';
 import { AssignmentCatalog } from './grading/catalog.js';
 import { ContainerRunner } from './grading/container-runner.js';
 import { createDocker } from './grading/docker.js';
@@ -74,9 +75,14 @@ export async function run(opts: RunOptions): Promise<Running> {
   const { config, log } = opts;
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? systemClock;
-  const db: Db = createDb(config, env);
+  const sqlite = config.database.client === 'sqlite';
+  const db: Db = createDb(config, env, { backgroundCheckpoints: sqlite });
   // everything started so far, stopped in reverse order on failure or shutdown
   const started: Array<() => Promise<void>> = [() => db.destroy()];
+  if (sqlite) {
+    const checkpointer = new WalCheckpointer(sqliteFile(config), log);
+    started.push(() => checkpointer.stop());
+  }
   const unwind = async (): Promise<void> => {
     for (const stop of started.reverse()) await stop().catch((err: Error) => log.warn('while stopping', { error: err.message }));
   };

@@ -11,15 +11,21 @@ export type Db = Knex;
  * The one database: SQLite (a file in the data directory, WAL, busy timeout, full sync so an
  * acknowledged submission survives a crash) or PostgreSQL.
  */
-export function createDb(config: Pick<Config, 'database' | 'dataDir'>, env: NodeJS.ProcessEnv = process.env): Db {
+export function createDb(
+  config: Pick<Config, 'database' | 'dataDir'>,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { /** A WalCheckpointer copies the log; this connection never does. */ backgroundCheckpoints?: boolean } = {},
+): Db {
   const db = config.database;
   if (db.client === 'pg') {
     const url = db.url ?? env.DATABASE_URL;
     if (!url) throw new ConfigError('database.client is pg but no database.url (or DATABASE_URL) is set.');
     return knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: db.pool } });
   }
-  const filename = db.filename ? path.resolve(db.filename) : path.join(config.dataDir, 'gofer.sqlite');
+  const filename = sqliteFile(config);
   mkdirSync(path.dirname(filename), { recursive: true });
+  // a log restarted after a spike is cut back to 64 MB
+  const checkpoints = opts.backgroundCheckpoints ? ' PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;' : '';
   return knexFactory({
     client: 'sqlite3',
     connection: { filename },
@@ -31,10 +37,15 @@ export function createDb(config: Pick<Config, 'database' | 'dataDir'>, env: Node
       // faster in a spike (bench:intake: 304 against 291 submissions/s, within the noise) and
       // wrote twice the bytes for a notebook committed alone (1,010 against 494 KB).
       afterCreate(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-        conn.exec('PRAGMA cache_size = -65536; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;', (err) => done(err, conn));
+        conn.exec('PRAGMA cache_size = -65536; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;' + checkpoints, (err) => done(err, conn));
       },
     },
   });
+}
+
+/** The SQLite database file of a configuration. */
+export function sqliteFile(config: Pick<Config, 'database' | 'dataDir'>): string {
+  return config.database.filename ? path.resolve(config.database.filename) : path.join(config.dataDir, 'gofer.sqlite');
 }
 
 /** Applies every pending migration; returns the names applied. */

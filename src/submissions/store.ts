@@ -127,32 +127,50 @@ export class SubmissionStore {
   }
 
   /**
-   * Decides a group with a fixed number of statements: the learners' recent submissions read
-   * once, each submission decided in arrival order (the same notebook again within the window is
-   * a duplicate; over the per-minute limit is refused), the new ones inserted together.
+   * Decides a group with a fixed number of statements: each submission in arrival order, the
+   * identical notebook again within the window being a duplicate and one over the per-minute
+   * limit refused; the new ones inserted together. What is read stays small however busy the
+   * learners are: the recent rows with the group's notebooks (by the owner/sha256 index), and
+   * one count per learner. The minute is counted back from the group's first arrival, which can
+   * count a submission a few milliseconds older than a later arrival's minute.
    */
   private async createGroupIn(trx: Knex.Transaction, batch: PendingCreate[]): Promise<CreateOutcome[]> {
     const owners = [...new Set(batch.map((b) => b.sub.owner))];
-    const since = Math.min(...batch.map((b) => b.opts.now - Math.max(b.opts.duplicateWindowMs, 60_000)));
-    const recent: Array<{ id: string; owner: string; course: string; assignment: string; sha256: string; receivedAt: number }> = [];
-    const rows = await trx('submissions').select('id', 'owner', 'course', 'assignment', 'sha256', 'received_at').whereIn('owner', owners).andWhere('received_at', '>=', since);
-    for (const r of rows) recent.push({ id: r.id, owner: r.owner, course: r.course, assignment: r.assignment, sha256: r.sha256, receivedAt: Number(r.received_at) });
+    const sameSince = Math.min(...batch.map((b) => b.opts.now - b.opts.duplicateWindowMs));
+    const same: Array<{ id: string; owner: string; course: string; assignment: string; sha256: string; receivedAt: number }> = (
+      await trx('submissions')
+        .select('id', 'owner', 'course', 'assignment', 'sha256', 'received_at')
+        .whereIn('owner', owners)
+        .whereIn('sha256', [...new Set(batch.map((b) => b.sub.sha256))])
+        .andWhere('received_at', '>=', sameSince)
+    ).map((r) => ({ id: r.id, owner: r.owner, course: r.course, assignment: r.assignment, sha256: r.sha256, receivedAt: Number(r.received_at) }));
+    const minuteSince = Math.min(...batch.map((b) => b.opts.now)) - 60_000;
+    const counted = (await trx('submissions')
+      .select('owner')
+      .count({ n: '*' })
+      .min({ oldest: 'received_at' })
+      .whereIn('owner', owners)
+      .andWhere('received_at', '>', minuteSince)
+      .groupBy('owner')) as Array<{ owner: string; n: number | string; oldest: number | string }>;
+    const lastMinute = new Map(counted.map((r) => [r.owner, { n: Number(r.n), oldest: Number(r.oldest) }]));
+
     const outcomes: CreateOutcome[] = [];
     const created: Array<Pick<PendingCreate, 'sub' | 'opts'>> = [];
     for (const { sub, opts } of batch) {
-      const same = recent
+      const earlier = same
         .filter((r) => r.owner === sub.owner && r.course === sub.course && r.assignment === sub.assignment && r.sha256 === sub.sha256 && r.receivedAt >= opts.now - opts.duplicateWindowMs)
         .sort((a, b) => b.receivedAt - a.receivedAt)[0];
-      if (same) {
-        outcomes.push({ kind: 'duplicate', id: same.id });
+      if (earlier) {
+        outcomes.push({ kind: 'duplicate', id: earlier.id });
         continue;
       }
-      const lastMinute = recent.filter((r) => r.owner === sub.owner && r.receivedAt > opts.now - 60_000).map((r) => r.receivedAt).sort((a, b) => a - b);
-      if (lastMinute.length >= opts.perMinute) {
-        outcomes.push({ kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((lastMinute[0]! + 60_000 - opts.now) / 1000)) });
+      const minute = lastMinute.get(sub.owner) ?? { n: 0, oldest: opts.now };
+      if (minute.n >= opts.perMinute) {
+        outcomes.push({ kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil((minute.oldest + 60_000 - opts.now) / 1000)) });
         continue;
       }
-      recent.push({ id: sub.id, owner: sub.owner, course: sub.course, assignment: sub.assignment, sha256: sub.sha256, receivedAt: opts.now });
+      same.push({ id: sub.id, owner: sub.owner, course: sub.course, assignment: sub.assignment, sha256: sub.sha256, receivedAt: opts.now });
+      lastMinute.set(sub.owner, { n: minute.n + 1, oldest: Math.min(minute.oldest, opts.now) });
       created.push({ sub, opts });
       outcomes.push({ kind: 'created', id: sub.id });
     }
