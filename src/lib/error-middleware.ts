@@ -4,7 +4,8 @@ import { GoferError, RateLimitError } from './errors.js';
 
 /**
  * The one error handler: a GoferError answers with its status and message; body-parser's own
- * errors (a body too large, compressed oddly, cut short) get specific sentences; anything else is a 500 that is logged (someone must fix it).
+ * errors (a body too large, compressed oddly, cut short) get specific sentences; anything else
+ * is a 500 that is logged (someone must fix it).
  * API paths answer JSON `{"error"}`; the hub's submit endpoints answer plain text.
  */
 export function errorMiddleware(log: Logger, maxNotebookMb: number) {

@@ -67,4 +67,3 @@ export class Intake {
     return { id: outcome.id, duplicate: outcome.kind === 'duplicate', course: course.id, assignment: assignment.id };
   }
 }
-

@@ -19,6 +19,8 @@ export interface IntakeDeps {
   checkXsrf?: (req: Request) => boolean;
 }
 
+const JSON_TYPES = ['application/json', 'text/json'];
+
 /** Identifies the caller or fails with a sentence a learner understands. */
 export async function identify(req: Request, deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): Promise<Identity> {
   const fromHeader = await deps.auth.fromHeader(req.get('authorization'));
@@ -106,8 +108,6 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
 export function isInstructor(who: Identity, course: string, config: Pick<Config, 'courses'>): boolean {
   return who.admin || Boolean(config.courses.find((c) => c.id === course)?.instructors.includes(who.name));
 }
-
-const JSON_TYPES = ['application/json', 'text/json'];
 
 /** A JSON submission body as received: UTF-8 (as JSON must be), possibly empty. */
 function jsonBody(req: Request): ReceivedNotebook {

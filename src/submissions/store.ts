@@ -175,8 +175,7 @@ export class SubmissionStore {
       outcomes.push({ kind: 'created', id: sub.id });
     }
     if (created.length) {
-      // one statement per table: every statement is a round trip through the event loop, which
-      // is busy parsing the next notebooks during a spike
+      // one statement per table: each statement is a round trip through a busy event loop
       await trx('submissions').insert(created.map(({ sub, opts }) => submissionRow(sub, opts)));
       await trx('submission_notebooks').insert(created.map(({ sub }) => notebookRow(sub)));
       await trx('grading_jobs').insert(created.map(({ sub, opts }) => jobRow(sub.id, opts)));
