@@ -54,6 +54,16 @@ export async function migrate(db: Db): Promise<string[]> {
   return applied;
 }
 
+/**
+ * Takes SQLite's write lock at the start of a transaction that reads before it writes (what
+ * BEGIN IMMEDIATE does; knex only says BEGIN). Otherwise a commit by another connection (a
+ * `gofer worker`, a `gofer token create`) between the read and the first write fails the
+ * transaction at once with SQLITE_BUSY instead of waiting its turn. PostgreSQL needs nothing.
+ */
+export async function lockForWrite(trx: Knex.Transaction): Promise<void> {
+  if (!isPostgres(trx)) await trx.raw('UPDATE knex_migrations SET id = id WHERE 0');
+}
+
 export function isPostgres(db: Db): boolean {
   return db.client.config.client === 'pg';
 }

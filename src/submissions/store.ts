@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
-import { isPostgres } from '../db/knex.js';
+import { isPostgres, lockForWrite } from '../db/knex.js';
 import type { GradingResult, TestResult } from '../grading/result.js';
 
 export type SubmissionStatus = 'queued' | 'grading' | GradingResult['status'] | 'failed';
@@ -103,6 +103,7 @@ export class SubmissionStore {
         const batch = this.waiting.splice(0, MAX_GROUP);
         try {
           const outcomes = await this.db.transaction(async (trx) => {
+            await lockForWrite(trx);
             // one learner's submissions are decided one at a time; owners locked in one order (no deadlocks)
             if (isPostgres(this.db)) {
               for (const owner of [...new Set(batch.map((b) => b.sub.owner))].sort()) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [owner]);
@@ -117,7 +118,12 @@ export class SubmissionStore {
           }
           // a failing group: decide each submission alone, so one bad one fails only itself
           for (const b of batch) {
-            await this.db.transaction((trx) => this.createGroupIn(trx, [b])).then(([outcome]) => b.resolve(outcome!), b.reject);
+            await this.db
+              .transaction(async (trx) => {
+                await lockForWrite(trx);
+                return this.createGroupIn(trx, [b]);
+              })
+              .then(([outcome]) => b.resolve(outcome!), b.reject);
           }
         }
       }

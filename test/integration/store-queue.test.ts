@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import type { Db } from '../../src/db/knex.js';
+import path from 'node:path';
+import { createDb, type Db } from '../../src/db/knex.js';
 import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
 import { JobQueue } from '../../src/grading/queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
@@ -30,12 +31,13 @@ for (const engine of ENGINES) {
   describe(`submissions and the grading queue (${engine})`, function () {
     this.timeout(30_000);
     let db: Db;
+    let filename: string | undefined;
     let drop: () => Promise<void>;
     let store: SubmissionStore;
     let queue: JobQueue;
 
     beforeEach(async () => {
-      ({ db, drop } = await freshDb(engine));
+      ({ db, drop, filename } = await freshDb(engine));
       store = new SubmissionStore(db);
       queue = new JobQueue(db, { retryDelayMs: 1000 });
     });
@@ -71,6 +73,32 @@ for (const engine of ENGINES) {
       expect(await queue.counts()).to.deep.equal({ queued: 4 });
       expect(await store.notebook(group[3]!.id)).to.equal('{"nbformat":4}');
     });
+
+    if (engine === 'sqlite') {
+      it('waits its turn when another process writes the same SQLite file, instead of failing', async () => {
+        const other = createDb({ database: { client: 'sqlite', filename: filename!, pool: 1 }, dataDir: path.dirname(filename!) });
+        let writing = true;
+        let otherWrites = 0;
+        const writer = (async () => {
+          while (writing) {
+            await other('api_tokens').insert({ owner: 'cli', token_sha256: `${otherWrites}`.padStart(64, '0'), created_at: T0 });
+            otherWrites++;
+          }
+        })();
+        try {
+          for (let round = 0; round < 10; round++) {
+            const outs = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => store.create(sub(`u${i}`, `${round}-${i}`.padStart(64, 'f')), { ...opts, perMinute: 1000 })));
+            expect(outs.map((o) => (o.status === 'fulfilled' ? o.value.kind : String(o.reason)))).to.deep.equal(Array(10).fill('created'));
+          }
+        } finally {
+          writing = false;
+          await writer;
+          await other.destroy();
+        }
+        expect(otherWrites).to.be.above(0);
+        expect((await store.list()).length).to.equal(100);
+      });
+    }
 
     it('limits submissions per learner per minute, with the seconds to wait', async () => {
       for (let i = 0; i < 5; i++) expect((await store.create(sub('bob', String(i).repeat(64)), { ...opts, now: T0 + i * 1000 })).kind).to.equal('created');
