@@ -153,7 +153,7 @@ async function main(): Promise<void> {
         for (const a of names) {
           const id = randomUUID();
           const t = now + seq++;
-          await trx('submissions').insert({ id, owner: `u${u}`, course: 'bench', assignment: a, section: null, received_at: t, notebook: '{}', sha256: 'a'.repeat(64), status: 'graded', score: 0.8, graded_at: t });
+          await trx('submissions').insert({ id, owner: `u${u}`, course: 'bench', assignment: a, section: null, received_at: t, sha256: 'a'.repeat(64), status: 'graded', score: 0.8, graded_at: t });
           const [job] = await trx('grading_jobs').insert({ submission_id: id, status: 'done', attempts: 1, max_attempts: 3, run_at: t, created_at: t, updated_at: t }).returning('id');
           const [res] = await trx('results')
             .insert({ submission_id: id, job_id: typeof job === 'object' ? job.id : job, status: 'graded', score: 0.8, points: 8, max_points: 10, duration_ms: 1, created_at: t })
