@@ -55,13 +55,17 @@ export async function migrate(db: Db): Promise<string[]> {
 }
 
 /**
- * Takes SQLite's write lock at the start of a transaction that reads before it writes (what
- * BEGIN IMMEDIATE does; knex only says BEGIN). Otherwise a commit by another connection (a
+ * A transaction that reads before it writes. On SQLite it takes the write lock first (what
+ * BEGIN IMMEDIATE does; knex only says BEGIN): otherwise a commit by another connection (a
  * `gofer worker`, a `gofer token create`) between the read and the first write fails the
- * transaction at once with SQLITE_BUSY instead of waiting its turn. PostgreSQL needs nothing.
+ * transaction at once with SQLITE_BUSY instead of letting it wait its turn. PostgreSQL needs
+ * nothing.
  */
-export async function lockForWrite(trx: Knex.Transaction): Promise<void> {
-  if (!isPostgres(trx)) await trx.raw('UPDATE knex_migrations SET id = id WHERE 0');
+export function writeTransaction<T>(db: Db, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  return db.transaction(async (trx) => {
+    if (!isPostgres(db)) await trx.raw('UPDATE knex_migrations SET id = id WHERE 0');
+    return work(trx);
+  });
 }
 
 export function isPostgres(db: Db): boolean {

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
-import { isPostgres, lockForWrite } from '../db/knex.js';
+import { isPostgres, writeTransaction } from '../db/knex.js';
 import type { GradingResult } from './result.js';
 
 /** Runs inside the transaction that records a result (the passback outbox hooks in here). */
@@ -137,8 +137,7 @@ export class JobQueue {
   }
 
   private async fail(jobId: number, workerId: string, reason: string, now: number): Promise<void> {
-    await this.db.transaction(async (trx) => {
-      await lockForWrite(trx);
+    await writeTransaction(this.db, async (trx) => {
       const job = await trx('grading_jobs').select('submission_id').where({ id: jobId }).first();
       await trx('grading_jobs').where({ id: jobId, locked_by: workerId }).update({ status: 'failed', locked_by: null, locked_until: null, last_error: reason, updated_at: now });
       await trx('submissions')

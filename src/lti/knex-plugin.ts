@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { isPostgres, lockForWrite, type Db } from '../db/knex.js';
+import { isPostgres, writeTransaction, type Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -104,8 +104,7 @@ export class KnexLtiPlugin {
   async Modify(key: string | false, collection: string, query: Query, modification: Doc): Promise<boolean> {
     const spec = specOf(collection);
     if (!query || !modification) throw new Error('MISSING_PARAMS');
-    await this.db.transaction(async (trx) => {
-      await lockForWrite(trx);
+    await writeTransaction(this.db, async (trx) => {
       const q = trx(spec.table).select('doc', 'created_at');
       this.where(q, spec, query);
       const rows = (await q) as Array<{ doc: string }>;

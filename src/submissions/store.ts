@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
-import { isPostgres, lockForWrite } from '../db/knex.js';
+import { isPostgres, writeTransaction } from '../db/knex.js';
 import type { GradingResult, TestResult } from '../grading/result.js';
 
 export type SubmissionStatus = 'queued' | 'grading' | GradingResult['status'] | 'failed';
@@ -102,14 +102,7 @@ export class SubmissionStore {
       while (this.waiting.length) {
         const batch = this.waiting.splice(0, MAX_GROUP);
         try {
-          const outcomes = await this.db.transaction(async (trx) => {
-            await lockForWrite(trx);
-            // one learner's submissions are decided one at a time; owners locked in one order (no deadlocks)
-            if (isPostgres(this.db)) {
-              for (const owner of [...new Set(batch.map((b) => b.sub.owner))].sort()) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [owner]);
-            }
-            return this.createGroupIn(trx, batch);
-          });
+          const outcomes = await this.decide(batch);
           batch.forEach((b, i) => b.resolve(outcomes[i]!));
         } catch (err) {
           if (batch.length === 1) {
@@ -117,19 +110,23 @@ export class SubmissionStore {
             continue;
           }
           // a failing group: decide each submission alone, so one bad one fails only itself
-          for (const b of batch) {
-            await this.db
-              .transaction(async (trx) => {
-                await lockForWrite(trx);
-                return this.createGroupIn(trx, [b]);
-              })
-              .then(([outcome]) => b.resolve(outcome!), b.reject);
-          }
+          for (const b of batch) await this.decide([b]).then(([outcome]) => b.resolve(outcome!), b.reject);
         }
       }
     } finally {
       this.committing = false;
     }
+  }
+
+  /** Decides and stores a group in one transaction. */
+  private decide(batch: PendingCreate[]): Promise<CreateOutcome[]> {
+    return writeTransaction(this.db, async (trx) => {
+      // one learner's submissions are decided one at a time; owners locked in one order (no deadlocks)
+      if (isPostgres(this.db)) {
+        for (const owner of [...new Set(batch.map((b) => b.sub.owner))].sort()) await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [owner]);
+      }
+      return this.createGroupIn(trx, batch);
+    });
   }
 
   /**
