@@ -32,7 +32,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { exportJWK } from 'jose';
 import { passbackSchema } from '../src/config/schema.js';
 import { createDb, migrate } from '../src/db/knex.js';
-import { startDevPlatform, type DevComponent, type DevUser, type LineItem } from '../src/dev-platform/index.js';
+import { assignmentComponent, startDevPlatform, type DevComponent, type DevUser, type LineItem } from '../src/dev-platform/index.js';
 import { systemClock } from '../src/lib/clock.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { KnexLtiPlugin } from '../src/lti/knex-plugin.js';
@@ -90,18 +90,8 @@ async function main(): Promise<void> {
   const keysetUrl = `http://127.0.0.1:${(keyset.address() as AddressInfo).port}/lti/keys`;
 
   const names = Array.from({ length: ASSIGNMENTS }, (_, i) => `lab${String(i + 1).padStart(2, '0')}`);
-  const components: DevComponent[] = names.map((a) => ({
-    usageKey: `block-v1:GoferX+BENCH+2026+type@lti_consumer+block@${a}`,
-    configId: `cfg-${a}`,
-    clientId: PER_COMPONENT ? `gofer-${a}` : 'gofer-passport',
-    name: `Notebook ${a}`,
-    weight: 10,
-    graded: true,
-    acceptGradesPastDue: true,
-    custom: [`assignment=${a}`],
-    agsMode: 'declarative',
-    tool: { loginUrl: 'http://127.0.0.1:9/lti/login', launchUrl: 'http://127.0.0.1:9/lti', keysetUrl },
-  }));
+  const tool = { loginUrl: 'http://127.0.0.1:9/lti/login', launchUrl: 'http://127.0.0.1:9/lti', keysetUrl };
+  const components: DevComponent[] = names.map((a) => assignmentComponent({ courseRun: 'BENCH', assignment: a, clientId: PER_COMPONENT ? `gofer-${a}` : 'gofer-passport', tool }));
   const users: DevUser[] = Array.from({ length: LEARNERS }, (_, i) => ({ username: `u${i}`, sub: `anon-${i}-${randomBytes(6).toString('hex')}`, name: `U ${i}`, email: `u${i}@example.org`, role: 'learner' }));
   const platform = await RemotePlatform.start({ components, users, latencyMs: LATENCY });
 

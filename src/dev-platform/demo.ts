@@ -10,6 +10,34 @@ function anonymousId(username: string): string {
   return createHash('sha256').update(`gofer-demo:${username}`).digest('hex').slice(0, 32);
 }
 
+/** The usage key (the resource link id) of an LTI component in a GoferX course run. */
+export function blockKey(courseRun: string, name: string): string {
+  return `block-v1:GoferX+${courseRun}+2026+type@lti_consumer+block@${name}`;
+}
+
+/**
+ * A graded LTI component for one Gofer assignment, as a course team sets it up in Studio:
+ * custom parameter `assignment=<id>`, declarative AGS, scores accepted past the due date.
+ */
+export function assignmentComponent(
+  c: { courseRun: string; assignment: string; clientId: string; tool: DevComponent['tool'] },
+  overrides: Partial<DevComponent> = {},
+): DevComponent {
+  return {
+    usageKey: blockKey(c.courseRun, c.assignment),
+    configId: `cfg-${c.assignment}`,
+    clientId: c.clientId,
+    name: `Notebook ${c.assignment}`,
+    weight: 10,
+    graded: true,
+    acceptGradesPastDue: true,
+    custom: [`assignment=${c.assignment}`],
+    agsMode: 'declarative',
+    tool: c.tool,
+    ...overrides,
+  };
+}
+
 /**
  * The demo course: one graded LTI component per configured assignment (custom parameter
  * `assignment=<id>`, weight = the assignment's points), one deep-linking component, two learners
@@ -18,22 +46,15 @@ function anonymousId(username: string): string {
 export function demoPlatformOptions(config: Pick<Config, 'courses' | 'devPlatform'>, toolUrl: string, log?: Logger): DevPlatformOptions {
   const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
   const components: DevComponent[] = config.courses.flatMap((course) =>
-    course.assignments.map((a) => ({
-      usageKey: `block-v1:GoferX+DEMO+2026+type@lti_consumer+block@${a.id}`,
-      configId: `cfg-${a.id}`,
-      clientId: `gofer-demo-${a.id}`,
-      name: `Notebook ${a.id}`,
-      weight: Math.max(1, Math.round(a.points)),
-      graded: true,
-      acceptGradesPastDue: true,
-      custom: [`assignment=${a.id}`, `course=${course.id}`],
-      agsMode: 'declarative' as const,
-      tool,
-      ...(a.due ? { due: a.due } : {}),
-    })),
+    course.assignments.map((a) =>
+      assignmentComponent(
+        { courseRun: 'DEMO', assignment: a.id, clientId: `gofer-demo-${a.id}`, tool },
+        { weight: Math.max(1, Math.round(a.points)), custom: [`assignment=${a.id}`, `course=${course.id}`], ...(a.due ? { due: a.due } : {}) },
+      ),
+    ),
   );
   components.push({
-    usageKey: 'block-v1:GoferX+DEMO+2026+type@lti_consumer+block@picker',
+    usageKey: blockKey('DEMO', 'picker'),
     configId: 'cfg-picker',
     clientId: 'gofer-demo-picker',
     name: 'Notebook chosen by deep linking',

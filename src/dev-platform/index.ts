@@ -15,6 +15,7 @@ import { tokenRouter } from './token-route.js';
 import type { DevPlatform, DevPlatformOptions } from './types.js';
 
 export type * from './types.js';
+export { assignmentComponent, blockKey } from './demo.js';
 
 /**
  * Starts an LTI 1.3 platform that behaves like Open edX (xblock-lti-consumer 11.4), quirks

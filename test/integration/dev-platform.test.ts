@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import express from 'express';
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK, type JWTPayload, type KeyLike } from 'jose';
-import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
+import { blockKey, startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 
 const LTI = 'https://purl.imsglobal.org/spec/lti/claim/';
 const AGS = 'https://purl.imsglobal.org/spec/lti-ags/claim/endpoint';
@@ -12,7 +12,7 @@ const DL = 'https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings';
 const S = 'https://purl.imsglobal.org/spec/lti-ags/scope/';
 const V = 'http://purl.imsglobal.org/vocab/lis/v2/';
 const COURSE = 'course-v1:GoferX+DEMO+2026';
-const block = (id: string): string => `block-v1:GoferX+DEMO+2026+type@lti_consumer+block@${id}`;
+const block = (id: string): string => blockKey('DEMO', id);
 const MEDIA = {
   container: 'application/vnd.ims.lis.v2.lineitemcontainer+json',
   lineitem: 'application/vnd.ims.lis.v2.lineitem+json',

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { SignJWT, exportJWK, type JWK } from 'jose';
 import { courseSchema } from '../../src/config/schema.js';
 import type { Db } from '../../src/db/knex.js';
-import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
+import { assignmentComponent, blockKey, startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { JobQueue } from '../../src/grading/queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { silentLogger } from '../../src/lib/logger.js';
@@ -50,22 +50,11 @@ async function serveKeyset(key: ToolKey): Promise<{ url: string; server: Server 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/lti/keys`, server };
 }
 
-const block = (name: string): string => `block-v1:GoferX+PB+2026+type@lti_consumer+block@${name}`;
+const block = (name: string): string => blockKey('PB', name);
 
 function component(name: string, keysetUrl: string, extra: Partial<DevComponent> = {}): DevComponent {
-  return {
-    usageKey: block(name),
-    configId: `cfg-${name}`,
-    clientId: CLIENT_ID,
-    name: `Notebook ${name}`,
-    weight: 10,
-    graded: true,
-    acceptGradesPastDue: true,
-    custom: [`assignment=${name}`],
-    agsMode: 'declarative',
-    tool: { loginUrl: 'http://127.0.0.1:9/lti/login', launchUrl: 'http://127.0.0.1:9/lti', keysetUrl },
-    ...extra,
-  };
+  const tool = { loginUrl: 'http://127.0.0.1:9/lti/login', launchUrl: 'http://127.0.0.1:9/lti', keysetUrl };
+  return assignmentComponent({ courseRun: 'PB', assignment: name, clientId: CLIENT_ID, tool }, extra);
 }
 
 const LEARNERS = ['ada', 'bob', 'carol', 'newbie', ...Array.from({ length: 40 }, (_, i) => `u${String(i).padStart(2, '0')}`)];
