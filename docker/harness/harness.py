@@ -8,10 +8,11 @@ What it does, in order:
   1. extracts the job (job, notebook and tests into a root-only directory, support files into the
      learner's working directory), refusing links, devices, absolute paths and ``..``;
   2. starts an IPython kernel that drops to the learner's uid before any learner code exists in
-     it, with its stdio on /dev/null;
+     it, with its stdio on /dev/null and its sys.stdout and sys.stderr writing to /dev/null too,
+     so nothing the notebook prints is held anywhere; the harness talks to it on the shell
+     channel only and never subscribes to IOPub (the kernel's PUB socket drops what it publishes);
   3. checks the notebook and loads the instructor's OK-format tests while the kernel boots;
-  4. runs every code cell once (errors do not stop later cells) within the job's time budget,
-     dropping all outputs;
+  4. runs every code cell once (errors do not stop later cells) within the job's time budget;
   5. runs each test case in the kernel against a shallow copy of the final global namespace and
      compares the captured output here, in the harness, with doctest's OutputChecker, so nothing
      the learner's code patches inside its kernel can change how outputs are compared. The kernel
@@ -20,7 +21,7 @@ What it does, in order:
   6. scores the tests with the job's policy (gofer or otter) and prints exactly one line,
      ``GOFER-RESULT <nonce> <json>``, on the real stdout.
 
-Only the standard library, nbformat, nbclient and jupyter_client are imported here.
+Only the standard library, nbformat and jupyter_client are imported here.
 """
 
 import os
@@ -61,12 +62,10 @@ FONT_CACHE = "/opt/gofer/matplotlib"
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 20000
 KERNEL_START_TIMEOUT = 60.0
-IOPUB_TIMEOUT = 3  # how long to wait for a cell's last outputs after its reply
-WATCHDOG_GRACE = IOPUB_TIMEOUT + 5.0  # beyond the budget, before giving up on a silent kernel
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # larger output messages are dropped by zmq
+INTERRUPT_GRACE = 5.0  # how long an interrupted kernel has to answer before it counts as stuck
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # larger shell messages are refused by zmq
 EXAMPLE_OUTPUT_LIMIT = 1024 * 1024  # characters of one example's output kept by the kernel
 CASE_OUTPUT_LIMIT = 4 * 1024 * 1024  # and of one case's outputs together
-CAPTURE_LIMIT = 16 * 1024 * 1024  # characters of a test execution's stdout kept by the harness
 TEST_MESSAGE_LIMIT = 1500
 GRADER_FAULT = "The notebook could not be graded because of a problem on the grader's side, not in the notebook."
 RESULT_MESSAGE_LIMIT = 3900
@@ -573,7 +572,8 @@ def main():
         os.dup2(null, target)
     os.closerange(3, 65536)
     os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", kernel_file,
-                               "--HistoryManager.hist_file=:memory:"], env)
+                               "--HistoryManager.hist_file=:memory:",
+                               "--IPKernelApp.outstream_class=_gofer_stream.stream"], env)
 
 main()
 '''
@@ -599,6 +599,16 @@ def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
     return _nothing
+'''
+
+# The kernel's sys.stdout and sys.stderr (IPKernelApp.outstream_class): /dev/null, so what the
+# notebook prints is dropped at once, before any buffer or message holds it.
+STREAM_SHIM = '''"""Gofer's grader: the kernel's stdout and stderr go nowhere (outputs are not graded)."""
+import os
+
+
+def stream(*args, **kwargs):
+    return open(os.devnull, "w", encoding="utf-8", errors="replace")
 '''
 
 GOFER_SHIM = '''"""Stand-in for Gofer-Grader in Gofer's grader: checks run when the notebook is graded."""
@@ -640,6 +650,7 @@ def prepare_kernel_files(uid):
     make_dir(os.path.join(shim, "gofer"), 0o755)
     write_file(os.path.join(shim, "gofer", "__init__.py"), GOFER_SHIM.encode(), 0o644)
     write_file(os.path.join(shim, "gofer", "ok.py"), GOFER_OK_SHIM.encode(), 0o644)
+    write_file(os.path.join(shim, "_gofer_stream.py"), STREAM_SHIM.encode(), 0o644)
 
     fonts = os.environ.get("MPLCONFIGDIR") or FONT_CACHE
     if not os.path.isdir(fonts):
@@ -733,24 +744,16 @@ def kill_learner_processes(uid):
 
 # Defines the test runner in the kernel after the notebook ran. It is compiled in a namespace of
 # its own (so names the notebook defined, such as `json` or `len`, cannot shadow what it uses),
-# snapshots the notebook's globals, and returns `run(token, sources)`: runs the sources (the
-# examples of one test case) one after the other in a fresh shallow copy of that snapshot,
-# capturing what each prints or shows (repr, as plain doctest does) and the exception it raises,
-# and prints `token + JSON` as one line on the kernel's stdout.
+# snapshots the notebook's globals, and returns `run(sources)`: runs the sources (the examples of
+# one test case) one after the other in a fresh shallow copy of that snapshot, capturing what
+# each prints or shows (repr, as plain doctest does) and the exception it raises, and returns
+# the results as JSON (read back as a user expression of the execute request).
 KERNEL_RUNNER = r'''
 def setup(user_ns, own_names, example_limit, case_limit):
     import io, json, sys, traceback
-    out_stream = sys.stdout
-    if not hasattr(out_stream, "set_parent"):
-        import gc
-        for obj in gc.get_objects():
-            if type(obj).__name__ == "OutStream" and getattr(obj, "name", None) == "stdout":
-                out_stream = obj
-                break
-        sys.stdout = out_stream
     base = dict((k, v) for k, v in user_ns.items() if k not in own_names)
 
-    def run(token, sources):
+    def run(sources):
         namespace = dict(base)
         results = []
         budget = case_limit
@@ -776,10 +779,7 @@ def setup(user_ns, own_names, example_limit, case_limit):
             keep = max(0, min(example_limit, budget))
             budget -= min(len(text), keep)
             results.append({"out": text[:keep], "cut": len(text) > keep, "exc": exc})
-        line = token + json.dumps(results) + "\n"
-        stream = sys.stdout if hasattr(sys.stdout, "set_parent") else out_stream
-        stream.write(line)
-        stream.flush()
+        return json.dumps(results)
 
     return run
 '''
@@ -791,94 +791,25 @@ class Timing:
     tests = 0.0
 
 
-def make_client_class():
-    from nbclient import NotebookClient
-
-    class GoferClient(NotebookClient):
-        """nbclient's machinery, with outputs dropped: only the stdout of the harness's own test
-        executions is captured (bounded), and the first few cell errors are remembered."""
-
-        capture = None
-        capture_size = 0
-
-        def output(self, outs, msg, display_id, cell_index):
-            if self.capture is not None and msg.get("msg_type") == "stream":
-                content = msg.get("content") or {}
-                text = content.get("text")
-                if content.get("name") == "stdout" and isinstance(text, str):
-                    if self.capture_size + len(text) <= CAPTURE_LIMIT:
-                        self.capture.append(text)
-                        self.capture_size += len(text)
-            return None
-
-        def clear_output(self, outs, msg, cell_index):
-            return None
-
-        def handle_comm_msg(self, outs, msg, cell_index):
-            return None
-
-    return GoferClient
-
-
-async def wait_for_kernel(km, kc, deadline):
-    """Like wait_for_ready, without its fixed 0.2 s of IOPub quiet: ready once a kernel_info
-    request was answered on shell and one such request's idle status came on IOPub (so the
-    IOPub subscription is in place and no cell output can be missed)."""
-    from queue import Empty
-
-    sent = set()
-    answered = False
-    last_sent = 0.0
-    while True:
-        now = time.monotonic()
-        if not await km.is_alive():
-            provisioner = getattr(km, "provisioner", None)
-            process = getattr(provisioner, "process", None)
-            code = process.poll() if process is not None else None
-            raise JobError("internal", "the kernel exited while starting (exit status %s)" % code)
-        if now > deadline:
-            raise JobError("internal", "the kernel did not start within %d s" % KERNEL_START_TIMEOUT)
-        if not answered:
-            if now - last_sent >= 1.0:
-                sent.add(kc.kernel_info())
-                last_sent = now
-            try:
-                msg = await kc.shell_channel.get_msg(timeout=0.1)
-            except Empty:
-                continue
-            if msg.get("parent_header", {}).get("msg_id") in sent:
-                answered = True
-                handle = getattr(kc, "_handle_kernel_info_reply", None)
-                if handle is not None:
-                    handle(msg)
-            continue
-        end = time.monotonic() + 0.05
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                msg = await kc.iopub_channel.get_msg(timeout=left)
-            except Empty:
-                break
-            if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") in sent
-                    and msg.get("content", {}).get("execution_state") == "idle"):
-                return
-        sent.add(kc.kernel_info())
+class KernelProvoked(Exception):
+    """The kernel broke the protocol (a bad signature, an unreadable message): the learner's
+    outcome, never an infrastructure failure. The detail is learner-controlled text: logs only."""
 
 
 class Grader:
+    """Drives the learner's kernel over its shell channel only. Nothing subscribes to IOPub, so
+    whatever the notebook prints or displays is dropped by the kernel's own PUB socket at once
+    (and the kernel's stdout and stderr are /dev/null to begin with: see STREAM_SHIM)."""
+
     def __init__(self, job):
         self.job = job
         self.uid = job["uid"]
         self.budget = job["timeout"]
         self.km = None
         self.kc = None
-        self.client = None
         self.oom_before = None
         self.cell_errors = []
         self.error_count = 0
-        self.recording_errors = False
 
     # -- kernel -------------------------------------------------------------------------------
 
@@ -895,54 +826,46 @@ class Grader:
         await self.km.start_kernel(cwd=WORK)
         kc = self.km.client()
         kc.allow_stdin = False
-        # A single output message larger than this is refused by zmq instead of being loaded
-        # into the harness's memory. zmq then drops the IOPub connection for good, so a watcher
-        # reconnects it (the outputs sent meanwhile are lost; outputs are not graded).
         # The client connects before the kernel listens: retry every 10 ms, not zmq's 100 ms.
+        # A reply larger than MAX_MESSAGE_BYTES is refused instead of loaded into memory.
         kc.context.setsockopt(zmq.RECONNECT_IVL, 10)
         kc.context.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        iopub = kc.iopub_channel.socket
-        kc.context.sockopts.pop(zmq.MAXMSGSIZE, None)
-        monitor = iopub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self.watcher = asyncio.ensure_future(self.watch_iopub(iopub, monitor, kc._make_url("iopub")))
-        kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         self.kc = kc
 
-    async def watch_iopub(self, socket, monitor, url):
-        import zmq
-        from zmq.utils.monitor import parse_monitor_message
+    async def reply_to(self, msg_id, deadline):
+        """The shell reply to `msg_id`, or 'timeout' (deadline passed) or 'died'."""
+        from queue import Empty
 
         while True:
-            event = parse_monitor_message(await monitor.recv_multipart())
-            if event.get("event") != zmq.EVENT_DISCONNECTED or not await self.km.is_alive():
-                continue
-            log("IOPub connection dropped (an output message over %d MiB?); reconnecting" % (MAX_MESSAGE_BYTES >> 20))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
             try:
-                socket.disconnect(url)
-            except zmq.ZMQError:
-                pass
-            socket.connect(url)
+                msg = await self.kc.get_shell_msg(timeout=min(left, 0.25))
+            except Empty:
+                if not await self.km.is_alive():
+                    return "died"
+                continue
+            except (ValueError, KeyError, TypeError) as err:  # jupyter_client: bad signature, bad frames
+                raise KernelProvoked("%s: %s" % (type(err).__name__, err))
+            if (msg.get("parent_header") or {}).get("msg_id") == msg_id:
+                return msg
 
-    async def ready(self, nb):
-        await wait_for_kernel(self.km, self.kc, self.kernel_started_at + KERNEL_START_TIMEOUT)
+    async def ready(self):
+        """Ready once a kernel_info request is answered on shell (asked again every second:
+        one sent before the kernel listened may be lost)."""
+        deadline = self.kernel_started_at + KERNEL_START_TIMEOUT
+        while True:
+            reply = await self.reply_to(self.kc.kernel_info(), min(deadline, time.monotonic() + 1.0))
+            if isinstance(reply, dict):
+                break
+            if reply == "died":
+                raise JobError("internal", "the kernel exited while starting (exit status %s)" % self.kernel_exit())
+            if time.monotonic() >= deadline:
+                raise JobError("internal", "the kernel did not start within %d s" % KERNEL_START_TIMEOUT)
         Timing.kernel_start = time.monotonic() - self.kernel_started_at
-        client_class = make_client_class()
-        self.client = client_class(
-            nb, km=self.km, allow_errors=True, interrupt_on_timeout=False, record_timing=False,
-            iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=False, store_widget_state=False,
-            kernel_name="gofer", on_cell_error=self.on_cell_error,
-        )
-        self.client.kc = self.kc
-
-    def on_cell_error(self, cell, cell_index, execute_reply):
-        if not self.recording_errors:
-            return
-        self.error_count += 1
-        if len(self.cell_errors) < 3:
-            content = (execute_reply or {}).get("content") or {}
-            self.cell_errors.append((cell_index, str(content.get("ename") or "Error"),
-                                     shorten(str(content.get("evalue") or ""), 200)))
 
     def kernel_exit(self):
         provisioner = getattr(self.km, "provisioner", None)
@@ -979,56 +902,51 @@ class Grader:
         except Exception as err:
             log("could not interrupt the kernel:", err)
 
-    async def execute(self, cell, index, deadline, store_history):
-        """Runs one cell with nbclient (remaining budget as its timeout) under a watchdog.
-        Returns None, or 'timeout' / 'died'."""
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+    async def execute(self, code, deadline, store_history, user_expressions=None):
+        """Runs code in the kernel until `deadline`. Returns the execute_reply's content, or
+        'timeout' (the kernel was interrupted) or 'died'."""
+        if deadline - time.monotonic() <= 0:
             return "timeout"
-        task = asyncio.ensure_future(self.client.async_execute_cell(cell, index, store_history=store_history))
-        # Our own watchdog, in case nbclient's timeout does not end the cell (a cancelled
-        # nbclient cell turns into DeadKernelError, so it is not used to tell what happened).
-        done, _ = await asyncio.wait({task}, timeout=remaining + WATCHDOG_GRACE)
-        if not done:
-            log("watchdog: the cell did not end after the time limit")
-            task.cancel()
-            return "timeout"
-        err = task.exception()
-        if isinstance(err, CellTimeoutError):
+        msg_id = self.kc.execute(code, silent=False, store_history=store_history,
+                                 user_expressions=user_expressions or {}, allow_stdin=False,
+                                 stop_on_error=False)
+        reply = await self.reply_to(msg_id, deadline)
+        if reply == "timeout":
             await self.interrupt()
-            return "timeout"
-        if isinstance(err, DeadKernelError):
-            return "died"
-        if err is not None:
-            raise err
-        if not await self.km.is_alive():
-            return "died"
-        return None
+            # Let an interruptible cell end, so the kernel is quiet before the next request.
+            after = await self.reply_to(msg_id, time.monotonic() + INTERRUPT_GRACE)
+            return "died" if after == "died" else "timeout"
+        if reply == "died":
+            return reply
+        return reply.get("content") or {}
 
     # -- the notebook -------------------------------------------------------------------------
 
     async def run_notebook(self, code_cells):
         started = time.monotonic()
         deadline = started + self.budget
-        self.client.timeout_func = lambda cell: max(0.001, deadline - time.monotonic())
-        self.recording_errors = True
         try:
             for index, number, cell in code_cells:
                 if not cell.source.strip():
                     continue
-                problem = await self.execute(cell, index, deadline, store_history=True)
-                if problem == "timeout":
+                outcome = await self.execute(cell.source, deadline, store_history=True)
+                if outcome == "timeout":
                     raise Outcome("timeout", "%s was still running after the %s time limit and was stopped. "
                                              "Make sure every cell finishes (look for a loop that never "
                                              "ends), then submit again."
                                   % (capitalize(cell_label(number, cell.source)), seconds_text(self.budget)))
-                if problem == "died":
+                if outcome == "died":
                     raise self.died("while running %s" % cell_label(number, cell.source))
+                if outcome.get("status") == "error":
+                    self.note_cell_error(index, outcome)
         finally:
-            self.recording_errors = False
             Timing.notebook = time.monotonic() - started
+
+    def note_cell_error(self, index, content):
+        self.error_count += 1
+        if len(self.cell_errors) < 3:
+            self.cell_errors.append((index, shorten(str(content.get("ename") or "Error"), 100),
+                                     shorten(str(content.get("evalue") or ""), 200)))
 
     def errors_message(self, code_cells):
         if not self.cell_errors:
@@ -1047,11 +965,8 @@ class Grader:
     # -- the tests ----------------------------------------------------------------------------
 
     async def run_tests(self, tests, policy):
-        from nbformat.v4 import new_code_cell
-
         started = time.monotonic()
         deadline = started + self.budget
-        self.client.timeout_func = lambda cell: max(0.001, deadline - time.monotonic())
         suffix = secrets.token_hex(6)
         run_name = "_gofer_run_" + suffix
         b_name = "_gofer_b_" + suffix
@@ -1064,25 +979,21 @@ class Grader:
             "del {b}, {ns}\n"
         ).format(b=b_name, ns=ns_name, run=run_name, src=KERNEL_RUNNER, el=EXAMPLE_OUTPUT_LIMIT,
                  cl=CASE_OUTPUT_LIMIT)
-        # nbclient stores each executed cell back at its index: give the tests' cells one slot.
-        self.client.nb.cells.append(new_code_cell(""))
-        index = len(self.client.nb.cells) - 1
         try:
-            problem = await self.execute(new_code_cell(definition), index, deadline, store_history=False)
-            if problem:
-                raise self.test_problem(problem, None)
+            outcome = await self.execute(definition, deadline, store_history=False)
+            if isinstance(outcome, str):
+                raise self.test_problem(outcome, None)
             order = [(f, c) for f in tests for c in f.cases if not c.hidden]
             order += [(f, c) for f in tests for c in f.cases if c.hidden]
             for test, case in order:
                 if policy == "gofer" and test.failed:
                     continue
-                problem = await self.run_case(case, index, deadline, run_name, new_code_cell)
+                problem = await self.run_case(case, deadline, run_name)
                 if problem:
                     raise self.test_problem(problem, test)
                 if not case.passed:
                     test.failed = True
         finally:
-            self.client.capture = None
             Timing.tests = time.monotonic() - started
 
     def test_problem(self, problem, test):
@@ -1093,25 +1004,26 @@ class Grader:
                                       "or loop forever when the tests use them." % (seconds_text(self.budget), which))
         return self.died("while the tests were running%s" % which)
 
-    async def run_case(self, case, index, deadline, run_name, new_code_cell):
+    async def run_case(self, case, deadline, run_name):
+        import ast
         import doctest
 
         runnable = [e for e in case.examples if not e.options.get(doctest.SKIP)]
         if not runnable:
             case.passed = True
             return None
-        token = "GOFER-TEST-" + secrets.token_hex(8) + " "
-        source = "%s(%r, %r)\n" % (run_name, token, [e.source for e in runnable])
-        self.client.capture = []
-        self.client.capture_size = 0
-        try:
-            problem = await self.execute(new_code_cell(source), index, deadline, store_history=False)
-            captured = "".join(self.client.capture)
-        finally:
-            self.client.capture = None
-        if problem:
-            return problem
-        results = parse_results(captured, token, len(runnable))
+        expression = "%s(%r)" % (run_name, [e.source for e in runnable])
+        outcome = await self.execute("", deadline, store_history=False, user_expressions={"r": expression})
+        if isinstance(outcome, str):
+            return outcome
+        results = None
+        answer = (outcome.get("user_expressions") or {}).get("r") or {}
+        text = (answer.get("data") or {}).get("text/plain") if answer.get("status") == "ok" else None
+        if isinstance(text, str):
+            try:
+                results = parse_results(ast.literal_eval(text), len(runnable))
+            except (ValueError, SyntaxError, RecursionError, MemoryError):
+                results = None
         case.passed = True
         for position, example in enumerate(runnable):
             verdict = judge(example, results[position] if results else None)
@@ -1127,12 +1039,8 @@ def capitalize(text):
     return text[:1].upper() + text[1:]
 
 
-def parse_results(captured, token, count):
-    payload = None
-    for line in captured.split("\n"):
-        if line.startswith(token):
-            payload = line[len(token):]
-    if payload is None:
+def parse_results(payload, count):
+    if not isinstance(payload, str):
         return None
     try:
         results = json.loads(payload)
@@ -1259,10 +1167,10 @@ async def grade(job):
         text = parse_notebook_json()
         # Boot the kernel now; check the notebook and load the tests while it starts.
         await grader.start_kernel()
-        nb, code_cells = load_notebook(text)
+        _, code_cells = load_notebook(text)
         del text
         tests = load_tests(job["policy"])
-        await grader.ready(nb)
+        await grader.ready()
         log("kernel ready in %.3f s" % Timing.kernel_start)
         await grader.run_notebook(code_cells)
         log("notebook ran in %.3f s" % Timing.notebook)

@@ -14,8 +14,8 @@ import { harnessOutputSchema, type HarnessOutput } from './result.js';
 /** Every container Gofer creates carries this label, so leftovers can be found and removed. */
 export const CONTAINER_LABEL = 'org.gofer.grading';
 /** Which process made the container: "<host>/<pid>". */
-const OWNER_LABEL = 'org.gofer.owner';
-const OWNER = `${hostname()}/${process.pid}`;
+export const OWNER_LABEL = 'org.gofer.owner';
+export const OWNER = `${hostname()}/${process.pid}`;
 /** A container older than this is a leftover whoever made it (no grading runs this long). */
 const LEFTOVER_AGE_MS = 3 * 3600 * 1000;
 

@@ -39,7 +39,7 @@ describe('hostile notebooks (real engine)', function () {
   });
 
   afterEach(async () => {
-    expect(await gradingContainers(docker), 'grading containers left behind').to.equal(0);
+    expect(await gradingContainers(docker, { mine: true }), 'grading containers left behind').to.equal(0);
   });
 
   async function run(cells: string[], opts: { timeoutSeconds?: number; memoryMb?: number; policy?: Policy; tests?: typeof plain } = {}): Promise<GradingResult> {
@@ -74,8 +74,16 @@ describe('hostile notebooks (real engine)', function () {
     expect(r.tests.find((t) => t.name === 'q1')?.passed).to.equal(true);
   });
 
-  it('a flood of output: graded, and the host keeps only a capped amount', async () => {
-    const r = await run(['import sys, os\nfor _ in range(200000):\n    print("x" * 1000)\nfor _ in range(2000):\n    os.write(1, b"y" * 100000)\n', 'answer = 42'], { timeoutSeconds: 60 });
+  it('a flood of output (200 MB printed, 200 MB written to fd 1 and 2) under a 256 MB limit: graded', async () => {
+    const r = await run(
+      [
+        'import sys, os\nfor _ in range(200000):\n    print("x" * 1000)\nfor _ in range(2000):\n    os.write(1, b"y" * 100000)\n',
+        'for _ in range(100000):\n    print("z" * 1000, file=sys.stderr)\nfor _ in range(1000):\n    os.write(2, b"w" * 100000)\n',
+        'from IPython.display import display\nfor _ in range(20000):\n    display("v" * 10000)',
+        'answer = 42',
+      ],
+      { timeoutSeconds: 60, memoryMb: 256 },
+    );
     expect(r.status).to.equal('graded');
     expect(r.score).to.equal(1);
   });

@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { ContainerRunner, CONTAINER_LABEL } from '../../src/grading/container-runner.js';
+import { ContainerRunner, CONTAINER_LABEL, OWNER, OWNER_LABEL } from '../../src/grading/container-runner.js';
 import { silentLogger } from '../../src/lib/logger.js';
 
 export const IMAGE = process.env.GOFER_TEST_IMAGE ?? 'gofer/grader:latest';
@@ -17,6 +17,11 @@ export async function requireEngine(): Promise<{ docker: Docker; runner: Contain
   return { docker, runner };
 }
 
-export async function gradingContainers(docker: Docker): Promise<number> {
-  return (await docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } })).length;
+/**
+ * Grading containers on the engine: all of them, or only those this test process made (`mine`),
+ * so that a suite is not confused by another Gofer process sharing the engine.
+ */
+export async function gradingContainers(docker: Docker, opts: { mine?: boolean } = {}): Promise<number> {
+  const label = opts.mine ? [CONTAINER_LABEL, `${OWNER_LABEL}=${OWNER}`] : [CONTAINER_LABEL];
+  return (await docker.listContainers({ all: true, filters: { label } })).length;
 }
