@@ -44,9 +44,11 @@ os.chdir("/")
 os.umask(0o022)
 
 import asyncio  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import secrets  # noqa: E402
+import select  # noqa: E402
 import signal  # noqa: E402
 import stat  # noqa: E402
 import time  # noqa: E402
@@ -63,6 +65,8 @@ MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 20000
 KERNEL_START_TIMEOUT = 60.0
 INTERRUPT_GRACE = 5.0  # how long an interrupted kernel has to answer before it counts as stuck
+MIN_CASE_SECONDS = 5.0  # a test case may run for a quarter of the time limit, and at least this
+KERNEL_ANSWER_SECONDS = 10.0  # how long the kernel has to connect to the evaluator
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # larger shell messages are refused by zmq
 EXAMPLE_OUTPUT_LIMIT = 1024 * 1024  # characters of one example's output kept by the kernel
 CASE_OUTPUT_LIMIT = 4 * 1024 * 1024  # and of one case's outputs together
@@ -353,10 +357,12 @@ class Case:
 
 
 class TestFile:
-    def __init__(self, name, cases, all_or_nothing):
+    def __init__(self, name, cases, all_or_nothing, setup=(), teardown=()):
         self.name = name
         self.cases = cases
         self.all_or_nothing = all_or_nothing
+        self.setup = list(setup)  # sources run before each case, in the case's namespace
+        self.teardown = list(teardown)  # and after it
         self.failed = False  # gofer: stop at the first failing case
 
 
@@ -415,10 +421,12 @@ def load_tests(policy):
             raise bad("its suite is not a dictionary")
         if suite.get("type", "doctest") != "doctest":
             raise bad("its suite has type %r; only doctest suites are supported" % (suite.get("type"),))
+        around = {}
         for key in ("setup", "teardown"):
             value = suite.get(key) or ""
-            if not isinstance(value, str) or value.strip():
-                raise bad("its suite has a %s; setup and teardown code is not supported" % key)
+            if not isinstance(value, str):
+                raise bad("its suite's %s must be a string" % key)
+            around[key] = suite_code(parser, value, "%s %s" % (where, key), bad)
         raw_cases = suite.get("cases")
         if not isinstance(raw_cases, list) or not raw_cases:
             raise bad("its suite has no test cases")
@@ -461,8 +469,29 @@ def load_tests(policy):
             cases.append(Case(case_name, bool(hidden), points, examples, failure_message))
         if policy == "otter":
             resolve_points(test.get("points"), cases, bad)
-        files.append(TestFile(name, cases, bool(all_or_nothing)))
+        files.append(TestFile(name, cases, bool(all_or_nothing), around["setup"], around["teardown"]))
     return files
+
+
+def suite_code(parser, text, where, bad):
+    """A suite's setup or teardown as sources to run: its doctest examples (their outputs are not
+    compared), or the text itself as code when it has no `>>>` lines."""
+    import textwrap
+
+    text = textwrap.dedent(text)
+    if not text.strip():
+        return []
+    try:
+        examples = parser.get_examples(text, where)
+    except ValueError as err:
+        raise bad("its %s is not a valid doctest: %s" % (where.rsplit(" ", 1)[-1], shorten(err, 300)))
+    sources = [e.source for e in examples] or [text]
+    for source in sources:
+        try:
+            compile(source, where, "exec", dont_inherit=True)
+        except SyntaxError as err:
+            raise bad("its %s has a syntax error on line %s: %s" % (where.rsplit(" ", 1)[-1], err.lineno, err.msg))
+    return sources
 
 
 def resolve_points(total, cases, bad):
@@ -738,52 +767,944 @@ def kill_learner_processes(uid):
         pass
 
 
-# ---------------------------------------------------------------------------------------------
-# 5 and 6. Running the notebook and the tests
-# ---------------------------------------------------------------------------------------------
+# The value codec shared by both ends of the channel (one source, executed on each side).
+# A value crosses as tagged JSON. Plain data (None, bool, int, float, complex, str, bytes,
+# tuple, list, dict, set, frozenset, numpy arrays and scalars, pandas Series, DataFrame and
+# Index) crosses as data; anything else crosses as a handle that `handle_of` makes and
+# `from_handle` turns back into an object. Decoding only builds containers and calls numpy's
+# and pandas' constructors on checked input: it never unpickles or evaluates anything.
+CODEC = r'''
+import base64 as _b64
+import sys as _sys
 
-# Defines the test runner in the kernel after the notebook ran. It is compiled in a namespace of
-# its own (so names the notebook defined, such as `json` or `len`, cannot shadow what it uses),
-# snapshots the notebook's globals, and returns `run(sources)`: runs the sources (the examples of
-# one test case) one after the other in a fresh shallow copy of that snapshot, capturing what
-# each prints or shows (repr, as plain doctest does) and the exception it raises, and returns
-# the results as JSON (read back as a user expression of the execute request).
-KERNEL_RUNNER = r'''
-def setup(user_ns, own_names, example_limit, case_limit):
-    import io, json, sys, traceback
-    base = dict((k, v) for k, v in user_ns.items() if k not in own_names)
+MAX_DEPTH = 64
+MAX_ITEMS = 2000000
+_NUMPY_KINDS = "biufcSUMm"
+_PANDAS_DTYPES = frozenset(["category", "string", "boolean", "Int8", "Int16", "Int32", "Int64",
+                            "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64"])
 
-    def run(sources):
-        namespace = dict(base)
-        results = []
-        budget = case_limit
-        for source in sources:
-            buffer = io.StringIO()
-            saved = sys.stdout, sys.displayhook
-            exc = None
-            sys.stdout = buffer
-            sys.displayhook = sys.__displayhook__
-            try:
-                exec(compile(source, "<test>", "single", 0, True), namespace)
-            except BaseException as err:
-                try:
-                    exc = [str(line)[:example_limit] for line in traceback.format_exception_only(type(err), err)]
-                except BaseException:
-                    exc = [type(err).__name__ + "\n"]
-            finally:
-                sys.stdout, sys.displayhook = saved
-            try:
-                text = buffer.getvalue()
-            except BaseException:
-                text = ""
-            keep = max(0, min(example_limit, budget))
-            budget -= min(len(text), keep)
-            results.append({"out": text[:keep], "cut": len(text) > keep, "exc": exc})
-        return json.dumps(results)
 
-    return run
+class CodecError(Exception):
+    """A value that cannot cross (too deep, too large, or not well formed)."""
+
+
+class _Budget:
+    __slots__ = ("items",)
+
+    def __init__(self):
+        self.items = 0
+
+    def take(self, n=1):
+        self.items += n
+        if self.items > MAX_ITEMS:
+            raise CodecError("it holds more than %d values" % MAX_ITEMS)
+
+
+def _b(data):
+    return _b64.b64encode(bytes(data)).decode("ascii")
+
+
+def _unb(text):
+    if not isinstance(text, str):
+        raise CodecError("bytes are not base64 text")
+    try:
+        return _b64.b64decode(text.encode("ascii"), validate=True)
+    except Exception:
+        raise CodecError("bytes are not base64 text")
+
+
+def encode(value, handle_of, depth=0, budget=None):
+    budget = budget or _Budget()
+    budget.take()
+    if depth > MAX_DEPTH:
+        raise CodecError("it is nested more than %d levels deep" % MAX_DEPTH)
+    t = type(value)
+    if value is None or t is bool or t is str:
+        return value
+    if t is int:
+        return value if -(1 << 53) < value < (1 << 53) else {"i": str(value)}
+    if t is float:
+        return {"f": repr(value)}
+    if t is complex:
+        return {"c": [repr(value.real), repr(value.imag)]}
+    if t is bytes:
+        return {"b": _b(value)}
+    if t is list:
+        return [encode(v, handle_of, depth + 1, budget) for v in value]
+    if t is tuple:
+        return {"t": [encode(v, handle_of, depth + 1, budget) for v in value]}
+    if t is set or t is frozenset:
+        return {"s" if t is set else "fs": [encode(v, handle_of, depth + 1, budget) for v in value]}
+    if t is dict:
+        return {"d": [[encode(k, handle_of, depth + 1, budget), encode(v, handle_of, depth + 1, budget)]
+                      for k, v in value.items()]}
+    module = getattr(t, "__module__", "") or ""
+    if module.startswith("numpy") and "numpy" in _sys.modules:
+        np = _sys.modules["numpy"]
+        if t is np.ndarray:
+            return _encode_array(np, value, handle_of, depth, budget)
+        if isinstance(value, np.generic) and value.dtype.kind in _NUMPY_KINDS:
+            return {"ns": [value.dtype.str, _b(value.tobytes())]}
+    if module.startswith("pandas") and "pandas" in _sys.modules:
+        encoded = _encode_pandas(_sys.modules["pandas"], value, handle_of, depth, budget)
+        if encoded is not None:
+            return encoded
+    return handle_of(value)
+
+
+def _encode_array(np, value, handle_of, depth, budget):
+    dtype = value.dtype
+    if dtype.kind == "O":
+        budget.take(value.size)
+        items = [encode(v, handle_of, depth + 1, budget) for v in value.ravel().tolist()]
+        return {"nd": ["O", list(value.shape), items]}
+    if dtype.kind not in _NUMPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        return handle_of(value)
+    budget.take(value.size // 8)
+    return {"nd": [dtype.str, list(value.shape), _b(np.ascontiguousarray(value).tobytes())]}
+
+
+def _encode_pandas(pd, value, handle_of, depth, budget):
+    def enc(v):
+        return encode(v, handle_of, depth + 1, budget)
+
+    def column(values, dtype):
+        name = str(dtype)
+        if name in _PANDAS_DTYPES or name.startswith("datetime64[ns, "):
+            return [name, enc(values.astype(object).to_numpy() if hasattr(values, "astype") else values)]
+        return [name, enc(values.to_numpy() if hasattr(values, "to_numpy") else values)]
+
+    t = type(value)
+    if t is pd.RangeIndex:
+        return {"pr": [value.start, value.stop, value.step, enc(value.name)]}
+    if t is pd.MultiIndex:
+        return {"pm": [enc(list(value)), enc(list(value.names))]}
+    if t is pd.Index or (isinstance(value, pd.Index) and t.__name__ in
+                         ("Int64Index", "Float64Index", "UInt64Index", "DatetimeIndex", "CategoricalIndex")):
+        return {"pi": [column(value, value.dtype), enc(value.name)]}
+    if t is pd.Series:
+        return {"pse": [column(value, value.dtype), enc(value.index), enc(value.name)]}
+    if t is pd.DataFrame:
+        columns = [column(value.iloc[:, i], value.dtypes.iloc[i]) for i in range(value.shape[1])]
+        return {"pdf": [columns, enc(value.index), enc(value.columns)]}
+    if t is pd.Timestamp:
+        return {"pts": [value.value, enc(None if value.tz is None else str(value.tz))]}
+    return None
+
+
+def decode(tree, from_handle, depth=0, budget=None):
+    budget = budget or _Budget()
+    budget.take()
+    if depth > MAX_DEPTH + 4:
+        raise CodecError("it is nested more than %d levels deep" % MAX_DEPTH)
+    if tree is None or isinstance(tree, (bool, str)):
+        return tree
+    if type(tree) is int:
+        return tree
+    if isinstance(tree, list):
+        return [decode(v, from_handle, depth + 1, budget) for v in tree]
+    if not isinstance(tree, dict) or len(tree) < 1:
+        raise CodecError("a value is not well formed")
+    if "h" in tree:
+        return from_handle(tree)
+    if len(tree) != 1:
+        raise CodecError("a value is not well formed")
+    (tag, body), = tree.items()
+
+    def dec(v):
+        return decode(v, from_handle, depth + 1, budget)
+
+    def items(v):
+        if not isinstance(v, list):
+            raise CodecError("a container is not well formed")
+        return [dec(x) for x in v]
+
+    try:
+        if tag == "i":
+            return int(body)
+        if tag == "f":
+            return float(body)
+        if tag == "c":
+            return complex(float(body[0]), float(body[1]))
+        if tag == "b":
+            return _unb(body)
+        if tag == "t":
+            return tuple(items(body))
+        if tag == "s":
+            return set(items(body))
+        if tag == "fs":
+            return frozenset(items(body))
+        if tag == "d":
+            if not isinstance(body, list):
+                raise CodecError("a dict is not well formed")
+            out = {}
+            for pair in body:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise CodecError("a dict is not well formed")
+                out[dec(pair[0])] = dec(pair[1])
+            return out
+        if tag in ("nd", "ns"):
+            return _decode_numpy(tag, body, dec, budget)
+        if tag in ("pr", "pm", "pi", "pse", "pdf", "pts"):
+            return _decode_pandas(tag, body, dec)
+    except CodecError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as err:
+        raise CodecError("a %s value is not well formed (%s)" % (tag, type(err).__name__))
+    raise CodecError("a value has an unknown tag")
+
+
+def _dtype(np, text):
+    if not isinstance(text, str) or len(text) > 40:
+        raise CodecError("an array's dtype is not well formed")
+    dtype = np.dtype(text)
+    if dtype.kind not in _NUMPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise CodecError("an array has an unsupported dtype")
+    return dtype
+
+
+def _decode_numpy(tag, body, dec, budget):
+    import numpy as np
+    if tag == "ns":
+        dtype = _dtype(np, body[0])
+        data = _unb(body[1])
+        if len(data) != dtype.itemsize:
+            raise CodecError("a numpy scalar is not well formed")
+        return np.frombuffer(data, dtype=dtype)[0]
+    text, shape, payload = body
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape) or len(shape) > 32:
+        raise CodecError("an array's shape is not well formed")
+    size = 1
+    for n in shape:
+        size *= n
+    if text == "O":
+        values = [dec(v) for v in payload] if isinstance(payload, list) else None
+        if values is None or len(values) != size:
+            raise CodecError("an object array is not well formed")
+        out = np.empty(size, dtype=object)
+        for i, v in enumerate(values):
+            out[i] = v
+        return out.reshape(shape)
+    dtype = _dtype(np, text)
+    data = _unb(payload)
+    if len(data) != size * dtype.itemsize:
+        raise CodecError("an array's data does not match its shape")
+    budget.take(size // 8)
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def _decode_pandas(tag, body, dec):
+    import pandas as pd
+
+    def column(spec):
+        name, values = spec
+        values = dec(values)
+        if name in _PANDAS_DTYPES:
+            return pd.array(list(values), dtype=name)
+        if isinstance(name, str) and name.startswith("datetime64[ns, "):
+            return pd.DatetimeIndex(list(values))
+        return values
+
+    if tag == "pr":
+        return pd.RangeIndex(int(body[0]), int(body[1]), int(body[2]), name=dec(body[3]))
+    if tag == "pm":
+        return pd.MultiIndex.from_tuples(dec(body[0]), names=dec(body[1]))
+    if tag == "pi":
+        return pd.Index(column(body[0]), name=dec(body[1]))
+    if tag == "pse":
+        return pd.Series(column(body[0]), index=dec(body[1]), name=dec(body[2]))
+    if tag == "pts":
+        return pd.Timestamp(int(body[0]), tz=dec(body[1]))
+    columns, index, names = body
+    names = dec(names)
+    data = [column(spec) for spec in columns]
+    if len(data) != len(names):
+        raise CodecError("a DataFrame is not well formed")
+    frame = pd.DataFrame(dict((i, v) for i, v in enumerate(data)), index=dec(index))
+    frame.columns = names
+    return frame
 '''
 
+
+# The notebook's end of the channel, started in the kernel (as the learner) after the notebook
+# ran: it connects to the trusted evaluator's socket, snapshots the notebook's globals and
+# answers requests until told to stop. It is learner-controlled like everything in the kernel:
+# nothing it says is trusted beyond being data, and it never sees a test's source or expected
+# output, only the names tests read and the operations they perform on the notebook's objects.
+AGENT = r'''
+def serve(user_ns, path, own_names, output_limit):
+    import builtins, io, json, operator, socket, struct, sys, traceback
+
+    snapshot = dict((k, v) for k, v in user_ns.items() if k not in own_names)
+    objects = {}
+    ids = {}
+
+    def handle_of(value):
+        key = id(value)
+        number = ids.get(key)
+        if number is None or objects.get(number) is not value:
+            number = len(objects) + 1
+            objects[number] = value
+            ids[key] = number
+        t = type(value)
+        info = {"h": number, "type": getattr(t, "__qualname__", "object"), "module": getattr(t, "__module__", "")}
+        if isinstance(value, type(sys)):
+            info["m"] = getattr(value, "__name__", "")
+        if isinstance(value, type) and issubclass(value, BaseException):
+            info["exc"] = [value.__module__, value.__qualname__, [b.__name__ for b in value.__mro__ if b.__module__ == "builtins"]]
+        return info
+
+    def from_handle(tree):
+        number = tree.get("h")
+        if number not in objects:
+            raise LookupError("unknown handle")
+        return objects[number]
+
+    send_lock = []
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(path)
+
+    def recv_exact(n):
+        chunks = []
+        while n:
+            chunk = conn.recv(min(n, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def send(obj):
+        data = json.dumps(obj, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        conn.sendall(struct.pack(">I", len(data)) + data)
+
+    ops = {
+        "getattr": lambda a: getattr(a[0], a[1]),
+        "setattr": lambda a: setattr(a[0], a[1], a[2]),
+        "delattr": lambda a: delattr(a[0], a[1]),
+        "call": lambda a: a[0](*a[1], **a[2]),
+        "getitem": lambda a: a[0][a[1]],
+        "setitem": lambda a: operator.setitem(a[0], a[1], a[2]),
+        "delitem": lambda a: operator.delitem(a[0], a[1]),
+        "len": lambda a: len(a[0]),
+        "iter": lambda a: iter(a[0]),
+        "next": lambda a: next(a[0]),
+        "repr": lambda a: repr(a[0]),
+        "str": lambda a: str(a[0]),
+        "bool": lambda a: bool(a[0]),
+        "hash": lambda a: hash(a[0]),
+        "contains": lambda a: a[1] in a[0],
+        "format": lambda a: format(a[0], a[1]),
+        "dir": lambda a: dir(a[0]),
+        "isinstance": lambda a: isinstance(a[0], a[1]),
+        "issubclass": lambda a: issubclass(a[0], a[1]),
+        "int": lambda a: int(a[0]),
+        "float": lambda a: float(a[0]),
+        "complex": lambda a: complex(a[0]),
+        "index": lambda a: operator.index(a[0]),
+        "round": lambda a: round(*a),
+        "op": lambda a: getattr(operator, a[0])(*a[1:]),
+        "value": lambda a: a[0],
+    }
+    allowed_operators = frozenset(["add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
+                                   "lshift", "rshift", "and_", "or_", "xor", "eq", "ne", "lt", "le",
+                                   "gt", "ge", "neg", "pos", "abs", "invert"])
+
+    while True:
+        try:
+            size = struct.unpack(">I", recv_exact(4))[0]
+            request = json.loads(recv_exact(size).decode("utf-8", "surrogatepass"))
+        except (EOFError, OSError):
+            return
+        number = request.get("n")
+        op = request.get("op")
+        if op == "bye":
+            return
+        buffer = io.StringIO()
+        saved = sys.stdout
+        sys.stdout = buffer
+        reply = {"n": number}
+        try:
+            if op == "globals":
+                found = {}
+                for name in request["names"]:
+                    if name in snapshot:
+                        found[name] = snapshot[name]
+                result = found
+            else:
+                args = decode(request.get("args"), from_handle)
+                if op == "op" and args[0] not in allowed_operators:
+                    raise ValueError("unknown operator")
+                result = ops[op](args)
+            reply["ok"] = encode(result, handle_of)
+        except KeyboardInterrupt:
+            reply["interrupted"] = True
+        except BaseException as err:
+            try:
+                detail = traceback.format_exception_only(type(err), err)[-1]
+            except BaseException:
+                detail = type(err).__name__ + "\n"
+            try:
+                args = encode(err.args, handle_of)
+            except BaseException:
+                args = None
+            reply["raise"] = {"cls": handle_of(type(err)), "args": args, "text": str(detail)[:output_limit]}
+        finally:
+            sys.stdout = saved
+        try:
+            out = buffer.getvalue()
+        except BaseException:
+            out = ""
+        if out:
+            reply["out"] = out[:output_limit]
+        try:
+            send(reply)
+        except (CodecError, TypeError, ValueError, RecursionError) as err:
+            send({"n": number, "raise": {"cls": handle_of(type(err)), "args": None, "text": "%s: the value could not be sent\n" % type(err).__name__}})
+        except OSError:
+            return
+'''
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The trusted evaluator: where test code runs
+# ---------------------------------------------------------------------------------------------
+#
+# A child of the harness, forked before the kernel starts, running as EVALUATOR_UID (not the
+# learner's uid), not dumpable (so not ptrace-able and its /proc files are root's), with stdio of
+# its own. The harness sends it one case at a time (the examples' sources, never the expected
+# outputs); it runs them in a namespace of its own and reads the notebook's final globals only
+# through the agent in the kernel (AGENT), over a unix socket, with values crossing by CODEC.
+
+EVALUATOR_UID = 1001
+MAX_FRAME = 64 * 1024 * 1024
+# Builtin names a test uses are the evaluator's own, never a notebook global of that name.
+TRUSTED_MODULES = frozenset(["numpy", "pandas", "math", "cmath", "statistics", "collections", "itertools",
+                             "functools", "operator", "string", "re", "json", "datetime", "decimal",
+                             "fractions", "scipy", "matplotlib", "matplotlib.pyplot", "numpy.testing",
+                             "numpy.linalg", "numpy.random", "os.path", "typing"])
+
+
+class CaseTimeLimit(BaseException):
+    """The case ran past its time limit (raised in the evaluator, never in learner code)."""
+
+
+class KernelStuck(Exception):
+    """The kernel did not answer even after it was interrupted."""
+
+
+class ChannelClosed(Exception):
+    """The agent's end of the channel went away (the kernel died or closed it)."""
+
+
+def read_frame(sock, wait_until):
+    """One length-prefixed frame (bytes), or CodecError after draining one that is too large."""
+    header = recv_exact(sock, 4, wait_until)
+    size = int.from_bytes(header, "big")
+    if size > MAX_FRAME:
+        while size:
+            size -= len(recv_exact(sock, min(size, 1 << 20), wait_until))
+        raise CODEC_NS["CodecError"]("it is larger than %d MB" % (MAX_FRAME >> 20))
+    return recv_exact(sock, size, wait_until)
+
+
+def recv_exact(sock, n, wait_until):
+    chunks = []
+    while n:
+        sock.settimeout(max(0.001, wait_until - time.monotonic()))
+        try:
+            chunk = sock.recv(min(n, 1 << 20))
+        except TimeoutError:
+            raise KernelStuck()
+        if not chunk:
+            raise ChannelClosed()
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+class Channel:
+    """The evaluator's end: requests to the agent, answers decoded into data or Remote handles."""
+
+    def __init__(self, conn, tell_harness):
+        self.conn = conn
+        self.tell_harness = tell_harness
+        self.number = 0
+        self.deadline = None
+        self.busy = False
+        self.remotes = {}
+        self.exception_classes = {}
+
+    def request(self, op, args=None, names=None):
+        codec = CODEC_NS
+        self.number += 1
+        message = {"n": self.number, "op": op}
+        if names is not None:
+            message["names"] = names
+        else:
+            try:
+                message["args"] = codec["encode"](args, self.handle_of)
+            except codec["CodecError"] as err:
+                raise ValueError("a test value could not be sent to the notebook: %s" % err)
+        data = json.dumps(message, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        self.busy = True
+        try:
+            self.conn.sendall(len(data).to_bytes(4, "big") + data)
+            reply, late = self.wait(self.number)
+        finally:
+            self.busy = False
+        out = reply.get("out")
+        if isinstance(out, str) and out:
+            sys.stdout.write(out)
+        if late:
+            raise CaseTimeLimit()
+        if reply.get("interrupted"):
+            raise KeyboardInterrupt()
+        if "raise" in reply:
+            raise self.exception(reply["raise"])
+        return codec["decode"](reply.get("ok"), self.from_handle)
+
+    def wait(self, number):
+        """The reply to request `number` and whether the case's time ran out meanwhile (then the
+        kernel was interrupted, and the reply is only awaited to keep the channel in step)."""
+        interrupted = False
+        while True:
+            limit = self.deadline if self.deadline is not None and not interrupted else time.monotonic() + 3600
+            if interrupted:
+                limit = interrupted
+            ready = select.select([self.conn], [], [], max(0.0, min(limit - time.monotonic(), 1.0)))[0]
+            if not ready:
+                if time.monotonic() < limit:
+                    continue
+                if interrupted:
+                    raise KernelStuck()
+                self.tell_harness({"interrupt": True})
+                interrupted = time.monotonic() + INTERRUPT_GRACE
+                continue
+            try:
+                frame = read_frame(self.conn, time.monotonic() + INTERRUPT_GRACE)
+                reply = json.loads(frame.decode("utf-8", "surrogatepass"))
+            except CODEC_NS["CodecError"] as err:
+                reply = {"n": number, "raise": {"codec": str(err)}}
+            except (ValueError, RecursionError):
+                reply = {"n": number, "raise": {"codec": "it is not well formed"}}
+            if not isinstance(reply, dict):
+                reply = {"n": number, "raise": {"codec": "it is not well formed"}}
+            if reply.get("n") != number:
+                continue
+            return reply, bool(interrupted)
+
+    def handle_of(self, value):
+        if type(value) is Remote:
+            return {"h": object.__getattribute__(value, "_gofer_id")}
+        if isinstance(value, type) and value in self.exception_classes.values():
+            for number, cls in self.exception_classes.items():
+                if cls is value:
+                    return {"h": number}
+        raise TypeError("a test cannot pass a %s to the notebook" % type(value).__name__)
+
+    def from_handle(self, tree):
+        number = tree.get("h")
+        if type(number) is not int:
+            raise CODEC_NS["CodecError"]("a handle is not well formed")
+        module = tree.get("m")
+        if isinstance(module, str) and module in TRUSTED_MODULES:
+            try:
+                return importlib.import_module(module)
+            except ImportError:
+                pass
+        exc = tree.get("exc")
+        if isinstance(exc, list) and len(exc) == 3:
+            return self.exception_class(number, exc)
+        remote = self.remotes.get(number)
+        if remote is None:
+            remote = self.remotes[number] = Remote(self, number, tree)
+        return remote
+
+    def exception_class(self, number, spec):
+        import builtins
+
+        cls = self.exception_classes.get(number)
+        if cls is not None:
+            return cls
+        module, qualname, bases = spec
+        builtin = getattr(builtins, qualname, None) if module == "builtins" else None
+        if isinstance(builtin, type) and issubclass(builtin, BaseException):
+            cls = builtin
+        else:
+            base = next((getattr(builtins, b) for b in (bases if isinstance(bases, list) else [])
+                         if isinstance(b, str) and isinstance(getattr(builtins, b, None), type)
+                         and issubclass(getattr(builtins, b), Exception)), Exception)
+            name = str(qualname).rsplit(".", 1)[-1] or "Error"
+            try:
+                cls = type(name, (base,), {"__module__": str(module), "__qualname__": str(qualname)})
+            except TypeError:
+                cls = type(name, (Exception,), {"__module__": str(module), "__qualname__": str(qualname)})
+        self.exception_classes[number] = cls
+        return cls
+
+    def exception(self, info):
+        if not isinstance(info, dict):
+            info = {}
+        if "codec" in info:
+            return ValueError("the notebook's value cannot be read by the tests: %s" % info["codec"])
+        try:
+            cls = self.from_handle(info["cls"]) if isinstance(info.get("cls"), dict) else Exception
+        except Exception:
+            cls = Exception
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            cls = Exception
+        try:
+            args = CODEC_NS["decode"](info.get("args"), self.from_handle) if info.get("args") is not None else None
+        except Exception:
+            args = None
+        if not isinstance(args, tuple):
+            text = info.get("text") if isinstance(info.get("text"), str) else ""
+            args = (text.split(": ", 1)[1].rstrip("\n") if ": " in text else "",)
+        try:
+            return cls(*args)
+        except Exception:
+            return Exception(*args)
+
+
+def _remote_op(name):
+    def method(self, *args):
+        return object.__getattribute__(self, "_gofer_channel").request(name, (self,) + args)
+    method.__name__ = "__%s__" % name
+    return method
+
+
+def _remote_operator(name, reflected=False):
+    def method(self, *args):
+        channel = object.__getattribute__(self, "_gofer_channel")
+        operands = (args[0], self) if reflected else (self,) + args
+        try:
+            return channel.request("op", (name,) + operands)
+        except TypeError:
+            return NotImplemented
+    return method
+
+
+class Remote:
+    """An object that stays in the notebook's kernel: every use is a request to the agent."""
+
+    __slots__ = ("_gofer_channel", "_gofer_id", "_gofer_info", "__weakref__")
+
+    def __init__(self, channel, number, info):
+        object.__setattr__(self, "_gofer_channel", channel)
+        object.__setattr__(self, "_gofer_id", number)
+        object.__setattr__(self, "_gofer_info", info)
+
+    def __getattr__(self, name):
+        return object.__getattribute__(self, "_gofer_channel").request("getattr", (self, name))
+
+    def __setattr__(self, name, value):
+        object.__getattribute__(self, "_gofer_channel").request("setattr", (self, name, value))
+
+    def __delattr__(self, name):
+        object.__getattribute__(self, "_gofer_channel").request("delattr", (self, name))
+
+    def __call__(self, *args, **kwargs):
+        return object.__getattribute__(self, "_gofer_channel").request("call", (self, args, kwargs))
+
+    def __iter__(self):
+        return object.__getattribute__(self, "_gofer_channel").request("iter", (self,))
+
+    def __next__(self):
+        return object.__getattribute__(self, "_gofer_channel").request("next", (self,))
+
+    def __instancecheck__(self, obj):
+        return object.__getattribute__(self, "_gofer_channel").request("isinstance", (obj, self))
+
+    def __subclasscheck__(self, cls):
+        return object.__getattribute__(self, "_gofer_channel").request("issubclass", (cls, self))
+
+    def __round__(self, *args):
+        return object.__getattribute__(self, "_gofer_channel").request("round", (self,) + args)
+
+    def __hash__(self):
+        return object.__getattribute__(self, "_gofer_channel").request("hash", (self,))
+
+    def __contains__(self, item):
+        return object.__getattribute__(self, "_gofer_channel").request("contains", (self, item))
+
+    __getitem__ = _remote_op("getitem")
+    __setitem__ = _remote_op("setitem")
+    __delitem__ = _remote_op("delitem")
+    __len__ = _remote_op("len")
+    __repr__ = _remote_op("repr")
+    __str__ = _remote_op("str")
+    __bool__ = _remote_op("bool")
+    __format__ = _remote_op("format")
+    __dir__ = _remote_op("dir")
+    __int__ = _remote_op("int")
+    __float__ = _remote_op("float")
+    __complex__ = _remote_op("complex")
+    __index__ = _remote_op("index")
+
+
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lshift", "rshift",
+              "and", "or", "xor"):
+    _op = _name + "_" if _name in ("and", "or") else _name
+    setattr(Remote, "__%s__" % _name, _remote_operator(_op))
+    setattr(Remote, "__r%s__" % _name, _remote_operator(_op, reflected=True))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(Remote, "__%s__" % _name, _remote_operator(_name))
+for _name in ("neg", "pos", "abs", "invert"):
+    setattr(Remote, "__%s__" % _name, _remote_operator(_name))
+del _name, _op
+
+
+class CappedText:
+    """A text stream that keeps at most `limit` characters and remembers whether it cut."""
+
+    def __init__(self, limit):
+        self.parts = []
+        self.size = 0
+        self.limit = limit
+        self.cut = False
+
+    def write(self, text):
+        text = str(text)
+        room = self.limit - self.size
+        if len(text) > room:
+            self.cut = True
+            text = text[:max(0, room)]
+        if text:
+            self.parts.append(text)
+            self.size += len(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def getvalue(self):
+        return "".join(self.parts)
+
+
+def global_names(code):
+    """The global names a compiled test reads, in its nested functions and comprehensions too."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, type(code)):
+            names |= global_names(const)
+    return names
+
+
+def evaluate_case(channel, spec):
+    """Runs one case's sources (setup, examples, teardown) and returns the examples' results."""
+    import builtins
+
+    limit = spec["limit"]
+    deadline = time.monotonic() + limit
+    channel.deadline = deadline
+    compiled = []
+    names = set()
+    for kind in ("setup", "examples", "teardown"):
+        for source in spec.get(kind) or []:
+            try:
+                code = compile(source, "<test>", "single" if kind == "examples" else "exec", dont_inherit=True)
+            except SyntaxError as err:
+                code = err
+            else:
+                names |= global_names(code)
+            compiled.append((kind, code))
+    wanted = sorted(n for n in names if not hasattr(builtins, n) and not n.startswith("__"))
+    namespace = {"__builtins__": builtins, "__name__": "__main__"}
+    results = []
+    problem = None
+
+    def on_alarm(signum, frame):
+        if not channel.busy:
+            raise CaseTimeLimit()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        try:
+            found = channel.request("globals", names=wanted) if wanted else {}
+            if not isinstance(found, dict):
+                raise ValueError("the notebook's globals could not be read")
+            namespace.update((k, v) for k, v in found.items() if isinstance(k, str) and k in names)
+        except (KernelStuck, ChannelClosed):
+            raise
+        except CaseTimeLimit:
+            problem = {"out": "", "cut": False, "exc": None, "timeout": True}
+        except BaseException as err:
+            problem = {"out": "", "cut": False, "exc": exception_lines(err)}
+        budget = CASE_OUTPUT_LIMIT
+        for kind, code in compiled:
+            if problem is not None:
+                if kind == "examples":
+                    results.append(problem)
+                continue
+            stream = CappedText(max(0, min(EXAMPLE_OUTPUT_LIMIT, budget)))
+            exc, timed_out = run_source(code, namespace, stream)
+            budget -= stream.size
+            if kind == "setup":
+                if timed_out:
+                    problem = {"out": "", "cut": False, "exc": None, "timeout": True}
+                elif exc is not None:
+                    problem = {"out": "", "cut": False, "exc": ["The test's setup raised " + exc[-1]]}
+            elif kind == "examples":
+                result = {"out": stream.getvalue(), "cut": stream.cut, "exc": exc}
+                if timed_out:
+                    result["timeout"] = True
+                    problem = result
+                results.append(result)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        channel.deadline = None
+    return results
+
+
+def run_source(code, namespace, stream):
+    """Executes one compiled source with its output (prints and shown values) going to `stream`.
+    Returns (exception lines or None, whether the case's time ran out)."""
+    saved = sys.stdout, sys.displayhook
+
+    def show(value):
+        if value is not None:
+            stream.write(repr(value) + "\n")
+
+    sys.stdout = stream
+    sys.displayhook = show
+    try:
+        if isinstance(code, SyntaxError):
+            raise code
+        exec(code, namespace)
+    except (KernelStuck, ChannelClosed):
+        raise
+    except CaseTimeLimit:
+        return None, True
+    except BaseException as err:
+        return exception_lines(err), False
+    finally:
+        sys.stdout, sys.displayhook = saved
+    return None, False
+
+
+def exception_lines(err):
+    try:
+        return [str(line)[:EXAMPLE_OUTPUT_LIMIT] for line in traceback.format_exception_only(type(err), err)]
+    except BaseException:
+        return [type(err).__name__ + "\n"]
+
+
+CODEC_NS = {}
+
+
+def start_evaluator(learner_uid, warm):
+    """Forks the evaluator (before the kernel exists). Returns (pid, the harness's end of the
+    harness-evaluator socket, the path of the socket the agent connects to)."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    directory = os.path.join(SCRATCH, "gofer-evaluator-" + secrets.token_hex(6))
+    path = os.path.join(directory, "agent.sock")
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            evaluator_process(theirs, directory, path, learner_uid, warm)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(0)
+    theirs.close()
+    return pid, ours, path
+
+
+def drop_to_evaluator_uid():
+    os.setgroups([])
+    os.setresgid(EVALUATOR_UID, EVALUATOR_UID, EVALUATOR_UID)
+    os.setresuid(EVALUATOR_UID, EVALUATOR_UID, EVALUATOR_UID)
+    if os.getresuid() != (EVALUATOR_UID,) * 3 or os.getresgid() != (EVALUATOR_UID,) * 3:
+        raise JobError("internal", "the evaluator could not drop its privileges")
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE 0: no ptrace, /proc files stay root's
+        raise JobError("internal", "the evaluator could not make itself undumpable")
+
+
+def evaluator_process(link, directory, path, learner_uid, warm):
+    import socket
+    import struct
+
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    keep = {0, 1, 2, link.fileno()}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    drop_to_evaluator_uid()
+    os.mkdir(directory, 0o711)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)
+    listener.listen(1)
+    os.chdir(WORK)
+    sys.path[:] = [p for p in sys.path if os.path.isabs(p) and not p.startswith(SCRATCH + os.sep)]
+    exec(CODEC, CODEC_NS)
+    for module in warm:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    stream = link.makefile("rwb", buffering=0)
+
+    def tell(message):
+        stream.write(json.dumps(message).encode("utf-8", "surrogatepass") + b"\n")
+
+    tell({"ready": True})
+    channel = None
+    for line in stream:
+        message = json.loads(line)
+        op = message.get("op")
+        if op == "connect":
+            listener.settimeout(message["timeout"])
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError) as err:
+                tell({"error": "the kernel did not connect (%s)" % type(err).__name__})
+                continue
+            listener.close()
+            _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+            if uid != learner_uid:
+                conn.close()
+                tell({"error": "a process of uid %d connected instead of the kernel" % uid})
+                continue
+            channel = Channel(conn, tell)
+            tell({"connected": True})
+        elif op == "case":
+            try:
+                tell({"results": evaluate_case(channel, message)})
+            except KernelStuck:
+                tell({"stuck": True})
+                return
+            except ChannelClosed:
+                tell({"closed": True})
+                return
+        elif op == "bye":
+            if channel is not None:
+                try:
+                    data = b'{"op":"bye"}'
+                    channel.conn.sendall(len(data).to_bytes(4, "big") + data)
+                except OSError:
+                    pass
+            return
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Driving the kernel
+# ---------------------------------------------------------------------------------------------
 
 class Timing:
     kernel_start = 0.0
@@ -964,88 +1885,152 @@ class Grader:
 
     # -- the tests ----------------------------------------------------------------------------
 
-    async def run_tests(self, tests, policy):
+    async def run_tests(self, tests, policy, evaluator):
+        """Runs every case in the trusted evaluator, reading the notebook through the agent."""
         started = time.monotonic()
         deadline = started + self.budget
-        suffix = secrets.token_hex(6)
-        run_name = "_gofer_run_" + suffix
-        b_name = "_gofer_b_" + suffix
-        ns_name = "_gofer_ns_" + suffix
-        definition = (
-            "import builtins as {b}\n"
-            "{ns} = {{'__builtins__': {b}, '__name__': '__gofer__'}}\n"
-            "{b}.exec({src!r}, {ns})\n"
-            "{run} = {ns}['setup']({b}.globals(), ({b!r}, {ns!r}, {run!r}), {el}, {cl})\n"
-            "del {b}, {ns}\n"
-        ).format(b=b_name, ns=ns_name, run=run_name, src=KERNEL_RUNNER, el=EXAMPLE_OUTPUT_LIMIT,
-                 cl=CASE_OUTPUT_LIMIT)
+        case_limit = max(MIN_CASE_SECONDS, self.budget / 4)
+        link = EvaluatorLink(evaluator, self)
+        agent = None
         try:
-            outcome = await self.execute(definition, deadline, store_history=False)
-            if isinstance(outcome, str):
-                raise self.test_problem(outcome, None)
+            await link.ready(deadline)
+            suffix = secrets.token_hex(6)
+            b_name, ns_name = "_gofer_b_" + suffix, "_gofer_ns_" + suffix
+            boot = (
+                "import builtins as {b}\n"
+                "{ns} = {{'__builtins__': {b}, '__name__': '_gofer_agent'}}\n"
+                "{b}.exec({src!r}, {ns})\n"
+                "{ns}['serve']({b}.globals(), {path!r}, ({b!r}, {ns!r}), {limit})\n"
+            ).format(b=b_name, ns=ns_name, src=CODEC + AGENT, path=link.path, limit=EXAMPLE_OUTPUT_LIMIT)
+            agent = self.kc.execute(boot, silent=False, store_history=False, allow_stdin=False, stop_on_error=False)
+            connecting = asyncio.ensure_future(link.ask(
+                {"op": "connect", "timeout": min(KERNEL_ANSWER_SECONDS, max(1, deadline - time.monotonic()))},
+                deadline + INTERRUPT_GRACE))
+            # The agent's reply comes only when it stops serving: one before the connection means
+            # the notebook broke it (for example by replacing `exec`), and waiting longer is useless.
+            ended = asyncio.ensure_future(self.reply_to(agent, deadline))
+            await asyncio.wait({connecting, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                ended.cancel()
+                log("the agent ended before it connected")
+                raise await self.unanswered(None)
+            ended.cancel()
+            answer = connecting.result()
+            if not (answer or {}).get("connected"):
+                log("the agent did not connect:", shorten((answer or {}).get("error"), 300))
+                raise await self.unanswered(None)
             order = [(f, c) for f in tests for c in f.cases if not c.hidden]
             order += [(f, c) for f in tests for c in f.cases if c.hidden]
             for test, case in order:
                 if policy == "gofer" and test.failed:
                     continue
-                problem = await self.run_case(case, deadline, run_name)
-                if problem:
-                    raise self.test_problem(problem, test)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self.tests_timeout(test)
+                await self.run_case(link, test, case, min(case_limit, left), deadline)
                 if not case.passed:
                     test.failed = True
         finally:
+            await link.close()
+            if agent is not None and await self.km.is_alive():
+                await self.reply_to(agent, time.monotonic() + 1.0)
             Timing.tests = time.monotonic() - started
 
-    def test_problem(self, problem, test):
+    def tests_timeout(self, test):
         which = " (test %s was running)" % test.name if test is not None else ""
-        if problem == "timeout":
-            return Outcome("timeout", "The tests took longer than the %s time limit%s and were stopped, so the "
-                                      "notebook could not be graded. Check that your answers do not run slowly "
-                                      "or loop forever when the tests use them." % (seconds_text(self.budget), which))
-        return self.died("while the tests were running%s" % which)
+        return Outcome("timeout", "The tests took longer than the %s time limit%s and were stopped, so the "
+                                  "notebook could not be graded. Check that your answers do not run slowly "
+                                  "or loop forever when the tests use them." % (seconds_text(self.budget), which))
 
-    async def run_case(self, case, deadline, run_name):
-        import ast
+    async def unanswered(self, test):
+        """The Outcome when the kernel's end of the tests' channel went away or broke."""
+        which = " (test %s was running)" % test.name if test is not None else ""
+        if not await self.km.is_alive():
+            return self.died("while the tests were running%s" % which)
+        return Outcome("kernel_died", "The notebook's kernel stopped answering the tests%s, so the notebook "
+                                      "could not be graded." % which)
+
+    async def run_case(self, link, test, case, limit, deadline):
         import doctest
 
         runnable = [e for e in case.examples if not e.options.get(doctest.SKIP)]
         if not runnable:
             case.passed = True
-            return None
-        expression = "%s(%r)" % (run_name, [e.source for e in runnable])
-        outcome = await self.execute("", deadline, store_history=False, user_expressions={"r": expression})
-        if isinstance(outcome, str):
-            return outcome
-        results = None
-        answer = (outcome.get("user_expressions") or {}).get("r") or {}
-        text = (answer.get("data") or {}).get("text/plain") if answer.get("status") == "ok" else None
-        if isinstance(text, str):
-            try:
-                results = parse_results(ast.literal_eval(text), len(runnable))
-            except (ValueError, SyntaxError, RecursionError, MemoryError):
-                results = None
+            return
+        answer = await link.ask({"op": "case", "limit": limit, "examples": [e.source for e in runnable],
+                                 "setup": test.setup, "teardown": test.teardown},
+                                time.monotonic() + limit + 2 * INTERRUPT_GRACE + 5)
+        if answer is None or answer.get("stuck"):
+            raise self.tests_timeout(test)
+        if answer.get("closed"):
+            raise await self.unanswered(test)
+        results = parse_results(answer.get("results"), len(runnable))
         case.passed = True
         for position, example in enumerate(runnable):
-            verdict = judge(example, results[position] if results else None)
+            verdict = judge(example, results[position] if results else None, limit)
             if verdict is not None:
                 case.passed = False
                 if not case.hidden:
                     case.failure = verdict
                 break
-        return None
+
+
+class EvaluatorLink:
+    """The harness's end of its socket to the evaluator: one JSON line per message each way."""
+
+    def __init__(self, evaluator, grader):
+        self.pid, self.sock, self.path = evaluator
+        self.grader = grader
+        self.reader = self.writer = None
+
+    async def ready(self, deadline):
+        self.reader, self.writer = await asyncio.open_connection(sock=self.sock, limit=MAX_FRAME)
+        answer = await self.read(deadline)
+        if not (answer or {}).get("ready"):
+            raise JobError("internal", "the evaluator did not start")
+
+    async def read(self, deadline):
+        try:
+            line = await asyncio.wait_for(self.reader.readline(), max(0.001, deadline - time.monotonic()))
+        except (asyncio.TimeoutError, ValueError, OSError):
+            return None
+        if not line:
+            raise JobError("internal", "the evaluator exited")
+        return json.loads(line)
+
+    async def ask(self, message, deadline):
+        """Sends a request; interrupts the kernel whenever the evaluator asks; returns its answer
+        (None when it gave none by `deadline`)."""
+        self.writer.write(json.dumps(message).encode("utf-8", "surrogatepass") + b"\n")
+        await self.writer.drain()
+        while True:
+            answer = await self.read(deadline)
+            if answer is not None and answer.get("interrupt"):
+                await self.grader.interrupt()
+                continue
+            return answer
+
+    async def close(self):
+        if self.writer is not None:
+            try:
+                self.writer.write(b'{"op": "bye"}\n')
+                await self.writer.drain()
+                await asyncio.wait_for(self.reader.read(), 2)
+            except Exception:
+                pass
+            self.writer.close()
+        try:
+            os.waitpid(self.pid, os.WNOHANG)
+        except OSError:
+            pass
 
 
 def capitalize(text):
     return text[:1].upper() + text[1:]
 
 
-def parse_results(payload, count):
-    if not isinstance(payload, str):
-        return None
-    try:
-        results = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
+def parse_results(results, count):
+    """The evaluator's results for a case's examples, or None when they are not well formed."""
     if not isinstance(results, list) or len(results) != count:
         return None
     for item in results:
@@ -1072,7 +2057,7 @@ def strip_exception_detail(msg):
     return msg[start:end]
 
 
-def judge(example, result):
+def judge(example, result, limit):
     """None when the example passed, else a doctest-style description of the failure."""
     import doctest
 
@@ -1082,6 +2067,9 @@ def judge(example, result):
     checker = doctest.OutputChecker()
     if result is None:
         return "Failed example:\n%s\nThe test could not run (the kernel gave no usable answer)." % indent(example.source)
+    if result.get("timeout"):
+        return "Failed example:\n%s\nIt was still running after %s (a test case's time limit) and was stopped." \
+            % (indent(example.source), seconds_text(limit))
     out = result["out"]
     if out and not out.endswith("\n"):
         out += "\n"
@@ -1161,28 +2149,33 @@ def score(tests, policy):
 # The job, start to end
 # ---------------------------------------------------------------------------------------------
 
-async def grade(job):
+async def grade(job, code_cells, tests, evaluator):
     grader = Grader(job)
     try:
-        text = parse_notebook_json()
-        # Boot the kernel now; check the notebook and load the tests while it starts.
         await grader.start_kernel()
-        _, code_cells = load_notebook(text)
-        del text
-        tests = load_tests(job["policy"])
         await grader.ready()
         log("kernel ready in %.3f s" % Timing.kernel_start)
         await grader.run_notebook(code_cells)
         log("notebook ran in %.3f s" % Timing.notebook)
-        await grader.run_tests(tests, job["policy"])
+        await grader.run_tests(tests, job["policy"], evaluator)
         log("tests ran in %.3f s" % Timing.tests)
         return {"status": "graded", "message": grader.errors_message(code_cells),
                 "tests": score(tests, job["policy"]), "error": None}
+    except KernelProvoked as err:
+        log("the kernel broke the protocol (learner-controlled text follows):", shorten(err, 300))
+        raise Outcome("kernel_died", "The notebook's kernel sent messages Gofer could not verify, so the "
+                                     "notebook could not be graded.")
     finally:
         if grader.km is not None and grader.km.has_kernel:
             # Every learner process goes, the kernel included (the harness cannot signal it).
             kill_learner_processes(job["uid"])
             grader.kernel_exit()
+
+
+def warm_modules(tests):
+    """The libraries the evaluator imports before the kernel runs, when tests mention them."""
+    text = "\n".join(s for t in tests for s in t.setup + t.teardown + [e.source for c in t.cases for e in c.examples])
+    return [m for m in ("numpy", "pandas") if re.search(r"\b(%s|%s)\b" % (m, {"numpy": "np", "pandas": "pd"}[m]), text)]
 
 
 def main():
@@ -1192,7 +2185,13 @@ def main():
     try:
         extract_job(sys.stdin.buffer)
         job = read_job()
-        result = asyncio.run(grade(job))
+        text = parse_notebook_json()
+        _, code_cells = load_notebook(text)
+        del text
+        tests = load_tests(job["policy"])
+        # The evaluator exists before the kernel (and so before any learner code).
+        evaluator = start_evaluator(job["uid"], warm_modules(tests))
+        result = asyncio.run(grade(job, code_cells, tests, evaluator))
     except Outcome as outcome:
         result = {"status": outcome.status, "message": shorten(outcome.message, RESULT_MESSAGE_LIMIT),
                   "tests": [], "error": None}
@@ -1202,11 +2201,12 @@ def main():
                   "message": GRADER_FAULT,
                   "tests": [], "error": {"kind": err.kind, "message": shorten(err.message, RESULT_MESSAGE_LIMIT)}}
     except BaseException as err:  # a harness bug: report it rather than die silently
+        # Its text may come from the kernel's messages: the log has it, the result does not.
         traceback.print_exc()
         result = {"status": "kernel_died",
                   "message": GRADER_FAULT,
                   "tests": [], "error": {"kind": "internal",
-                                         "message": shorten("%s: %s" % (type(err).__name__, err), RESULT_MESSAGE_LIMIT)}}
+                                         "message": "the harness failed with %s (the container's log has the detail)" % type(err).__name__}}
     try:
         import resource
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -18,6 +18,8 @@ export function okTest(spec: {
   points?: number | number[];
   allOrNothing?: boolean;
   okFormat?: boolean;
+  setup?: string;
+  teardown?: string;
   cases: Array<{ code: string; hidden?: boolean; points?: number; failure_message?: string }>;
 }): string {
   const py = (v: unknown): string =>
@@ -37,7 +39,7 @@ export function okTest(spec: {
     `    'name': ${py(spec.name)},`,
     spec.points !== undefined ? `    'points': ${py(spec.points)},` : '',
     spec.allOrNothing ? `    'all_or_nothing': True,` : '',
-    `    'suites': [{'cases': [\n${cases}\n    ], 'scored': True, 'setup': '', 'teardown': '', 'type': 'doctest'}],`,
+    `    'suites': [{'cases': [\n${cases}\n    ], 'scored': True, 'setup': ${py(spec.setup ?? '')}, 'teardown': ${py(spec.teardown ?? '')}, 'type': 'doctest'}],`,
     '}',
     '',
   ]
