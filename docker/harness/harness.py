@@ -1139,6 +1139,8 @@ def serve(user_ns, path, own_names, output_limit):
             reply["ok"] = encode(result, handle_of)
         except KeyboardInterrupt:
             reply["interrupted"] = True
+        except CodecError as err:
+            reply["raise"] = {"codec": str(err)}
         except BaseException as err:
             try:
                 detail = traceback.format_exception_only(type(err), err)[-1]
