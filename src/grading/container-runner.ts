@@ -22,8 +22,14 @@ const LEFTOVER_AGE_MS = 3 * 3600 * 1000;
 /** The harness source, read once; it is sent into every container (never baked into images). */
 const HARNESS_PATH = fileURLToPath(new URL('../../../docker/harness/harness.py', import.meta.url));
 
+/** Gofer's seccomp profile (docker/seccomp.json), read once and given to every grading container. */
+const SECCOMP_PATH = fileURLToPath(new URL('../../../docker/seccomp.json', import.meta.url));
+
 /** Reads the harness from stdin: a line with its byte length, then the source (see docs/harness-protocol.md). */
 const BOOT = "import sys;b=sys.stdin.buffer;n=int(b.readline());exec(compile(b.read(n),'harness.py','exec'))";
+
+/** /dev/shm of a grading container (Docker's own default, set explicitly). */
+const SHM_BYTES = 64 * 1024 * 1024;
 
 /** The container's uid for learner code. */
 const LEARNER_UID = 1000;
@@ -62,6 +68,7 @@ export type ContainerOutcome =
  */
 export class ContainerRunner {
   private readonly harness: Buffer;
+  private readonly seccomp: string;
 
   constructor(
     private readonly docker: Docker,
@@ -69,6 +76,7 @@ export class ContainerRunner {
     options: { harnessSource?: Buffer } = {},
   ) {
     this.harness = options.harnessSource ?? readFileSync(HARNESS_PATH);
+    this.seccomp = JSON.stringify(JSON.parse(readFileSync(SECCOMP_PATH, 'utf8')));
   }
 
   /** Fails with an InfrastructureError naming what to do when the engine or image is missing. */
@@ -157,8 +165,14 @@ export class ContainerRunner {
           CapDrop: ['ALL'],
           // Only to drop from root to the learner's uid; no-new-privileges keeps it one-way.
           CapAdd: ['SETUID', 'SETGID'],
-          SecurityOpt: ['no-new-privileges'],
-          Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }],
+          SecurityOpt: ['no-new-privileges', `seccomp=${this.seccomp}`],
+          // No core dumps; no single file larger than the scratch space; /dev/shm sized explicitly.
+          Ulimits: [
+            { Name: 'nofile', Soft: 4096, Hard: 4096 },
+            { Name: 'core', Soft: 0, Hard: 0 },
+            { Name: 'fsize', Soft: limits.tmpfsMb * 1024 * 1024, Hard: limits.tmpfsMb * 1024 * 1024 },
+          ],
+          ShmSize: SHM_BYTES,
           LogConfig: { Type: 'none', Config: {} },
         },
       });

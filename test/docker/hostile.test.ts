@@ -177,6 +177,44 @@ describe('hostile notebooks (real engine)', function () {
     expect(r.maxPoints).to.equal(2);
   });
 
+  it('io_uring, AF_VSOCK and AF_ALG sockets are refused inside the container; no core dumps, a file-size limit', async () => {
+    const tests = await assignment({
+      refused: okTest({ name: 'refused', cases: [{ code: ">>> refused\n{'io_uring_setup': True, 'AF_VSOCK': True, 'AF_ALG': True}" }] }),
+      limits: okTest({ name: 'limits', cases: [{ code: '>>> core, fsize_bytes > 0\n((0, 0), True)' }] }),
+    });
+    const r = await run(
+      [
+        [
+          'import ctypes, errno, os, resource, socket',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          'params = ctypes.create_string_buffer(120)',
+          'refused = {"io_uring_setup": libc.syscall(425, 4, params) == -1}',
+          'for name, family in (("AF_VSOCK", 40), ("AF_ALG", 38)):',
+          '    try:',
+          '        socket.socket(family, socket.SOCK_STREAM if family == 40 else socket.SOCK_SEQPACKET).close()',
+          '        refused[name] = False',
+          '    except OSError:',
+          '        refused[name] = True',
+          'core = resource.getrlimit(resource.RLIMIT_CORE)',
+          'fsize_bytes = resource.getrlimit(resource.RLIMIT_FSIZE)[0]',
+        ].join('\n'),
+      ],
+      { tests },
+    );
+    expect(r.status, r.message ?? '').to.equal('graded');
+    expect(r.tests.find((t) => t.name === 'refused'), JSON.stringify(r.tests)).to.include({ passed: true });
+    expect(r.tests.find((t) => t.name === 'limits'), JSON.stringify(r.tests)).to.include({ passed: true });
+  });
+
+  it("a notebook that breaks its kernel's message signatures: kernel_died once, with a fixed sentence and nothing of the tests", async () => {
+    const r = await run(['answer = 42', 'kernel = get_ipython().kernel\nkernel.session.sign = lambda parts: b"".join(parts)']);
+    expect(r.status).to.equal('kernel_died');
+    expect(r.score).to.equal(0);
+    expect(JSON.stringify(r)).not.to.include(SECRET);
+    expect(JSON.stringify(r)).not.to.include('answer + 1');
+    expect(r.message).to.match(/could not verify/);
+  });
+
   it('a notebook that kills its own kernel: kernel_died, no score', async () => {
     const r = await run(['answer = 42', 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)', 'after = 1']);
     expect(r.status).to.equal('kernel_died');
