@@ -590,7 +590,7 @@ function writeBenchConfig(): { dir: string; config: Config } {
       {
         id: '8x',
         instructors: ['prof'],
-        assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: path.join(root, 'config/example/lab01/tests'), policy: 'otter' }],
+        assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: path.join(root, 'config/example/lab01/tests'), files: ['data.csv'], policy: 'otter' }],
       },
     ],
   };

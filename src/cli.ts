@@ -6,6 +6,7 @@ import { POLICIES, type Config, type Policy } from './config/schema.js';
 import { ContainerRunner } from './grading/container-runner.js';
 import { createDocker } from './grading/docker.js';
 import { formatResult } from './grading/format.js';
+import { suspiciousFiles } from './grading/assignment-files.js';
 import { gradeNotebook, readAssignment } from './grading/grader.js';
 import { buildImage, LOCAL_BASE } from './grading/image.js';
 import { createDb, migrate, type Db } from './db/knex.js';
@@ -19,6 +20,7 @@ import { run } from './server.js';
 import { ApiTokenStore } from './submissions/identity.js';
 import { SubmissionStore } from './submissions/store.js';
 import { GoferError, InputError } from './lib/errors.js';
+import { globMatcher } from './lib/globs.js';
 import { createLogger, type Logger } from './lib/logger.js';
 
 interface GlobalOptions {
@@ -65,12 +67,13 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<notebook>', 'the .ipynb file to grade')
     .requiredOption('--tests <dir>', 'directory of OK-format test files (q1.py, ...)')
     .option('--dir <dir>', 'assignment directory with support files (default: the parent of --tests)')
+    .option('--files <pattern...>', 'support files to copy into the working directory: paths or globs under --dir (default: none)')
     .addOption(new Option('--policy <policy>', 'scoring policy').choices([...POLICIES]))
     .option('--image <image>', 'grader image (default: from the configuration)')
     .option('--timeout <seconds>', 'time limit for the notebook (and again for the tests)', positiveNumber)
     .option('--memory <mb>', 'memory limit in MB', positiveNumber)
     .option('--json', 'print exactly one JSON object on stdout')
-    .action(async (notebookPath: string, opts: { tests: string; dir?: string; policy?: Policy; image?: string; timeout?: number; memory?: number; json?: boolean }) => {
+    .action(async (notebookPath: string, opts: { tests: string; dir?: string; files?: string[]; policy?: Policy; image?: string; timeout?: number; memory?: number; json?: boolean }) => {
       const { config, log } = setup();
       const limits = {
         ...config.grading,
@@ -84,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       } catch (err) {
         throw new InputError(`Cannot read the notebook ${notebookPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-      const assignment = await readAssignment(opts.tests, opts.dir ?? path.dirname(path.resolve(opts.tests)));
+      const assignment = await readAssignment(opts.tests, { ...(opts.dir ? { directory: opts.dir } : {}), files: opts.files ?? [] });
       const runner = new ContainerRunner(createDocker(config), log);
       await runner.checkReady(image);
       log.info('grading', { notebook: notebookPath, tests: assignment.tests.length, image });
@@ -237,12 +240,25 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('check-config')
     .description('validate the configuration file and print where it is wrong')
-    .action(() => {
+    .action(async () => {
       const opts = program.opts<GlobalOptions>();
       const file = configPath(opts.config);
       const config = loadConfig(file);
       const assignments = config.courses.reduce((n, c) => n + c.assignments.length, 0);
       process.stdout.write(`${file ?? 'built-in defaults'}: valid (${config.courses.length} course(s), ${assignments} assignment(s))\n`);
+      for (const course of config.courses) {
+        for (const a of course.assignments) {
+          const listed = globMatcher(a.files);
+          for (const name of await suspiciousFiles(a.directory!, a.tests)) {
+            const where = `${course.id}/${a.id}: ${path.join(a.directory!, name)}`;
+            process.stdout.write(
+              listed(name)
+                ? `warning: ${where} looks like a solution or a grader archive, and \`files\` sends it to every learner's container\n`
+                : `warning: ${where} looks like a solution or a grader archive; it stays out of the container (not in \`files\`), but keep it elsewhere\n`,
+            );
+          }
+        }
+      }
     });
 
   try {

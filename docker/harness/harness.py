@@ -1896,6 +1896,7 @@ class Grader:
         agent = None
         try:
             await link.ready(deadline)
+            log("evaluator ready %.3f s into the tests" % (time.monotonic() - started))
             suffix = secrets.token_hex(6)
             b_name, ns_name = "_gofer_b_" + suffix, "_gofer_ns_" + suffix
             boot = (
@@ -1918,6 +1919,7 @@ class Grader:
                 raise await self.unanswered(None)
             ended.cancel()
             answer = connecting.result()
+            log("agent connected %.3f s into the tests" % (time.monotonic() - started))
             if not (answer or {}).get("connected"):
                 log("the agent did not connect:", shorten((answer or {}).get("error"), 300))
                 raise await self.unanswered(None)
@@ -2151,10 +2153,13 @@ def score(tests, policy):
 # The job, start to end
 # ---------------------------------------------------------------------------------------------
 
-async def grade(job, code_cells, tests, evaluator):
+async def grade(job, text, tests, evaluator):
     grader = Grader(job)
     try:
         await grader.start_kernel()
+        # nbformat's reading of the notebook (and its import) while the kernel starts.
+        _, code_cells = load_notebook(text)
+        del text
         await grader.ready()
         log("kernel ready in %.3f s" % Timing.kernel_start)
         await grader.run_notebook(code_cells)
@@ -2174,9 +2179,11 @@ async def grade(job, code_cells, tests, evaluator):
             grader.kernel_exit()
 
 
-def warm_modules(tests):
-    """The libraries the evaluator imports before the kernel runs, when tests mention them."""
+def warm_modules(tests, notebook_text):
+    """The libraries the evaluator imports while the kernel starts, when the tests or the notebook
+    mention them (a DataFrame the notebook makes crosses as a DataFrame, so pandas is needed)."""
     text = "\n".join(s for t in tests for s in t.setup + t.teardown + [e.source for c in t.cases for e in c.examples])
+    text += "\n" + notebook_text
     return [m for m in ("numpy", "pandas") if re.search(r"\b(%s|%s)\b" % (m, {"numpy": "np", "pandas": "pd"}[m]), text)]
 
 
@@ -2188,12 +2195,10 @@ def main():
         extract_job(sys.stdin.buffer)
         job = read_job()
         text = parse_notebook_json()
-        _, code_cells = load_notebook(text)
-        del text
         tests = load_tests(job["policy"])
         # The evaluator exists before the kernel (and so before any learner code).
-        evaluator = start_evaluator(job["uid"], warm_modules(tests))
-        result = asyncio.run(grade(job, code_cells, tests, evaluator))
+        evaluator = start_evaluator(job["uid"], warm_modules(tests, text))
+        result = asyncio.run(grade(job, text, tests, evaluator))
     except Outcome as outcome:
         result = {"status": outcome.status, "message": shorten(outcome.message, RESULT_MESSAGE_LIMIT),
                   "tests": [], "error": None}

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { supportPatternProblem } from '../lib/globs.js';
 import { configSchema, type Config } from './schema.js';
 
 /** Where the configuration comes from: `--config`, else GOFER_CONFIG, else built-in defaults. */
@@ -60,6 +61,10 @@ function resolvePaths(config: Config, base: string, source: string): Config {
       const at = `courses.${ci}.assignments.${ai}`;
       if (!isDir(tests)) problems.push(`  ${at}.tests: ${tests} is not a directory`);
       if (a.directory && !isDir(directory)) problems.push(`  ${at}.directory: ${directory} is not a directory`);
+      for (const pattern of a.files) {
+        const problem = supportPatternProblem(pattern);
+        if (problem) problems.push(`  ${at}.files: ${JSON.stringify(pattern)} ${problem}`);
+      }
       return { ...a, tests, directory };
     }),
   }));

@@ -38,8 +38,14 @@ export const assignmentSchema = z
     section: z.string().max(200).optional(),
     /** Directory of OK-format tests, relative to the configuration file. */
     tests: z.string().min(1),
-    /** Support files (data) the notebook opens by relative path; default: the parent of `tests`. */
+    /** Where the support files are; default: the parent of `tests`. */
     directory: z.string().min(1).optional(),
+    /**
+     * The support files (data the notebook opens by relative path) copied into the learner's
+     * working directory: paths or globs (`*`, `?`, `**`) relative to `directory`. Nothing else of
+     * the directory is copied: a solution kept beside the tests stays out of the learner's reach.
+     */
+    files: z.array(z.string().min(1).max(500)).default([]),
     /** Points the assignment is worth; scores are fractions of it. */
     points: z.number().positive().default(1),
     due: z.coerce.date().optional(),

@@ -23,7 +23,7 @@ export class AssignmentCatalog {
     for (const course of config.courses) {
       for (const a of course.assignments) {
         const directory = a.directory!;
-        const [tests, supportFiles] = await Promise.all([readTests(a.tests), readSupportFiles(directory, a.tests)]);
+        const [tests, supportFiles] = await Promise.all([readTests(a.tests), readSupportFiles(directory, a.tests, a.files)]);
         const limits: GradingLimits = {
           ...config.grading,
           ...(a.timeoutSeconds ? { timeoutSeconds: a.timeoutSeconds } : {}),

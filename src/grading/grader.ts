@@ -17,10 +17,13 @@ export interface GradeRequest {
   signal?: AbortSignal;
 }
 
-/** The instructor's side of a job, read from disk: tests and the assignment's support files. */
-export async function readAssignment(testsDir: string, assignmentDir = path.dirname(path.resolve(testsDir))) {
+/**
+ * The instructor's side of a job, read from disk: tests and the support files that `files`
+ * names (paths or globs under the assignment directory; none by default).
+ */
+export async function readAssignment(testsDir: string, opts: { directory?: string; files?: string[] } = {}) {
   const tests = await readTests(testsDir);
-  const supportFiles = await readSupportFiles(assignmentDir, testsDir);
+  const supportFiles = await readSupportFiles(opts.directory ?? path.dirname(path.resolve(testsDir)), testsDir, opts.files ?? []);
   return { tests, supportFiles };
 }
 

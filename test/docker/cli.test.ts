@@ -22,7 +22,7 @@ describe('gofer grade (command line, real engine)', function () {
   before(requireEngine);
 
   it('grades the example notebook: one JSON object on stdout, with the documented keys, exit 0', async () => {
-    const { code, stdout, stderr } = await gofer(['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--json']);
+    const { code, stdout, stderr } = await gofer(['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--files', 'data.csv', '--json']);
     expect(code, stderr).to.equal(0);
     const lines = stdout.trim().split('\n');
     expect(lines).to.have.length(1);
@@ -40,7 +40,7 @@ describe('gofer grade (command line, real engine)', function () {
     const nb = JSON.parse((await import('node:fs')).readFileSync(path.join(EXAMPLE, 'lab01.ipynb'), 'utf8'));
     nb.cells[2].source = 'def square(x):\n    return abs(x) * 2';
     writeFileSync(path.join(dir, 'wrong.ipynb'), JSON.stringify(nb));
-    const { code, stdout } = await gofer(['grade', path.join(dir, 'wrong.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--policy', 'otter', '--timeout', '30', '--memory', '512']);
+    const { code, stdout } = await gofer(['grade', path.join(dir, 'wrong.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--dir', EXAMPLE, '--files', 'data.csv', '--policy', 'otter', '--timeout', '30', '--memory', '512']);
     expect(code).to.equal(0);
     expect(stdout).to.match(/q1\s+0\.50\/1\s+failed/);
     expect(stdout).to.match(/Expected:\n\s+\|\s+9\n\s+\|\s+Got:\n\s+\|\s+6/);

@@ -215,6 +215,18 @@ describe('hostile notebooks (real engine)', function () {
     expect(r.message).to.match(/could not verify/);
   });
 
+  it('a solutions.py beside the tests is not in the container unless the assignment lists it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gofer-hostile-'));
+    mkdirSync(path.join(dir, 'tests'));
+    writeFileSync(path.join(dir, 'tests', 'q1.py'), okTest({ name: 'q1', cases: [{ code: '>>> found\nFalse' }] }));
+    writeFileSync(path.join(dir, 'solutions.py'), `ANSWER = '${SECRET}'\n`);
+    const tests = await readAssignment(path.join(dir, 'tests'));
+    expect(tests.supportFiles).to.deep.equal([]);
+    const r = await run(['import os\nfound = any(os.path.exists(p) for p in ("solutions.py", "/tmp/work/solutions.py"))'], { tests });
+    expect(r.status).to.equal('graded');
+    expect(r.score, JSON.stringify(r.tests)).to.equal(1);
+  });
+
   it('a notebook that kills its own kernel: kernel_died, no score', async () => {
     const r = await run(['answer = 42', 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)', 'after = 1']);
     expect(r.status).to.equal('kernel_died');

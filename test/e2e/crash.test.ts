@@ -39,7 +39,7 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
     ({ file, dir } = writeConfig({
       server: { host: '127.0.0.1', port: PORT, submissionsPerMinute: 1000 },
       queue: { workers: 1, leaseSeconds: 5, retryDelaySeconds: 1 },
-      courses: [{ id: '8x', assignments: [{ id: 'lab01', section: '1', tests: path.join(ROOT, 'config/example/lab01/tests'), timeoutSeconds: 30 }] }],
+      courses: [{ id: '8x', assignments: [{ id: 'lab01', section: '1', tests: path.join(ROOT, 'config/example/lab01/tests'), files: ['data.csv'], timeoutSeconds: 30 }] }],
     }));
     db = createDb(loadConfig(file, {}));
     await import('../../src/db/knex.js').then((m) => m.migrate(db));

@@ -76,7 +76,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
           id: '8x',
           contexts: [COURSE_KEY],
           instructors: ['prof'],
-          assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, policy: 'gofer', points: WEIGHT, timeoutSeconds: 60 }],
+          assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], policy: 'gofer', points: WEIGHT, timeoutSeconds: 60 }],
         },
       ],
     });

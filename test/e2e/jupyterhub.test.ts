@@ -43,7 +43,7 @@ describe('JupyterHub end to end: Gofer as a hub-managed service (real hub, proxy
         {
           id: '8x',
           instructors: ['prof'],
-          assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, policy: 'gofer', timeoutSeconds: 60 }],
+          assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], policy: 'gofer', timeoutSeconds: 60 }],
         },
       ],
     });

@@ -77,7 +77,7 @@ describe('LTI 1.3 with the dev platform, in a real browser (real engine)', funct
           { issuer: crafted.issuer, authUrl: crafted.authUrl, tokenUrl: crafted.tokenUrl, keysetUrl: crafted.keysetUrl, clients: [{ clientId: crafted.clientId }] },
         ],
       },
-      courses: [{ id: '8x', contexts: [COURSE_KEY], assignments: [{ id: 'lab01', section: '1', tests: EXAMPLE_TESTS, points: 3, timeoutSeconds: 60 }] }],
+      courses: [{ id: '8x', contexts: [COURSE_KEY], assignments: [{ id: 'lab01', section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60 }] }],
     }));
     db = createDb(loadConfig(file, {}));
     await start();

@@ -23,7 +23,7 @@ export function writeConfig(overrides: Record<string, unknown> = {}): { file: st
         id: '8x',
         instructors: ['prof'],
         assignments: [
-          { id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, policy: 'otter' },
+          { id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], policy: 'otter' },
           { id: 'closed', tests: EXAMPLE_TESTS, due: '2020-01-01T00:00:00Z', late: 'reject' },
         ],
       },
