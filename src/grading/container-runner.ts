@@ -15,7 +15,7 @@ import { harnessOutputSchema, type HarnessOutput } from './result.js';
 export const CONTAINER_LABEL = 'org.gofer.grading';
 /** Which process made the container: "<host>/<pid>". */
 export const OWNER_LABEL = 'org.gofer.owner';
-export const OWNER = `${hostname()}/${process.pid}`;
+const OWNER = `${hostname()}/${process.pid}`;
 /** A container older than this is a leftover whoever made it (no grading runs this long). */
 const LEFTOVER_AGE_MS = 3 * 3600 * 1000;
 

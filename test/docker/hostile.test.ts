@@ -39,7 +39,7 @@ describe('hostile notebooks (real engine)', function () {
   });
 
   afterEach(async () => {
-    expect(await gradingContainers(docker, { mine: true }), 'grading containers left behind').to.equal(0);
+    expect(await gradingContainers(docker, { pids: [process.pid] }), 'grading containers left behind').to.equal(0);
   });
 
   async function run(cells: string[], opts: { timeoutSeconds?: number; memoryMb?: number; policy?: Policy; tests?: typeof plain } = {}): Promise<GradingResult> {

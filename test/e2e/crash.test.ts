@@ -32,6 +32,8 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
   let db: Db;
   let tokens: string[];
   let proc: GoferProcess | undefined;
+  /** The gofer processes this suite started: only their containers are counted. */
+  const spawned: Array<number | undefined> = [];
   const acked = new Set<string>();
 
   before(async () => {
@@ -54,6 +56,7 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
 
   const start = async (workers: number): Promise<GoferProcess> => {
     const p = spawnGofer(['--config', file, 'serve', '--workers', String(workers)], path.join(dir, 'gofer.log'));
+    spawned.push(p.child.pid);
     await waitFor('gofer to answer /health', async () => (await fetch(`http://127.0.0.1:${PORT}/health`)).ok, 30_000);
     return p;
   };
@@ -88,10 +91,10 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
     proc = await start(2);
     // send the rest, then kill while a container is grading
     await Promise.all(Array.from({ length: 8 }, (_, i) => submit(100 + i)));
-    await waitFor('a grading container', async () => (await gradingContainers(docker)) > 0, 30_000, 50);
+    await waitFor('a grading container', async () => (await gradingContainers(docker, { pids: spawned })) > 0, 30_000, 50);
     proc.child.kill('SIGKILL');
     await proc.exited;
-    expect(await gradingContainers(docker), 'the killed process left its containers (removed at the next start)').to.be.greaterThan(0);
+    expect(await gradingContainers(docker, { pids: spawned }), 'the killed process left its containers (removed at the next start)').to.be.greaterThan(0);
 
     proc = await start(2);
     await waitFor(
@@ -114,7 +117,7 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
 
     proc.child.kill('SIGTERM');
     expect(await proc.exited).to.equal(0);
-    expect(await gradingContainers(docker)).to.equal(0);
+    expect(await gradingContainers(docker, { pids: spawned })).to.equal(0);
   });
 
   it('on SIGTERM stops claiming, finishes or gives back running jobs, and exits 0', async () => {
@@ -126,6 +129,6 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
     const job = await db('grading_jobs').join('submissions', 'submissions.id', 'grading_jobs.submission_id').where('submissions.status', '!=', 'graded').select('grading_jobs.status', 'grading_jobs.locked_by');
     // the job either finished within the grace period or was given back unlocked
     for (const j of job) expect(j).to.deep.equal({ status: 'queued', locked_by: null });
-    expect(await gradingContainers(docker)).to.equal(0);
+    expect(await gradingContainers(docker, { pids: spawned })).to.equal(0);
   });
 });

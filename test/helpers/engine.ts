@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
-import { ContainerRunner, CONTAINER_LABEL, OWNER, OWNER_LABEL } from '../../src/grading/container-runner.js';
+import { hostname } from 'node:os';
+import { ContainerRunner, CONTAINER_LABEL, OWNER_LABEL } from '../../src/grading/container-runner.js';
 import { silentLogger } from '../../src/lib/logger.js';
 
 export const IMAGE = process.env.GOFER_TEST_IMAGE ?? 'gofer/grader:latest';
@@ -18,10 +19,13 @@ export async function requireEngine(): Promise<{ docker: Docker; runner: Contain
 }
 
 /**
- * Grading containers on the engine: all of them, or only those this test process made (`mine`),
- * so that a suite is not confused by another Gofer process sharing the engine.
+ * Grading containers on the engine: all of them, or only those made by the given processes
+ * of this host (`pids`, e.g. this test process or the `gofer` children it spawned), so a suite
+ * is not confused by another Gofer process sharing the engine.
  */
-export async function gradingContainers(docker: Docker, opts: { mine?: boolean } = {}): Promise<number> {
-  const label = opts.mine ? [CONTAINER_LABEL, `${OWNER_LABEL}=${OWNER}`] : [CONTAINER_LABEL];
-  return (await docker.listContainers({ all: true, filters: { label } })).length;
+export async function gradingContainers(docker: Docker, opts: { pids?: Array<number | undefined> } = {}): Promise<number> {
+  const all = await docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } });
+  if (!opts.pids) return all.length;
+  const owners = new Set(opts.pids.map((pid) => `${hostname()}/${pid}`));
+  return all.filter((c) => owners.has(c.Labels[OWNER_LABEL] ?? '')).length;
 }
