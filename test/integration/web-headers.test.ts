@@ -19,6 +19,10 @@ describe('web headers', () => {
       res.cookie('none-but-insecure', '1', { sameSite: 'none' });
       res.send('ok');
     });
+    // Gofer's own catch-all (express's default 404 sets a policy of its own)
+    app.use((_req, res) => {
+      res.status(404).send('nothing here');
+    });
     server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
