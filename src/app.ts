@@ -5,6 +5,7 @@ import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
 import type { HubOAuth } from './submissions/hub-oauth.js';
 import { hubSubmitRouter, submissionsApiRouter, type IntakeDeps } from './submissions/routes.js';
+import { securityHeaders } from './web/headers.js';
 import { learnerPageRouter } from './web/learner-page.js';
 
 export interface AppDeps extends IntakeDeps {
@@ -17,6 +18,8 @@ export interface AppDeps extends IntakeDeps {
   oauth?: HubOAuth;
   /** More routers (LTI launch and pages), mounted before the catch-all 404. */
   mounts?: Array<[string, RequestHandler]>;
+  /** Origins allowed to frame Gofer's pages (the platforms'), besides Gofer itself. */
+  frameAncestors?: string[];
 }
 
 export const LEGACY_PREFIXES = ['/services/gofer_nb/', '/services/otter_grade/'];
@@ -29,13 +32,14 @@ export function buildApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  app.use(securityHeaders(deps.frameAncestors ?? []));
   const prefixes = [deps.prefix, ...(deps.config.server.legacyPrefixes ? LEGACY_PREFIXES : [])];
   if (deps.oauth) {
     const oauth = deps.oauth;
     deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req) };
     app.use(deps.prefix, oauth.router());
   }
-  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, identity: (req) => deps.cookieIdentity?.(req), prefix: deps.prefix }));
+  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix }));
   const submit = hubSubmitRouter(deps);
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));

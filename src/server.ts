@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { buildApp } from './app.js';
-import type { Config } from './config/schema.js';
+import { ltiCookies, type Config } from './config/schema.js';
 import { WalCheckpointer } from './db/checkpointer.js';
 import { createDb, migrate, sqliteFile, type Db } from './db/knex.js';
 import { AssignmentCatalog } from './grading/catalog.js';
@@ -28,7 +28,10 @@ import { passbackNotice } from './passback/notice.js';
 import { policyLookup } from './passback/policy.js';
 import { Signer } from './submissions/identity.js';
 import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oauth.js';
-import { linkRouter, LTI_PAGE_SESSION_MS, ltiPagesRouter } from './web/lti-pages.js';
+import { BrowserSessions } from './web/browser-sessions.js';
+import { origins, partitionCrossSiteCookies } from './web/headers.js';
+import { linkRouter, ltiPagesRouter } from './web/lti-pages.js';
+import { LtiPageSessions } from './web/lti-session.js';
 import type { RequestHandler } from 'express';
 import { ExaminerPool } from './submissions/examine.js';
 import { Intake } from './submissions/intake.js';
@@ -147,20 +150,23 @@ async function start(
     const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock, requiredScopes: hubScopes(env) }) : undefined;
     const auth = new Authenticator(hubClient, new ApiTokenStore(db, clock));
     const oauthSettings = hubOAuthSettings(env, hub.prefix);
+    const sessions = new BrowserSessions(db);
     const oauth =
       hubClient && oauthSettings
-        ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix)
+        ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix, sessions)
         : undefined;
     const examiners = new ExaminerPool();
     started.push(() => examiners.close());
     const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: () => pool.notify() });
     const mounts: Array<[string, RequestHandler]> = [];
+    const frameAncestors = origins(config.lti.frameAncestors);
     let devPlatform: DevPlatform | undefined;
     if (outbox) {
       const toolUrl = ltiBaseUrl(config, hub);
       if (!config.lti.url && hub.port === 0) throw new ConfigError('LTI needs a fixed server.port (or lti.url): platforms must know where Gofer is.');
       const store = new LtiStore(db);
       const signer = new Signer(cookieSecret(config.server.secret, env, config.dataDir));
+      const pageSessions = new LtiPageSessions({ sessions, cookies: ltiCookies(config.lti), clock });
       const ags = new AgsClient({
         keys: new LtijsToolKeys(new KnexLtiPlugin(db, clock, log), ltiEncryptionKey(config, env)),
         clock,
@@ -205,7 +211,7 @@ async function start(
         env,
         toolUrl,
         launches,
-        pageUrl: (session) => `/app/assignment?s=${encodeURIComponent(signer.sign('lti-page', session, LTI_PAGE_SESSION_MS, clock.now()))}`,
+        openPage: (session, req, res) => pageSessions.open(req, res, session),
         assignmentsForDeepLinking: () => config.courses.flatMap((c) => c.assignments.map((a) => ({ id: a.id, title: `${c.id}: ${a.id}` }))),
       });
       const platforms = [...config.lti.platforms];
@@ -218,6 +224,8 @@ async function start(
         log.info(`dev platform: open ${dev.url}/ to launch as a learner or an instructor`);
       }
       await registerPlatforms(mount.provider, platforms, log);
+      frameAncestors.push(...origins(platforms.map((p) => p.issuer)));
+      if (ltiCookies(config.lti).partitioned) mounts.push(['/lti', partitionCrossSiteCookies()]);
       mounts.push(['/lti', mount.app]);
       mounts.push([
         '/app',
@@ -226,6 +234,7 @@ async function start(
           store,
           submissions,
           signer,
+          pageSessions,
           clock,
           prefix: hub.prefix,
           passbackStates: async (ids) =>
@@ -261,7 +270,7 @@ async function start(
       ]);
     }
     devPlatformRef = devPlatform;
-    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, mounts, ...(oauth ? { oauth } : {}) });
+    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, ...(oauth ? { oauth } : {}) });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);

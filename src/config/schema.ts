@@ -103,15 +103,47 @@ export const ltiSchema = z
     encryptionKey: z.string().min(16).optional(),
     /** Allows a generated encryption key and plain-HTTP cookies: never in production. */
     development: z.boolean().default(false),
-    /** Cookies for edX's iframe launch: over HTTPS use secure with sameSite None. */
-    cookies: z.object({ secure: z.boolean().default(false), sameSite: z.enum(['None', 'Lax', 'Strict']).default('Lax') }).strict().default({}),
+    /**
+     * Attributes of the cookies the launch and the framed pages need (ltijs's state and session
+     * cookies, Gofer's page session). Default: `SameSite=None; Secure; Partitioned`, which edX's
+     * iframe needs in browsers that block third-party cookies; in `development`, `SameSite=Lax`
+     * without Secure (plain HTTP on any host, platform and Gofer on one site).
+     */
+    cookies: z
+      .object({ secure: z.boolean().optional(), sameSite: z.enum(['None', 'Lax', 'Strict']).optional(), partitioned: z.boolean().optional() })
+      .strict()
+      .default({}),
+    /** Origins allowed to frame Gofer's pages besides the platforms' issuers (e.g. edX's learning MFE, https://apps.example.edu). */
+    frameAncestors: z.array(z.string().url()).default([]),
     /** When the hub logs users in with LTI too and names them after a claim (e.g. "sub"), link identities automatically. */
     hubUserClaim: z.string().optional(),
     /** The "Open in JupyterHub" link; {assignment} and {course} are filled in. */
     hubLink: z.string().default('/hub/user-redirect/lab'),
     platforms: z.array(platformSchema).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((lti, ctx) => {
+    const c = ltiCookies(lti);
+    if ((c.sameSite === 'None' || c.partitioned) && !c.secure) {
+      ctx.addIssue({ code: 'custom', path: ['cookies', 'secure'], message: 'browsers drop SameSite=None and Partitioned cookies that are not Secure: set secure: true' });
+    }
+  });
+
+export interface CookieAttributes {
+  secure: boolean;
+  sameSite: 'None' | 'Lax' | 'Strict';
+  partitioned: boolean;
+}
+
+/** The cookie attributes in force: what is configured, else the default for the mode. */
+export function ltiCookies(lti: { development: boolean; cookies: Partial<CookieAttributes> }): CookieAttributes {
+  const defaults: CookieAttributes = lti.development ? { secure: false, sameSite: 'Lax', partitioned: false } : { secure: true, sameSite: 'None', partitioned: true };
+  return {
+    secure: lti.cookies.secure ?? defaults.secure,
+    sameSite: lti.cookies.sameSite ?? defaults.sameSite,
+    partitioned: lti.cookies.partitioned ?? defaults.partitioned,
+  };
+}
 
 export const passbackSchema = z
   .object({

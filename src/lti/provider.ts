@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Express, Request, Response } from 'express';
-import type { Config, PlatformConfig } from '../config/schema.js';
+import { ltiCookies, type Config, type CookieAttributes, type PlatformConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
@@ -51,11 +51,6 @@ export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: N
   return readFileSync(file, 'utf8').trim();
 }
 
-/**
- * Sets up ltijs in serverless mode on Gofer's database, with Gofer's launch handling. Pages
- * after the launch are Gofer's own (`pageUrl`), reached with a signed session in the URL so they
- * also work in an iframe that blocks third-party cookies.
- */
 /** ltijs on Gofer's database, deployed in serverless mode, with no handlers yet. */
 export async function createProvider(deps: { config: Config; db: Db; clock: Clock; log: Logger; env: NodeJS.ProcessEnv }): Promise<LtijsProvider> {
   const { config } = deps;
@@ -65,7 +60,8 @@ export async function createProvider(deps: { config: Config; db: Db; clock: Cloc
     appRoute: '/',
     loginRoute: '/login',
     keysetRoute: '/keys',
-    cookies: { secure: config.lti.cookies.secure, sameSite: config.lti.cookies.sameSite },
+    // Partitioned is added on the way out (partitionCrossSiteCookies): ltijs cannot set it
+    cookies: { secure: ltiCookies(config.lti).secure, sameSite: ltiCookies(config.lti).sameSite },
     devMode: false,
     // Gofer's pages are its own; ltijs needs no cross-origin access
     cors: false,
@@ -78,9 +74,8 @@ export async function createProvider(deps: { config: Config; db: Db; clock: Cloc
 }
 
 /**
- * Sets up ltijs with Gofer's launch handling. Pages after the launch are Gofer's own
- * (`pageUrl`), reached with a signed session in the URL so they also work in an iframe that
- * blocks third-party cookies.
+ * Sets up ltijs with Gofer's launch handling. Pages after the launch are Gofer's own: `openPage`
+ * starts their session (a cookie) and gives their address.
  */
 export async function setupLti(deps: {
   config: Config;
@@ -91,7 +86,7 @@ export async function setupLti(deps: {
   launches: LaunchService;
   /** Where platforms and browsers reach Gofer. */
   toolUrl: string;
-  pageUrl: (session: LtiSession) => string;
+  openPage: (session: LtiSession, req: Request, res: Response) => Promise<string>;
   assignmentsForDeepLinking: (token: Record<string, any>) => Array<{ id: string; title: string }>;
 }): Promise<LtiMount> {
   const { config, log } = deps;
@@ -100,11 +95,11 @@ export async function setupLti(deps: {
   const problem = (res: Response, status: number, title: string, message: string): void => {
     res.status(status).type('html').send(page(title, `<p>${esc(message)}</p>`));
   };
-  lti.onConnect(async (token, _req, res) => {
+  lti.onConnect(async (token, req, res) => {
     const outcome = await deps.launches.launch(claimsFromLtijs(token));
     if (!outcome.ok) return problem(res, 400, outcome.title, outcome.message);
     log.info('launch', { issuer: outcome.session.issuer, course: outcome.session.course, assignment: outcome.session.assignment, staff: outcome.session.staff });
-    return res.redirect(303, deps.pageUrl(outcome.session));
+    return res.redirect(303, await deps.openPage(outcome.session, req, res));
   });
   lti.onDeepLinking(async (token, _req, res) => {
     const ltik = res.locals.ltik as string;
@@ -123,12 +118,29 @@ export async function setupLti(deps: {
     const form = await lti.DeepLinking.createDeepLinkingForm(token, [{ type: 'ltiResourceLink', title: entry.title, url: launchUrl, custom: { assignment: entry.id } }], { message: `Linked ${entry.title}` });
     return res.type('html').send(form);
   });
-  lti.onInvalidToken((req, res) => problem(res, 401, 'Launch not accepted', `The launch could not be verified (${String((res.locals.err as { details?: { message?: string } })?.details?.message ?? 'invalid token')}). Launch the assignment again from the course.`));
-  lti.onSessionTimeout((_req, res) => problem(res, 401, 'Session expired', 'Your session has expired. Launch the assignment again from the course.'));
+  lti.onInvalidToken((_req, res) => {
+    const reason = String((res.locals.err as { details?: { message?: string } })?.details?.message ?? 'invalid token');
+    if (reason === 'MISSING_VALIDATION_COOKIE') return problem(res, 401, 'Launch not accepted: cookie missing', missingCookie(deps.toolUrl, ltiCookies(config.lti)));
+    return problem(res, 401, 'Launch not accepted', `The launch could not be verified (${reason}). Launch the assignment again from the course.`);
+  });
+  // a launch whose session cookie did not come back: the same cookie problem one step later
+  lti.onSessionTimeout((_req, res) => problem(res, 401, 'Session not found: cookie missing', missingCookie(deps.toolUrl, ltiCookies(config.lti))));
   lti.onUnregisteredPlatform((_req, res) =>
     problem(res, 400, 'Unknown platform', 'This platform (issuer and client id) is not registered with Gofer. The course team must add its issuer and the component\'s client id to Gofer\'s configuration (lti.platforms) or with `gofer platform add`.'),
   );
   return { app: lti.app, provider: lti };
+}
+
+/** What to check when the browser did not send back the cookie ltijs set during the launch. */
+export function missingCookie(toolUrl: string, c: CookieAttributes): string {
+  const now = [`SameSite=${c.sameSite}`, ...(c.secure ? ['Secure'] : []), ...(c.partitioned ? ['Partitioned'] : [])].join('; ');
+  return (
+    'Your browser did not send back the cookie Gofer set when this launch began (MISSING_VALIDATION_COOKIE), so Gofer cannot tell the launch is yours. Check: ' +
+    `(1) Gofer is reached over HTTPS (its address is ${toolUrl}, lti.url): browsers keep Secure cookies only from HTTPS or localhost; ` +
+    `(2) Gofer's cookies are "SameSite=None; Secure; Partitioned", the default outside lti.development (now: ${now}; lti.cookies); ` +
+    '(3) the browser accepts cookies of a site inside another site\'s page: Safari, and browsers set to block all third-party cookies, refuse even partitioned ones. ' +
+    'There, set the component in Studio to open in a new window. Then launch the assignment again from the course.'
+  );
 }
 
 /** Registers every platform client declared in the configuration; idempotent. */

@@ -5,6 +5,8 @@ import { parse as parseCookies, serialize } from 'cookie';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Clock } from '../lib/clock.js';
 import { AuthError, InfrastructureError } from '../lib/errors.js';
+import { safeEqual } from '../lib/safe-equal.js';
+import type { BrowserSessions } from '../web/browser-sessions.js';
 import type { HubClient, Identity } from './identity.js';
 import { Signer } from './identity.js';
 
@@ -46,9 +48,18 @@ export function cookieSecret(configured: string | undefined, env: NodeJS.Process
   return readFileSync(file, 'utf8').trim();
 }
 
+/** A hub login as the session table keeps it. */
+interface HubSession {
+  name: string;
+  admin: boolean;
+  groups: string[];
+}
+
 /**
- * Browsers log in through the hub: Gofer is an OAuth client of the hub, keeps its own signed
- * session cookie, and requires an XSRF token (double-submit cookie) on cookie-authenticated POSTs.
+ * Browsers log in through the hub: Gofer is an OAuth client of the hub and keeps its own session
+ * (a random id in a cookie, the session in the database, revoked at logout). Cookie-authenticated
+ * POSTs need the session's XSRF token: an HMAC of the session id with the server secret, also
+ * handed to page scripts in the `_xsrf` cookie.
  */
 export class HubOAuth {
   private readonly signer: Signer;
@@ -59,25 +70,31 @@ export class HubOAuth {
     secret: string,
     private readonly clock: Clock,
     private readonly prefix: string,
+    private readonly sessions: BrowserSessions,
   ) {
     this.signer = new Signer(secret);
   }
 
-  identity(req: Request): Identity | undefined {
-    const cookies = parseCookies(req.get('cookie') ?? '');
-    const session = this.signer.verify<{ name: string; admin: boolean; groups: string[] }>('hub-session', cookies[SESSION_COOKIE], this.clock.now());
+  async identity(req: Request): Promise<Identity | undefined> {
+    const session = await this.sessions.get<HubSession>('hub', sessionId(req), this.clock.now());
     return session && { name: session.name, admin: session.admin, groups: session.groups, via: 'hub-cookie' };
   }
 
   /** The XSRF token of this browser's hub session, to put into Gofer's own forms. */
-  xsrfToken(req: Request): string | undefined {
-    return parseCookies(req.get('cookie') ?? '')[XSRF_COOKIE];
+  async xsrfToken(req: Request): Promise<string | undefined> {
+    const id = sessionId(req);
+    return id && (await this.sessions.get('hub', id, this.clock.now())) ? this.xsrfFor(id) : undefined;
   }
 
+  /** Whether the request carries the XSRF token of the session it comes with (header or `_xsrf` field). */
   checkXsrf(req: Request): boolean {
-    const cookie = parseCookies(req.get('cookie') ?? '')[XSRF_COOKIE];
+    const id = sessionId(req);
     const given = req.get('x-xsrftoken') ?? (req.body as Record<string, unknown> | undefined)?._xsrf;
-    return Boolean(cookie) && cookie === given;
+    return Boolean(id) && typeof given === 'string' && safeEqual(given, this.xsrfFor(id!));
+  }
+
+  private xsrfFor(sessionId: string): string {
+    return this.signer.tag('xsrf', sessionId);
   }
 
   router(): Router {
@@ -96,14 +113,18 @@ export class HubOAuth {
       const token = await this.exchange(req.query.code);
       const user = await this.hub.userForToken(token);
       if (!user) throw new AuthError('JupyterHub did not accept the login. Open Gofer again from JupyterHub.');
-      const now = this.clock.now();
+      const session: HubSession = { name: user.name, admin: Boolean(user.admin), groups: user.groups ?? [] };
+      const id = await this.sessions.create('hub', session, SESSION_MS, this.clock.now());
       res.append('Set-Cookie', serialize(STATE_COOKIE, '', cookieOptions(this.prefix, 0, req.secure)));
-      res.append('Set-Cookie', serialize(SESSION_COOKIE, this.signer.sign('hub-session', { name: user.name, admin: Boolean(user.admin), groups: user.groups ?? [] }, SESSION_MS, now), cookieOptions(this.prefix, SESSION_MS / 1000, req.secure)));
-      res.append('Set-Cookie', serialize(XSRF_COOKIE, randomBytes(16).toString('hex'), { ...cookieOptions(this.prefix, SESSION_MS / 1000, req.secure), httpOnly: false }));
+      res.append('Set-Cookie', serialize(SESSION_COOKIE, id, cookieOptions(this.prefix, SESSION_MS / 1000, req.secure)));
+      res.append('Set-Cookie', serialize(XSRF_COOKIE, this.xsrfFor(id), { ...cookieOptions(this.prefix, SESSION_MS / 1000, req.secure), httpOnly: false }));
       res.redirect(302, saved.next);
     });
-    router.get('/logout', (_req: Request, res: Response) => {
-      res.append('Set-Cookie', serialize(SESSION_COOKIE, '', cookieOptions(this.prefix, 0)));
+    router.get('/logout', async (req: Request, res: Response) => {
+      const id = sessionId(req);
+      if (id) await this.sessions.revoke(id, this.clock.now());
+      res.append('Set-Cookie', serialize(SESSION_COOKIE, '', cookieOptions(this.prefix, 0, req.secure)));
+      res.append('Set-Cookie', serialize(XSRF_COOKIE, '', { ...cookieOptions(this.prefix, 0, req.secure), httpOnly: false }));
       res.type('text/plain').send('You are logged out of Gofer.\n');
     });
     return router;
@@ -133,6 +154,10 @@ export class HubOAuth {
     if (!json.access_token) throw new AuthError('JupyterHub answered the login without a token.');
     return json.access_token;
   }
+}
+
+function sessionId(req: Request): string | undefined {
+  return parseCookies(req.get('cookie') ?? '')[SESSION_COOKIE] || undefined;
 }
 
 function cookieOptions(prefix: string, maxAgeSeconds: number, secure = false) {

@@ -110,11 +110,11 @@ export class ApiTokenStore {
 }
 
 /**
- * Signed, expiring values (session cookies, OAuth state, page sessions, link tokens). Every
- * value is signed for one purpose and only verifies for that purpose, so a value handed out for
- * one use (a page link) can never be replayed as another (a login cookie).
+ * Signed, expiring values (OAuth state, link tokens). Every value is signed for one purpose
+ * and only verifies for that purpose, so a value handed out for one use can never be replayed as
+ * another.
  */
-export type SignedPurpose = 'hub-session' | 'hub-oauth-state' | 'lti-page' | 'hub-link';
+export type SignedPurpose = 'hub-oauth-state' | 'hub-link';
 
 export class Signer {
   constructor(private readonly secret: string) {}

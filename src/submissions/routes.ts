@@ -14,7 +14,7 @@ export interface IntakeDeps {
   submissions: SubmissionStore;
   config: Pick<Config, 'courses' | 'server'>;
   /** Identity from a browser session cookie (hub OAuth), when that is set up. */
-  cookieIdentity?: (req: Request) => Identity | undefined;
+  cookieIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Checks the XSRF token of a cookie-authenticated POST. */
   checkXsrf?: (req: Request) => boolean;
 }
@@ -25,7 +25,7 @@ const JSON_TYPES = ['application/json', 'text/json'];
 export async function identify(req: Request, deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): Promise<Identity> {
   const fromHeader = await deps.auth.fromHeader(req.get('authorization'));
   if (fromHeader) return fromHeader;
-  const fromCookie = deps.cookieIdentity?.(req);
+  const fromCookie = await deps.cookieIdentity?.(req);
   if (fromCookie) {
     if (req.method === 'POST' && !deps.checkXsrf?.(req)) {
       throw new ForbiddenError('This request lacks its XSRF token. Reload the page and try again.');

@@ -7,10 +7,10 @@ import { esc, page } from './html.js';
  * `{prefix}me`: the signed-in learner's submissions with status, score and per-test feedback
  * (hidden tests withheld). Browsers without a session are sent to the hub login.
  */
-export function learnerPageRouter(deps: { submissions: SubmissionStore; identity: (req: express.Request) => Identity | undefined; prefix: string }): Router {
+export function learnerPageRouter(deps: { submissions: SubmissionStore; identity: (req: express.Request) => Promise<Identity | undefined>; prefix: string }): Router {
   const router = express.Router();
   router.get('/me', async (req, res) => {
-    const who = deps.identity(req);
+    const who = await deps.identity(req);
     if (!who) {
       res.redirect(302, `${deps.prefix}login?next=${encodeURIComponent(`${deps.prefix}me`)}`);
       return;

@@ -1,18 +1,17 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.js';
 import { gradeRows, gradesCsv } from '../gradebook/export.js';
-import type { LtiSession } from '../lti/launch.js';
-import type { LtiStore } from '../lti/store.js';
+import { isStaff, type LtiSession } from '../lti/launch.js';
+import type { LtiIdentity, LtiStore } from '../lti/store.js';
 import type { Clock } from '../lib/clock.js';
 import { ForbiddenError } from '../lib/errors.js';
+import { safeEqual } from '../lib/safe-equal.js';
 import type { Identity, Signer } from '../submissions/identity.js';
 import type { Receipt } from '../submissions/intake.js';
 import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { esc, page } from './html.js';
-
-/** How long a page link from a launch stays valid. */
-export const LTI_PAGE_SESSION_MS = 8 * 3600 * 1000;
+import type { LtiPageSessions } from './lti-session.js';
 
 /** How a submission's grade stands with the platform, for the pages. */
 export interface PassbackState {
@@ -25,6 +24,7 @@ export interface LtiPagesDeps {
   store: LtiStore;
   submissions: SubmissionStore;
   signer: Signer;
+  pageSessions: LtiPageSessions;
   clock: Clock;
   /** The hub service prefix (for "Connect your JupyterHub account"). */
   prefix: string;
@@ -32,7 +32,7 @@ export interface LtiPagesDeps {
   resend: (submissionId: string) => Promise<boolean>;
   onLinked: (hubUser: string) => Promise<void>;
   wakeGrading: () => void;
-  hubIdentity?: (req: Request) => Identity | undefined;
+  hubIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Stores a notebook uploaded on the assignment page, for that assignment. */
   submit: (who: Identity, notebook: Buffer, target: { course: string; assignment: string }) => Promise<Receipt>;
 }
@@ -49,8 +49,10 @@ const PASSBACK_WORDS: Record<string, string> = {
 /**
  * Pages reached after an LTI launch: the learner's assignment page, the instructor's course
  * table with CSV download, regrade and resend (CSRF-protected), and linking a launch identity to
- * a hub account. The session travels signed in the URL (`s`); POSTs also carry a CSRF token
- * derived from it.
+ * a hub account. The address names the launch (`l`), the browser's cookie proves it launched
+ * (LtiPageSessions); POSTs also carry a CSRF token derived from the launch. Staff rights are
+ * checked at every request: the launch's staff role counts only while the latest launch Gofer
+ * has seen from that person still carries one and the course is still configured.
  */
 export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   const router = express.Router();
@@ -60,30 +62,31 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   // serve: paths meant for the hub (its OAuth login through {prefix}, its pages) go to hub.publicUrl.
   const onHub = (pathOrUrl: string): string => (deps.config.hub.publicUrl ? new URL(pathOrUrl, deps.config.hub.publicUrl).href : pathOrUrl);
 
-  const session = (req: Request): { s: string; session: LtiSession } => {
-    const s = String(req.query.s ?? (req.body as Record<string, unknown> | undefined)?.s ?? '');
-    const value = deps.signer.verify<LtiSession>('lti-page', s, now());
-    if (!value) throw new ForbiddenError('This page link has expired. Launch the assignment again from the course.');
-    return { s, session: value };
+  const session = async (req: Request): Promise<{ launch: string; session: LtiSession; identity: LtiIdentity | undefined }> => {
+    const launch = String(req.query.l ?? (req.body as Record<string, unknown> | undefined)?.l ?? '');
+    const launched = await deps.pageSessions.find(req, launch);
+    const identity = await deps.store.identity(launched.issuer, launched.sub);
+    const configured = deps.config.courses.some((c) => c.id === launched.course);
+    const staff = launched.staff && configured && isStaff(identity?.roles ?? []);
+    return { launch, session: { ...launched, staff }, identity };
   };
-  const staffOnly = (req: Request): { s: string; session: LtiSession } => {
-    const found = session(req);
+  const staffOnly = async (req: Request): Promise<{ launch: string; session: LtiSession }> => {
+    const found = await session(req);
     if (!found.session.staff) throw new ForbiddenError('Only course staff may open this page.');
     return found;
   };
-  const checkCsrf = (req: Request, s: string): void => {
-    const given = String((req.body as Record<string, unknown> | undefined)?.csrf ?? req.query.csrf ?? '');
-    if (given !== deps.signer.tag('csrf', s)) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
+  const checkCsrf = (req: Request, launch: string): void => {
+    const given = (req.body as Record<string, unknown> | undefined)?.csrf ?? req.query.csrf;
+    if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
   router.get('/assignment', async (req: Request, res: Response) => {
-    const { s, session: ses } = session(req);
-    const identity = await deps.store.identity(ses.issuer, ses.sub);
+    const { launch, session: ses, identity } = await session(req);
     const assignment = deps.config.courses.find((c) => c.id === ses.course)?.assignments.find((a) => a.id === ses.assignment);
     const hubLink = onHub(deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course)));
     const parts = [`<p>Course <b>${esc(ses.course)}</b>, assignment <b>${esc(ses.assignment)}</b>${assignment?.due ? `, due ${esc(assignment.due.toISOString())}` : ''}.</p>`];
     parts.push(`<p><a id="open-hub" href="${esc(hubLink)}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
-    if (ses.staff) parts.push(`<p><a id="course-page" href="course?s=${encodeURIComponent(s)}">Course grades (staff)</a></p>`);
+    if (ses.staff) parts.push(`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
     const hubUser = identity?.hubUser;
     if (!hubUser) {
       const t = deps.signer.sign('hub-link', { issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
@@ -104,7 +107,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
         }),
       );
       parts.push(`<p>Signed in to JupyterHub as <b id="hub-user">${esc(hubUser)}</b>.</p>`);
-      const action = `submit?s=${encodeURIComponent(s)}&csrf=${encodeURIComponent(deps.signer.tag('csrf', s))}`;
+      const action = `submit?l=${encodeURIComponent(launch)}&csrf=${encodeURIComponent(deps.signer.tag('csrf', launch))}`;
       parts.push(`<form id="upload" method="post" enctype="multipart/form-data" action="${esc(action)}">
 <label>Or submit a notebook file here: <input type="file" name="file" accept=".ipynb"></label> <button type="submit">Submit</button></form>`);
       parts.push(
@@ -117,22 +120,21 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   });
 
   router.post('/submit', async (req: Request, res: Response) => {
-    const { s, session: ses } = session(req);
-    checkCsrf(req, s);
-    const identity = await deps.store.identity(ses.issuer, ses.sub);
+    const { launch, session: ses, identity } = await session(req);
+    checkCsrf(req, launch);
     if (!identity?.hubUser) throw new ForbiddenError('Connect your JupyterHub account first.');
     const file = await uploadedFile(req, deps.config.server.maxNotebookMb * 1024 * 1024);
     await deps.submit({ name: identity.hubUser, via: 'lti', admin: false, groups: [] }, file, { course: ses.course, assignment: ses.assignment });
-    res.redirect(303, `assignment?s=${encodeURIComponent(s)}`);
+    res.redirect(303, `assignment?l=${encodeURIComponent(launch)}`);
   });
 
   router.get('/course', async (req: Request, res: Response) => {
-    const { s, session: ses } = staffOnly(req);
+    const { launch, session: ses } = await staffOnly(req);
     const rows = await gradeRows(deps.submissions, deps.config, { course: ses.course });
     const states = await deps.passbackStates(rows.map((r) => r.submission));
-    const csrf = deps.signer.tag('csrf', s);
+    const csrf = deps.signer.tag('csrf', launch);
     const action = (path: string, label: string, submission: string) =>
-      `<form method="post" action="${path}" class="inline"><input type="hidden" name="s" value="${esc(s)}"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="submission" value="${esc(submission)}"><button type="submit">${label}</button></form>`;
+      `<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${esc(launch)}"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="submission" value="${esc(submission)}"><button type="submit">${label}</button></form>`;
     const body = rows
       .map((r) => {
         const st = states.get(r.submission);
@@ -140,14 +142,14 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 <td>${esc(st?.status ?? '')}${st?.detail ? `<br><small>${esc(st.detail)}</small>` : ''}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`;
       })
       .join('');
-    const html = `<p><a id="csv" href="course.csv?s=${encodeURIComponent(s)}">Download CSV</a></p>
+    const html = `<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
 <table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
     res.type('html').send(page(`Grades: ${ses.course}`, html));
   });
 
   router.get('/course.csv', async (req: Request, res: Response) => {
-    const { session: ses } = staffOnly(req);
+    const { session: ses } = await staffOnly(req);
     res.type('text/csv').attachment(`gofer-${ses.course}.csv`).send(gradesCsv(await gradeRows(deps.submissions, deps.config, { course: ses.course })));
   });
 
@@ -157,19 +159,19 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     return sub;
   };
   router.post('/regrade', form, async (req: Request, res: Response) => {
-    const { s, session: ses } = staffOnly(req);
-    checkCsrf(req, s);
+    const { launch, session: ses } = await staffOnly(req);
+    checkCsrf(req, launch);
     const sub = await own(ses, String(req.body.submission ?? ''));
     await deps.submissions.regrade(sub.id, now(), deps.config.queue.maxAttempts);
     deps.wakeGrading();
-    res.redirect(303, `course?s=${encodeURIComponent(s)}`);
+    res.redirect(303, `course?l=${encodeURIComponent(launch)}`);
   });
   router.post('/resend', form, async (req: Request, res: Response) => {
-    const { s, session: ses } = staffOnly(req);
-    checkCsrf(req, s);
+    const { launch, session: ses } = await staffOnly(req);
+    checkCsrf(req, launch);
     const sub = await own(ses, String(req.body.submission ?? ''));
     await deps.resend(sub.id);
-    res.redirect(303, `course?s=${encodeURIComponent(s)}`);
+    res.redirect(303, `course?l=${encodeURIComponent(launch)}`);
   });
   return router;
 }
@@ -180,7 +182,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
  * someone else cannot tie their course account to a visitor's hub account.
  */
 export function linkRouter(
-  deps: Pick<LtiPagesDeps, 'signer' | 'store' | 'clock' | 'onLinked' | 'hubIdentity' | 'prefix'> & { xsrfToken?: (req: Request) => string | undefined; checkXsrf?: (req: Request) => boolean },
+  deps: Pick<LtiPagesDeps, 'signer' | 'store' | 'clock' | 'onLinked' | 'hubIdentity' | 'prefix'> & { xsrfToken?: (req: Request) => Promise<string | undefined>; checkXsrf?: (req: Request) => boolean },
 ): Router {
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '16kb' });
@@ -190,7 +192,7 @@ export function linkRouter(
     return t;
   };
   router.get('/link', async (req: Request, res: Response) => {
-    const who = deps.hubIdentity?.(req);
+    const who = await deps.hubIdentity?.(req);
     if (!who) {
       res.redirect(302, `${deps.prefix}login?next=${encodeURIComponent(req.originalUrl)}`);
       return;
@@ -203,13 +205,13 @@ export function linkRouter(
         'Connect your accounts',
         `<p>Connect the course account <b>${esc(account)}</b>${course?.email ? ` (${esc(course.email)})` : ''} to the JupyterHub account <b>${esc(who.name)}</b>?
 Your grades from JupyterHub will then be sent to that course. Only do this if you opened this page yourself from your course.</p>
-<form method="post" action="link"><input type="hidden" name="t" value="${esc(String(req.query.t))}"><input type="hidden" name="_xsrf" value="${esc(deps.xsrfToken?.(req) ?? '')}">
+<form method="post" action="link"><input type="hidden" name="t" value="${esc(String(req.query.t))}"><input type="hidden" name="_xsrf" value="${esc((await deps.xsrfToken?.(req)) ?? '')}">
 <button id="confirm-link" type="submit">Connect</button></form>`,
       ),
     );
   });
   router.post('/link', form, async (req: Request, res: Response) => {
-    const who = deps.hubIdentity?.(req);
+    const who = await deps.hubIdentity?.(req);
     if (!who) throw new ForbiddenError('Log in to JupyterHub first, then use the link again.');
     if (!deps.checkXsrf?.(req)) throw new ForbiddenError('This form has expired or did not come from Gofer. Use the link from your assignment page again.');
     const t = linkToken((req.body as Record<string, unknown>).t);

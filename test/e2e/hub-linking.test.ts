@@ -109,7 +109,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
   it('a launch from the platform lands on Gofer, which does not know the hub account yet and offers to connect it', async () => {
     await page.goto(platform!.launchUrl(LEARNER, LAB));
     await page.waitForLoadState('networkidle');
-    expect(page.url()).to.match(/\/app\/assignment\?s=/);
+    expect(page.url()).to.match(/\/app\/assignment\?l=/);
     expect(new URL(page.url()).origin, 'the launch goes to the tool URL, Gofer itself, not through the hub').to.equal(hub!.goferUrl);
     assignmentUrl = page.url();
     expect(await page.textContent('h1')).to.equal('lab01');
@@ -240,10 +240,34 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     expect(view).to.include({ owner: LEARNER, status: 'graded', points: 2 });
   });
 
+  it('the XSRF token is bound to the session: an _xsrf cookie and header of anyone\'s choosing (a tossed cookie) are refused', async () => {
+    const tossed = await page.evaluate(async ({ url, nb }) => {
+      const real = document.cookie.split('; ').find((c) => c.startsWith('_xsrf='))!;
+      // what a sibling site or a script could plant: a matching cookie and header pair
+      document.cookie = `_xsrf=planted-by-someone; path=${url}`;
+      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-XSRFToken': 'planted-by-someone' }, body: JSON.stringify({ nb }), credentials: 'same-origin' });
+      document.cookie = `${real}; path=${url}`;
+      return { status: res.status, text: await res.text() };
+    }, { url: hub!.prefix, nb: notebook(3) });
+    expect(tossed.status, tossed.text).to.equal(403);
+    expect(tossed.text).to.match(/lacks its XSRF token/);
+  });
+
   it('a page link from a launch cannot be replayed as a hub session cookie (values are signed for one purpose)', async () => {
-    const s = new URL(assignmentUrl).searchParams.get('s')!;
+    const s = new URL(assignmentUrl).searchParams.get('l')!;
     const res = await fetch(`${hub!.url}${hub!.prefix}me`, { headers: { cookie: `gofer-session=${s}` }, redirect: 'manual' });
     expect(res.status).to.equal(302);
     expect(res.headers.get('location')).to.match(/login\?next=/);
+  });
+
+  it('logout revokes the session on the server: a copy of the session cookie no longer works', async () => {
+    const session = (await context.cookies(`${hub!.url}${hub!.prefix}`)).find((c) => c.name === 'gofer-session')!;
+    const me = (cookie: string) => fetch(`${hub!.url}${hub!.prefix}me`, { headers: { cookie }, redirect: 'manual' });
+    expect((await me(`gofer-session=${session.value}`)).status, 'the copied cookie works before the logout').to.equal(200);
+    await page.goto(`${hub!.url}${hub!.prefix}logout`);
+    expect(await body(page)).to.match(/logged out of Gofer/);
+    const after = await me(`gofer-session=${session.value}`);
+    expect(after.status).to.equal(302);
+    expect(after.headers.get('location')).to.match(/login\?next=/);
   });
 });

@@ -116,7 +116,7 @@ describe('LTI 1.3 with the dev platform, in a real browser (real engine)', funct
   it('a learner launches, submits on the assignment page, and the grade reaches the platform gradebook', async () => {
     const page = await browser.newPage();
     await launch(page, 'ada');
-    expect(page.url()).to.match(/\/app\/assignment\?s=/);
+    expect(page.url()).to.match(/\/app\/assignment\?l=/);
     expect(await page.textContent('h1')).to.equal('lab01');
     expect(await page.getAttribute('#open-hub', 'href')).to.be.a('string');
     await upload(page, variant(1), 'ada1.ipynb');
@@ -235,22 +235,67 @@ describe('LTI 1.3 with the dev platform, in a real browser (real engine)', funct
     it('a learner opening instructor pages and actions, and a forged CSRF token', async () => {
       const page = await browser.newPage();
       await launch(page, 'ada');
-      const learner = new URL(page.url()).searchParams.get('s')!;
+      // page.request sends the browser's cookies, as the page itself would
+      const learner = new URL(page.url()).searchParams.get('l')!;
       const csrf = new URL((await page.getAttribute('#upload', 'action'))!, toolUrl).searchParams.get('csrf')!;
-      const course = await fetch(`${toolUrl}/app/course?s=${encodeURIComponent(learner)}`);
-      expect(course.status).to.equal(403);
+      const course = await page.request.get(`${toolUrl}/app/course?l=${encodeURIComponent(learner)}`);
+      expect(course.status()).to.equal(403);
       expect(await course.text()).to.match(/Only course staff/);
       const sub = (await db('submissions').where({ owner: 'sub-bob-0002' }).first()).id as string;
-      const regrade = await fetch(`${toolUrl}/app/regrade`, { method: 'POST', body: new URLSearchParams({ s: learner, csrf, submission: sub }), redirect: 'manual' });
-      expect(regrade.status).to.equal(403);
+      const regrade = await page.request.post(`${toolUrl}/app/regrade`, { form: { l: learner, csrf, submission: sub }, maxRedirects: 0 });
+      expect(regrade.status()).to.equal(403);
 
       await launch(page, 'prof');
-      const staff = new URL(page.url()).searchParams.get('s')!;
-      const forged = await fetch(`${toolUrl}/app/regrade`, { method: 'POST', body: new URLSearchParams({ s: staff, csrf: 'forged', submission: sub }), redirect: 'manual' });
-      expect(forged.status).to.equal(403);
+      const staff = new URL(page.url()).searchParams.get('l')!;
+      const forged = await page.request.post(`${toolUrl}/app/regrade`, { form: { l: staff, csrf: 'forged', submission: sub }, maxRedirects: 0 });
+      expect(forged.status()).to.equal(403);
       expect(await forged.text()).to.match(/did not come from Gofer/);
-      const tampered = await fetch(`${toolUrl}/app/course?s=${encodeURIComponent(learner.replace(/\.[^.]+$/, '.AAAA'))}`);
-      expect(tampered.status).to.equal(403);
+      const tampered = await page.request.get(`${toolUrl}/app/course?l=${encodeURIComponent(`${staff.slice(0, -4)}AAAA`)}`);
+      expect(tampered.status()).to.equal(403);
+      await page.close();
+    });
+
+    it("a staff launch's page address opens nothing without the browser that launched (no bearer token in the address)", async () => {
+      const page = await browser.newPage();
+      await launch(page, 'prof');
+      const course = new URL(page.url());
+      course.pathname = '/app/course';
+      expect((await page.request.get(course.href)).status(), 'the launching browser opens the staff page').to.equal(200);
+      // the address as a screenshot, a log line or a Referer would carry it
+      const bare = await fetch(course);
+      expect(bare.status).to.equal(403);
+      expect(await bare.text()).to.match(/did not send Gofer its session cookie/);
+      // another browser, with a launch (and cookie) of its own
+      const other = await browser.newPage();
+      await launch(other, 'ada');
+      const stolen = await other.request.get(course.href);
+      expect(stolen.status()).to.equal(403);
+      expect(await stolen.text()).to.match(/belongs to another launch/);
+      await other.close();
+      await page.close();
+    });
+
+    it("staff rights are checked at each request: demoted in the course, a staff page's earlier session loses them at the next launch", async () => {
+      const page = await browser.newPage();
+      await launch(page, 'prof');
+      const course = new URL(page.url());
+      course.pathname = '/app/course';
+      expect((await page.request.get(course.href)).status()).to.equal(200);
+      const prof = users.find((u) => u.username === 'prof')!;
+      prof.role = 'learner';
+      try {
+        const later = await browser.newPage();
+        await launch(later, 'prof');
+        expect(await later.locator('#course-page').count()).to.equal(0);
+        await later.close();
+        const again = await page.request.get(course.href);
+        expect(again.status(), 'the first launch\'s staff page, after a launch as a learner').to.equal(403);
+        expect(await again.text()).to.match(/Only course staff/);
+      } finally {
+        prof.role = 'staff';
+      }
+      await launch(page, 'prof');
+      expect(await page.locator('#course-page').count()).to.equal(1);
       await page.close();
     });
   });
