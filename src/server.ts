@@ -121,6 +121,7 @@ async function start(
   let dispatcher: Dispatcher | undefined;
   const queue = new JobQueue(db, {
     retryDelayMs: config.queue.retryDelaySeconds * 1000,
+    maxRunningPerLearner: config.queue.maxRunningPerLearner,
     ...(outbox ? { onRecorded: passbackHook(outbox, policy, { onEnqueued: () => dispatcher?.notify() }) } : {}),
   });
   const pool = new WorkerPool({
