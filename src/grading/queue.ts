@@ -9,6 +9,9 @@ export type OnRecorded = (trx: Knex.Transaction, recorded: { submissionId: strin
 /** The PostgreSQL advisory lock claims take turns on (an arbitrary number of Gofer's own). */
 const CLAIM_LOCK = 0x6f6665;
 
+/** What a learner is told when the course's set-up (not their notebook) stopped grading. */
+export const SETUP_PROBLEM = "Gofer could not grade this submission because of a problem in the course's set-up. Course staff have been told; your work is kept.";
+
 interface ClaimedRow {
   id: number;
   submission_id: string;
@@ -157,6 +160,15 @@ export class JobQueue {
     return 'retry';
   }
 
+  /**
+   * An instructor's mistake (a ConfigError: tests that cannot be used, an assignment no longer
+   * configured): no retry can help, so the job fails now. The reason is for staff (the job's
+   * last error, `problem`); the learner is told only that the course's set-up must be fixed.
+   */
+  async failForStaff(job: ClaimedJob, workerId: string, reason: string, now: number): Promise<void> {
+    await this.fail(job.id, workerId, reason, now, SETUP_PROBLEM);
+  }
+
   /** Gives a job back untouched (shutdown): the attempt does not count. */
   async release(jobId: number, workerId: string, now: number): Promise<void> {
     const job = await this.db('grading_jobs').select('submission_id').where({ id: jobId, locked_by: workerId }).first();
@@ -167,13 +179,13 @@ export class JobQueue {
     await this.db('submissions').where({ id: job.submission_id }).update({ status: 'queued' });
   }
 
-  private async fail(jobId: number, workerId: string, reason: string, now: number): Promise<void> {
+  private async fail(jobId: number, workerId: string, reason: string, now: number, learnerMessage = `Gofer could not grade this submission: ${reason}. Course staff have been told; your work is kept.`): Promise<void> {
     await writeTransaction(this.db, async (trx) => {
       const job = await trx('grading_jobs').select('submission_id').where({ id: jobId }).first();
       await trx('grading_jobs').where({ id: jobId, locked_by: workerId }).update({ status: 'failed', locked_by: null, locked_until: null, last_error: reason, updated_at: now });
       await trx('submissions')
         .where({ id: job.submission_id })
-        .update({ status: 'failed', message: `Gofer could not grade this submission: ${reason}. Course staff have been told; your work is kept.`, graded_at: now });
+        .update({ status: 'failed', message: learnerMessage, graded_at: now });
     });
   }
 

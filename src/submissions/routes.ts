@@ -117,6 +117,8 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
       receivedAt: new Date(sub.receivedAt).toISOString(),
       gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
       tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true } : t)),
+      // why grading last failed: for staff only (it can name the course's files)
+      ...(instructor ? { problem: await deps.submissions.problem(id) } : {}),
     });
   });
   return router;

@@ -207,6 +207,12 @@ export class SubmissionStore {
     return row?.notebook as string | undefined;
   }
 
+  /** Why the submission's latest grading job last failed (for staff), or null. */
+  async problem(id: string): Promise<string | null> {
+    const row = await this.db('grading_jobs').select('last_error').where({ submission_id: id }).orderBy('id', 'desc').first();
+    return (row?.last_error as string | null | undefined) ?? null;
+  }
+
   /** Per-test detail of the submission's latest result. */
   async tests(id: string): Promise<TestResult[]> {
     const latest = await this.db('results').select('id').where({ submission_id: id }).orderBy('id', 'desc').first();
