@@ -135,7 +135,7 @@ async function start(
     pollMs: config.queue.pollMs,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
-      return gradeNotebook(runner, { notebook, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
+      return gradeNotebook(runner, { notebook, examined: true, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
     },
   });
   pool.start();
