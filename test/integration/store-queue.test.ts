@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createDb, type Db } from '../../src/db/knex.js';
+import { migrationSource } from '../../src/db/migrations.js';
 import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
 import { JobQueue } from '../../src/grading/queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
@@ -182,6 +183,14 @@ for (const engine of ENGINES) {
       } finally {
         await other.destroy();
       }
+    });
+
+    it("gives the jobs already queued their learner when the fair queue's migration runs", async () => {
+      await db.migrate.down({ migrationSource });
+      await db('submissions').insert({ id: 's-old', owner: 'ada', course: '8x', assignment: 'lab01', section: null, received_at: T0, sha256: 'a'.repeat(64), status: 'queued' });
+      await db('grading_jobs').insert({ submission_id: 's-old', status: 'queued', attempts: 0, max_attempts: 3, run_at: T0, created_at: T0, updated_at: T0 });
+      await db.migrate.up({ migrationSource });
+      expect(await db('grading_jobs').select('owner', 'claimed_at')).to.deep.equal([{ owner: 'ada', claimed_at: null }]);
     });
 
     it('records the result with the job in one transaction, and the legacy grades view shows it', async () => {
