@@ -124,6 +124,7 @@ async function start(
   let dispatcher: Dispatcher | undefined;
   const queue = new JobQueue(db, {
     retryDelayMs: config.queue.retryDelaySeconds * 1000,
+    maxRunningPerLearner: config.queue.maxRunningPerLearner,
     ...(outbox ? { onRecorded: passbackHook(outbox, policy, { onEnqueued: () => dispatcher?.notify() }) } : {}),
   });
   const pool = new WorkerPool({
@@ -137,7 +138,7 @@ async function start(
     pollMs: config.queue.pollMs,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
-      return gradeNotebook(runner, { notebook, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
+      return gradeNotebook(runner, { notebook, examined: true, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
     },
   });
   pool.start();

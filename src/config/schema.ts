@@ -205,6 +205,8 @@ export const configSchema = z
         workers: z.number().int().min(0).max(64).optional(),
         leaseSeconds: z.number().int().min(5).default(60),
         maxAttempts: z.number().int().min(1).default(5),
+        /** Grading jobs one learner may have running at once, over all workers and processes. */
+        maxRunningPerLearner: z.number().int().min(1).default(1),
         retryDelaySeconds: z.number().min(0).default(5),
         pollMs: z.number().int().min(10).default(500),
         /** On SIGTERM, running jobs get this long to finish before they are given back (a hub kills its services after 10 s). */

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { Config } from '../config/schema.js';
@@ -24,6 +24,7 @@ export function createDb(
   }
   const filename = sqliteFile(config);
   mkdirSync(path.dirname(filename), { recursive: true });
+  keepPrivate(filename);
   // a log restarted after a spike is cut back to 64 MB
   const checkpoints = opts.backgroundCheckpoints ? ' PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;' : '';
   return knexFactory({
@@ -41,6 +42,22 @@ export function createDb(
       },
     },
   });
+}
+
+/** The files SQLite keeps beside its database file. */
+const SQLITE_COMPANIONS = ['-wal', '-shm', '-journal'];
+
+/**
+ * Makes the SQLite database owner-only (0600), like the secret files: it holds notebooks,
+ * grades, hashed API tokens and ltijs's keys. The file is created 0600 before SQLite opens it,
+ * and SQLite creates its -wal, -shm and -journal files with the database file's mode; files
+ * left by an earlier start with a wider mode are narrowed.
+ */
+export function keepPrivate(filename: string): void {
+  closeSync(openSync(filename, 'a', 0o600));
+  for (const file of [filename, ...SQLITE_COMPANIONS.map((s) => filename + s)]) {
+    if (existsSync(file)) chmodSync(file, 0o600);
+  }
 }
 
 /** The SQLite database file of a configuration. */

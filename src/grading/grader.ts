@@ -8,6 +8,12 @@ import { summarise, type GradingResult } from './result.js';
 
 export interface GradeRequest {
   notebook: Buffer;
+  /**
+   * The notebook was examined at intake (src/submissions/examine.ts: the same checks, on the
+   * examining threads), as every stored submission was: it is not parsed again here, on the
+   * event loop, where a hostile one (24 MB nested 12 million deep) would hold it for seconds.
+   */
+  examined?: boolean;
   policy: Policy;
   image: string;
   limits: GradingLimits;
@@ -33,8 +39,10 @@ export async function readAssignment(testsDir: string, opts: { directory?: strin
  */
 export async function gradeNotebook(runner: ContainerRunner, req: GradeRequest): Promise<GradingResult> {
   const started = Date.now();
-  const check = checkNotebook(req.notebook);
-  if (!check.ok) return summarise('invalid_notebook', [], Date.now() - started, check.message);
+  if (!req.examined) {
+    const check = checkNotebook(req.notebook);
+    if (!check.ok) return summarise('invalid_notebook', [], Date.now() - started, check.message);
+  }
 
   const outcome = await runner.run({
     image: req.image,

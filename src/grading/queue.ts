@@ -6,6 +6,19 @@ import type { GradingResult } from './result.js';
 /** Runs inside the transaction that records a result (the passback outbox hooks in here). */
 export type OnRecorded = (trx: Knex.Transaction, recorded: { submissionId: string; resultId: number; result: GradingResult; now: number }) => Promise<void>;
 
+/** The PostgreSQL advisory lock claims take turns on (an arbitrary number of Gofer's own). */
+const CLAIM_LOCK = 0x6f6665;
+
+/** What a learner is told when the course's set-up (not their notebook) stopped grading. */
+export const SETUP_PROBLEM = "Gofer could not grade this submission because of a problem in the course's set-up. Course staff have been told; your work is kept.";
+
+interface ClaimedRow {
+  id: number;
+  submission_id: string;
+  attempts: number;
+  max_attempts: number;
+}
+
 export interface ClaimedJob {
   id: number;
   submissionId: string;
@@ -21,25 +34,18 @@ export interface ClaimedJob {
 export class JobQueue {
   constructor(
     private readonly db: Db,
-    private readonly opts: { retryDelayMs: number; onRecorded?: OnRecorded },
+    private readonly opts: { retryDelayMs: number; maxRunningPerLearner: number; onRecorded?: OnRecorded },
   ) {}
 
-  /** Atomically takes the next due job (or one whose lease expired) for this worker. */
+  /**
+   * Atomically takes the next due job (or one whose lease expired) for this worker, fairly:
+   * learners take turns (the one whose job was claimed longest ago, or never, goes first; then
+   * their oldest due job), and a learner with `maxRunningPerLearner` jobs running waits for one
+   * to end, so one learner's many slow notebooks never hold every worker.
+   */
   async claim(workerId: string, now: number, leaseMs: number): Promise<ClaimedJob | undefined> {
     for (;;) {
-      const skipLocked = isPostgres(this.db) ? 'FOR UPDATE SKIP LOCKED' : '';
-      const result = await this.db.raw(
-        `UPDATE grading_jobs
-            SET status = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, updated_at = ?
-          WHERE id = (SELECT id FROM grading_jobs
-                       WHERE (status = 'queued' AND run_at <= ?) OR (status = 'running' AND locked_until < ?)
-                       ORDER BY run_at, id LIMIT 1 ${skipLocked})
-          RETURNING id, submission_id, attempts, max_attempts`,
-        [workerId, now + leaseMs, now, now, now],
-      );
-      const row = (Array.isArray(result) ? result[0] : result.rows[0]) as
-        | { id: number; submission_id: string; attempts: number; max_attempts: number }
-        | undefined;
+      const row = await this.claimNext(workerId, now, leaseMs);
       if (!row) return undefined;
       const job = { id: Number(row.id), submissionId: row.submission_id, attempts: Number(row.attempts), maxAttempts: Number(row.max_attempts) };
       if (job.attempts > job.maxAttempts) {
@@ -50,6 +56,34 @@ export class JobQueue {
       await this.db('submissions').where({ id: job.submissionId }).update({ status: 'grading' });
       return job;
     }
+  }
+
+  /**
+   * One claiming statement. On PostgreSQL, claims take turns on a transaction lock first: two
+   * claims that ran side by side would each count a learner's running jobs before the other's
+   * commit and together exceed the cap. (SQLite runs one writing statement at a time.)
+   */
+  private async claimNext(workerId: string, now: number, leaseMs: number): Promise<ClaimedRow | undefined> {
+    const statement = async (q: Db | Knex.Transaction): Promise<ClaimedRow | undefined> => {
+      const result = await q.raw(
+        `UPDATE grading_jobs
+            SET status = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, claimed_at = ?, updated_at = ?
+          WHERE id = (SELECT j.id FROM grading_jobs j
+                       WHERE ((j.status = 'queued' AND j.run_at <= ?) OR (j.status = 'running' AND j.locked_until < ?))
+                         AND (SELECT COUNT(*) FROM grading_jobs r
+                               WHERE r.owner = j.owner AND r.status = 'running' AND r.locked_until >= ?) < ?
+                       ORDER BY (SELECT COALESCE(MAX(c.claimed_at), 0) FROM grading_jobs c WHERE c.owner = j.owner), j.run_at, j.id
+                       LIMIT 1 ${isPostgres(this.db) ? 'FOR UPDATE SKIP LOCKED' : ''})
+          RETURNING id, submission_id, attempts, max_attempts`,
+        [workerId, now + leaseMs, now, now, now, now, now, this.opts.maxRunningPerLearner],
+      );
+      return (Array.isArray(result) ? result[0] : result.rows[0]) as ClaimedRow | undefined;
+    };
+    if (!isPostgres(this.db)) return statement(this.db);
+    return this.db.transaction(async (trx) => {
+      await trx.raw('SELECT pg_advisory_xact_lock(?)', [CLAIM_LOCK]);
+      return statement(trx);
+    });
   }
 
   /** Extends the lease; false when this worker no longer holds the job. */
@@ -126,6 +160,15 @@ export class JobQueue {
     return 'retry';
   }
 
+  /**
+   * An instructor's mistake (a ConfigError: tests that cannot be used, an assignment no longer
+   * configured): no retry can help, so the job fails now. The reason is for staff (the job's
+   * last error, `problem`); the learner is told only that the course's set-up must be fixed.
+   */
+  async failForStaff(job: ClaimedJob, workerId: string, reason: string, now: number): Promise<void> {
+    await this.fail(job.id, workerId, reason, now, SETUP_PROBLEM);
+  }
+
   /** Gives a job back untouched (shutdown): the attempt does not count. */
   async release(jobId: number, workerId: string, now: number): Promise<void> {
     const job = await this.db('grading_jobs').select('submission_id').where({ id: jobId, locked_by: workerId }).first();
@@ -136,13 +179,13 @@ export class JobQueue {
     await this.db('submissions').where({ id: job.submission_id }).update({ status: 'queued' });
   }
 
-  private async fail(jobId: number, workerId: string, reason: string, now: number): Promise<void> {
+  private async fail(jobId: number, workerId: string, reason: string, now: number, learnerMessage = `Gofer could not grade this submission: ${reason}. Course staff have been told; your work is kept.`): Promise<void> {
     await writeTransaction(this.db, async (trx) => {
       const job = await trx('grading_jobs').select('submission_id').where({ id: jobId }).first();
       await trx('grading_jobs').where({ id: jobId, locked_by: workerId }).update({ status: 'failed', locked_by: null, locked_until: null, last_error: reason, updated_at: now });
       await trx('submissions')
         .where({ id: job.submission_id })
-        .update({ status: 'failed', message: `Gofer could not grade this submission: ${reason}. Course staff have been told; your work is kept.`, graded_at: now });
+        .update({ status: 'failed', message: learnerMessage, graded_at: now });
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Clock } from '../lib/clock.js';
+import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Submission, SubmissionStore } from '../submissions/store.js';
 import { GradingAbortedError } from './container-runner.js';
@@ -23,8 +24,8 @@ export interface WorkerPoolOptions {
 /**
  * N grading loops in this process. Each claims a job, renews its lease while grading, and
  * records the result with the job's completion; infrastructure failures are retried with
- * back-off. `stop()` stops claiming, lets running jobs finish within a grace period, and gives
- * back the ones that do not.
+ * back-off, instructor mistakes (ConfigError) fail the job at once. `stop()` stops claiming,
+ * lets running jobs finish within a grace period, and gives back the ones that do not.
  */
 export class WorkerPool {
   private stopping = false;
@@ -126,6 +127,11 @@ export class WorkerPool {
         return;
       }
       const reason = (err as Error).message;
+      if (err instanceof ConfigError) {
+        await queue.failForStaff(job, id, reason, clock.now()).catch((e: Error) => log.error('cannot record a grading failure', { job: job.id, error: e.message }));
+        log.error('grading failed: the course set-up must be fixed', { job: job.id, submission: job.submissionId, reason });
+        return;
+      }
       const outcome = await queue.retryOrFail(job, id, reason, clock.now()).catch((e: Error) => {
         log.error('cannot record a grading failure', { job: job.id, error: e.message });
         return 'unknown';

@@ -1,5 +1,5 @@
 import Busboy from 'busboy';
-import express, { type Request, type Router } from 'express';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.js';
 import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
@@ -20,6 +20,25 @@ export interface IntakeDeps {
 }
 
 const JSON_TYPES = ['application/json', 'text/json'];
+
+/** Bytes a multipart upload may carry beyond its notebook: part headers, boundaries, small fields. */
+const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * Identifies the caller before any body is read, for the handlers after it (`caller(res)`): an
+ * anonymous or unknown caller is answered at once and the connection closed, so a stranger's
+ * upload is never read, let alone held in memory.
+ */
+function identifyFirst(deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): RequestHandler {
+  return async (req, res, next) => {
+    res.locals.who = await identify(req, deps);
+    next();
+  };
+}
+
+function caller(res: Response): Identity {
+  return res.locals.who as Identity;
+}
 
 /** Identifies the caller or fails with a sentence a learner understands. */
 export async function identify(req: Request, deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): Promise<Identity> {
@@ -49,10 +68,9 @@ export function hubSubmitRouter(deps: IntakeDeps): Router {
   router.get('/', (_req, res) => {
     res.type('text/plain').send('Gofer is ready to grade your notebook: use the Submit button in Jupyter to send it.\n');
   });
-  router.post('/', express.raw({ limit, type: JSON_TYPES }), async (req, res) => {
+  router.post('/', identifyFirst(deps), express.raw({ limit, type: JSON_TYPES }), async (req, res) => {
     if (!req.is(JSON_TYPES)) throw new UnsupportedMediaTypeError('Send the notebook as JSON: Content-Type: application/json with {"nb": <notebook>}.');
-    const who = await identify(req, deps);
-    const receipt = await deps.intake.submit(who, jsonBody(req));
+    const receipt = await deps.intake.submit(caller(res), jsonBody(req));
     if (wantsJson(req)) {
       res.json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate });
     } else {
@@ -70,13 +88,12 @@ export function hubSubmitRouter(deps: IntakeDeps): Router {
 export function submissionsApiRouter(deps: IntakeDeps): Router {
   const router = express.Router();
   const limit = deps.config.server.maxNotebookMb * 1024 * 1024;
-  router.post('/submissions', express.raw({ limit, type: 'application/json' }), async (req, res) => {
-    const who = await identify(req, deps);
+  router.post('/submissions', identifyFirst(deps), express.raw({ limit, type: 'application/json' }), async (req, res) => {
     let notebook: ReceivedNotebook;
     if (req.is('multipart/form-data')) notebook = { kind: 'file', bytes: await uploadedFile(req, limit) };
     else if (req.is('application/json')) notebook = jsonBody(req);
     else throw new UnsupportedMediaTypeError('Send JSON ({"nb": <notebook>}) or a multipart/form-data upload with the .ipynb file.');
-    const receipt = await deps.intake.submit(who, notebook);
+    const receipt = await deps.intake.submit(caller(res), notebook);
     res.status(202).json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate, url: `/api/v1/submissions/${receipt.id}` });
   });
   router.get('/submissions/:id', async (req, res) => {
@@ -100,6 +117,8 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
       receivedAt: new Date(sub.receivedAt).toISOString(),
       gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
       tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true } : t)),
+      // why grading last failed: for staff only (it can name the course's files)
+      ...(instructor ? { problem: await deps.submissions.problem(id) } : {}),
     });
   });
   return router;
@@ -117,9 +136,19 @@ function jsonBody(req: Request): ReceivedNotebook {
   return { kind: 'json-body', bytes: Buffer.isBuffer(body) ? body : Buffer.alloc(0) };
 }
 
-/** The first file of a multipart upload, size-capped. */
+/**
+ * The first file of a multipart upload. The file is capped at `limit`, the whole upload at that
+ * and a little more: an upload over either is refused as soon as it is seen (by its
+ * Content-Length, or while it arrives) and the rest of it is not read.
+ */
 export function uploadedFile(req: Request, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const tooLarge = (): PayloadTooLargeError => new PayloadTooLargeError(`The notebook is larger than ${limit / 1024 / 1024} MB.`);
+    const cap = limit + UPLOAD_OVERHEAD_BYTES;
+    if (Number(req.get('content-length') ?? 0) > cap) {
+      reject(tooLarge());
+      return;
+    }
     let bb: Busboy.Busboy;
     try {
       bb = Busboy({ headers: req.headers, limits: { files: 1, fileSize: limit } });
@@ -127,27 +156,38 @@ export function uploadedFile(req: Request, limit: number): Promise<Buffer> {
       reject(new UnprocessableError(`The upload is malformed: ${(err as Error).message}`));
       return;
     }
+    let received = 0;
+    const count = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > cap) stop(tooLarge());
+    };
+    const stop = (err: Error): void => {
+      req.off('data', count);
+      req.unpipe(bb);
+      req.pause();
+      reject(err);
+    };
     let file: Buffer | undefined;
     let pending: Promise<void> | undefined;
     bb.on('file', (_name, stream) => {
       const chunks: Buffer[] = [];
       pending = new Promise<void>((done) => {
         stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('limit', () => reject(new PayloadTooLargeError(`The notebook is larger than ${limit / 1024 / 1024} MB.`)));
+        stream.on('limit', () => stop(tooLarge()));
         stream.on('close', () => {
           file = Buffer.concat(chunks);
           done();
         });
       });
     });
-    bb.on('error', (err: Error) => reject(new UnprocessableError(`The upload is malformed: ${err.message}`)));
+    bb.on('error', (err: Error) => stop(new UnprocessableError(`The upload is malformed: ${err.message}`)));
     bb.on('close', () => {
       void (pending ?? Promise.resolve()).then(() => {
         if (!file) reject(new UnprocessableError('The upload has no file: attach the .ipynb file.'));
         else resolve(file);
       });
     });
+    req.on('data', count);
     req.pipe(bb);
   });
 }
-

@@ -181,17 +181,18 @@ export class SubmissionStore {
       // one statement per table: each statement is a round trip through a busy event loop
       await trx('submissions').insert(created.map(({ sub, opts }) => submissionRow(sub, opts)));
       await trx('submission_notebooks').insert(created.map(({ sub }) => notebookRow(sub)));
-      await trx('grading_jobs').insert(created.map(({ sub, opts }) => jobRow(sub.id, opts)));
+      await trx('grading_jobs').insert(created.map(({ sub, opts }) => jobRow(sub.id, sub.owner, opts)));
     }
     return outcomes;
   }
 
   /** Grades a stored submission again (instructor action): a new grading job, a new result. */
   async regrade(id: string, now: number, maxAttempts: number): Promise<boolean> {
-    return this.db.transaction(async (trx) => {
-      const n = await trx('submissions').where({ id }).update({ status: 'queued' });
-      if (n !== 1) return false;
-      await trx('grading_jobs').insert(jobRow(id, { now, maxAttempts }));
+    return writeTransaction(this.db, async (trx) => {
+      const sub = await trx('submissions').select('owner').where({ id }).first();
+      if (!sub) return false;
+      await trx('submissions').where({ id }).update({ status: 'queued' });
+      await trx('grading_jobs').insert(jobRow(id, sub.owner as string, { now, maxAttempts }));
       return true;
     });
   }
@@ -204,6 +205,12 @@ export class SubmissionStore {
   async notebook(id: string): Promise<string | undefined> {
     const row = await this.db('submission_notebooks').select('notebook').where({ submission_id: id }).first();
     return row?.notebook as string | undefined;
+  }
+
+  /** Why the submission's latest grading job last failed (for staff), or null. */
+  async problem(id: string): Promise<string | null> {
+    const row = await this.db('grading_jobs').select('last_error').where({ submission_id: id }).orderBy('id', 'desc').first();
+    return (row?.last_error as string | null | undefined) ?? null;
   }
 
   /** Per-test detail of the submission's latest result. */
@@ -247,8 +254,8 @@ function notebookRow(sub: NewSubmission): Record<string, unknown> {
   return { submission_id: sub.id, notebook: sub.notebook };
 }
 
-function jobRow(submissionId: string, opts: Pick<CreateOptions, 'now' | 'maxAttempts'>): Record<string, unknown> {
-  return { submission_id: submissionId, status: 'queued', attempts: 0, max_attempts: opts.maxAttempts, run_at: opts.now, created_at: opts.now, updated_at: opts.now };
+function jobRow(submissionId: string, owner: string, opts: Pick<CreateOptions, 'now' | 'maxAttempts'>): Record<string, unknown> {
+  return { submission_id: submissionId, owner, status: 'queued', attempts: 0, max_attempts: opts.maxAttempts, run_at: opts.now, created_at: opts.now, updated_at: opts.now };
 }
 
 function toSubmission(r: Row): Submission {

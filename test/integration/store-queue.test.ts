@@ -1,6 +1,8 @@
 import { expect } from 'chai';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createDb, type Db } from '../../src/db/knex.js';
+import { migrationSource } from '../../src/db/migrations.js';
 import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
 import { JobQueue } from '../../src/grading/queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
@@ -32,14 +34,15 @@ for (const engine of ENGINES) {
     this.timeout(30_000);
     let db: Db;
     let filename: string | undefined;
+    let url: string | undefined;
     let drop: () => Promise<void>;
     let store: SubmissionStore;
     let queue: JobQueue;
 
     beforeEach(async () => {
-      ({ db, drop, filename } = await freshDb(engine));
+      ({ db, drop, filename, url } = await freshDb(engine));
       store = new SubmissionStore(db);
-      queue = new JobQueue(db, { retryDelayMs: 1000 });
+      queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 1 });
     });
     afterEach(async () => drop?.());
 
@@ -121,6 +124,73 @@ for (const engine of ENGINES) {
       );
       expect(claimed).to.have.length(20);
       expect(new Set(claimed).size).to.equal(20);
+    });
+
+    it('takes learners in turn: every waiting learner gets a job before anyone gets another', async () => {
+      const fair = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 10 });
+      for (const [i, owner] of ['ada', 'ada', 'ada', 'bob', 'cy'].entries()) {
+        await store.create(sub(owner, String(i).repeat(64)), { ...opts, now: T0 + i });
+      }
+      const owners: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const job = (await fair.claim('w', T0 + 10 + i, 60_000))!;
+        owners.push((await store.get(job.submissionId))!.owner);
+      }
+      expect(owners).to.deep.equal(['ada', 'bob', 'cy', 'ada', 'ada']);
+    });
+
+    it("holds a learner's next job while their cap of running jobs is reached, and not other learners' jobs", async () => {
+      for (let i = 0; i < 3; i++) await store.create(sub('ada', String(i).repeat(64)), { ...opts, now: T0 + i });
+      const first = (await queue.claim('w1', T0 + 10, 60_000))!;
+      expect(await queue.claim('w2', T0 + 10, 60_000)).to.equal(undefined);
+      const { id: bobs } = (await store.create(sub('bob', 'b'.repeat(64)), { ...opts, now: T0 + 11 })) as { id: string };
+      const bobsJob = (await queue.claim('w2', T0 + 12, 60_000))!;
+      expect(bobsJob.submissionId).to.equal(bobs);
+      await queue.complete(bobsJob.id, 'w2', bobs, graded(1), T0 + 15);
+      await queue.complete(first.id, 'w1', first.submissionId, graded(1), T0 + 20);
+      const next = (await queue.claim('w1', T0 + 21, 60_000))!;
+      expect((await store.get(next.submissionId))!.owner).to.equal('ada');
+      expect(await queue.claim('w2', T0 + 22, 60_000)).to.equal(undefined);
+      // a worker that died holds its learner's turn only until its lease runs out
+      const again = (await queue.claim('w3', T0 + 21 + 60_001, 60_000))!;
+      expect(again).to.include({ id: next.id, attempts: 2 });
+    });
+
+    it("never lets claimers in two processes together exceed a learner's cap", async () => {
+      const other = engine === 'sqlite'
+        ? createDb({ database: { client: 'sqlite', filename: filename!, pool: 1 }, dataDir: path.dirname(filename!) })
+        : createDb({ database: { client: 'pg', url: url!, pool: 10 }, dataDir: tmpdir() });
+      try {
+        const learners = Array.from({ length: 12 }, (_, i) => `l${i}`);
+        for (let n = 0; n < 4; n++) {
+          for (const [i, owner] of learners.entries()) await store.create(sub(owner, `${n}${i}`.padStart(64, '0')), { ...opts, now: T0 + n });
+        }
+        const queues = [new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 2 }), new JobQueue(other, { retryDelayMs: 1000, maxRunningPerLearner: 2 })];
+        const claimed: number[] = [];
+        await Promise.all(
+          Array.from({ length: 12 }, async (_, w) => {
+            for (;;) {
+              const job = await queues[w % 2]!.claim(`w${w}`, T0 + 10, 60_000);
+              if (!job) return;
+              claimed.push(job.id);
+            }
+          }),
+        );
+        const running = (await db('grading_jobs').select('owner').count({ n: '*' }).where({ status: 'running' }).groupBy('owner')) as Array<{ owner: string; n: number | string }>;
+        expect(Object.fromEntries(running.map((r) => [r.owner, Number(r.n)]))).to.deep.equal(Object.fromEntries(learners.map((l) => [l, 2])));
+        expect(new Set(claimed).size).to.equal(claimed.length);
+        expect(claimed).to.have.length(24);
+      } finally {
+        await other.destroy();
+      }
+    });
+
+    it("gives the jobs already queued their learner when the fair queue's migration runs", async () => {
+      await db.migrate.down({ migrationSource });
+      await db('submissions').insert({ id: 's-old', owner: 'ada', course: '8x', assignment: 'lab01', section: null, received_at: T0, sha256: 'a'.repeat(64), status: 'queued' });
+      await db('grading_jobs').insert({ submission_id: 's-old', status: 'queued', attempts: 0, max_attempts: 3, run_at: T0, created_at: T0, updated_at: T0 });
+      await db.migrate.up({ migrationSource });
+      expect(await db('grading_jobs').select('owner', 'claimed_at')).to.deep.equal([{ owner: 'ada', claimed_at: null }]);
     });
 
     it('records the result with the job in one transaction, and the legacy grades view shows it', async () => {
