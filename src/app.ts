@@ -3,6 +3,7 @@ import type { Config } from './config/schema.js';
 import type { JobQueue } from './grading/queue.js';
 import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
+import { requestContext } from './lib/request-context.js';
 import type { HubOAuth } from './submissions/hub-oauth.js';
 import { hubSubmitRouter, submissionsApiRouter, type IntakeDeps } from './submissions/routes.js';
 import { learnerPageRouter } from './web/learner-page.js';
@@ -29,6 +30,7 @@ export function buildApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  app.use(requestContext);
   const prefixes = [deps.prefix, ...(deps.config.server.legacyPrefixes ? LEGACY_PREFIXES : [])];
   if (deps.oauth) {
     const oauth = deps.oauth;

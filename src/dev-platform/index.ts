@@ -3,6 +3,7 @@ import express from 'express';
 import { systemClock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
+import { listRoutes } from '../lib/routes.js';
 import { agsRouter } from './ags-routes.js';
 import { AgsStore } from './ags-store.js';
 import { parseCustom } from './claims.js';
@@ -80,6 +81,7 @@ export async function startDevPlatform(opts: DevPlatformOptions): Promise<DevPla
     },
     lineItems: () => store.all(),
     gradebook: () => store.gradebook(),
+    routes: () => listRoutes(app),
     deepLinks: () => [...ctx.deepLinks.values()].map((d) => ({ usageKey: d.usageKey, items: structuredClone(d.items) })),
     launchUrl(username, usageKey, kind = 'resource') {
       const c = ctx.byUsageKey(usageKey);

@@ -1,5 +1,6 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { RouteEntry } from '../lib/routes.js';
 
 /** One LTI component (an `lti_consumer` block) as a course team configures it in Studio. */
 export interface DevComponent {
@@ -128,6 +129,8 @@ export interface DevPlatform {
   lineItems(): LineItem[];
   gradebook(): GradebookEntry[];
   deepLinks(): DeepLinkRecord[];
+  /** Every route the platform answers (method and path pattern). */
+  routes(): RouteEntry[];
   /** The URL a browser opens to start the OIDC login flow for this user and component. */
   launchUrl(username: string, usageKey: string, kind?: 'resource' | 'deep-link'): string;
   stop(): Promise<void>;
