@@ -45,6 +45,12 @@ export interface DevUser {
   sharePii?: boolean;
 }
 
+/** A course run: `course-v1:ORG+COURSE+RUN` and its title. */
+export interface DevCourseRun {
+  key: string;
+  title: string;
+}
+
 export interface DevPlatformOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
@@ -53,6 +59,8 @@ export interface DevPlatformOptions {
   /** e.g. 'course-v1:GoferX+DEMO+2026' */
   courseKey: string;
   courseTitle: string;
+  /** More course runs on the same LMS (one issuer); a component is in the run its usage key names. */
+  runs?: DevCourseRun[];
   components: DevComponent[];
   users: DevUser[];
   clock?: Clock;
