@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   }
   const items = await platform.lineItems();
   for (const c of components) {
-    await lti.saveBinding(
+    const binding = await lti.saveBinding(
       {
         issuer: platform.issuer,
         clientId: c.clientId,
@@ -128,9 +128,11 @@ async function main(): Promise<void> {
         lineItemsUrl: `${platform.issuer}/api/lti_consumer/v1/lti/${c.configId}/lti-ags`,
         scopes: [AGS_SCOPE.lineitemReadonly, AGS_SCOPE.resultReadonly, AGS_SCOPE.score],
         endAt: null,
+        scoreMaximum: null,
       },
       now,
     );
+    for (const u of users) await lti.recordLaunch({ issuer: platform.issuer, sub: u.sub, bindingId: binding.id }, now);
   }
 
   // N graded submissions and their passbacks (what JobQueue.complete + passbackHook leave behind)

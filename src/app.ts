@@ -3,6 +3,7 @@ import type { Config } from './config/schema.js';
 import type { JobQueue } from './grading/queue.js';
 import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
+import { requestContext } from './lib/request-context.js';
 import type { HubOAuth } from './submissions/hub-oauth.js';
 import { hubSubmitRouter, submissionsApiRouter, type IntakeDeps } from './submissions/routes.js';
 import { securityHeaders } from './web/headers.js';
@@ -32,6 +33,7 @@ export function buildApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  app.use(requestContext);
   app.use(securityHeaders(deps.frameAncestors ?? []));
   const prefixes = [deps.prefix, ...(deps.config.server.legacyPrefixes ? LEGACY_PREFIXES : [])];
   if (deps.oauth) {

@@ -16,6 +16,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { demoPlatformOptions, devPlatformConfig } from './dev-platform/demo.js';
 import { startDevPlatform } from './dev-platform/index.js';
 import { createProvider, ltiBaseUrl } from './lti/provider.js';
+import { LtiStore } from './lti/store.js';
 import { run } from './server.js';
 import { ApiTokenStore } from './submissions/identity.js';
 import { SubmissionStore } from './submissions/store.js';
@@ -183,8 +184,13 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--token-url <url>', 'access token URL (edX: {LMS}/api/lti_consumer/v1/token/{config id})')
     .requiredOption('--keyset-url <url>', 'platform keyset URL (edX: {LMS}/api/lti_consumer/v1/public_keysets/{config id})')
     .option('--name <name>', 'a name for people', 'edX')
-    .action(async (opts: { issuer: string; clientId: string; authUrl: string; tokenUrl: string; keysetUrl: string; name: string }) => {
-      await withProvider(async (lti) => {
+    .option('--deployment-id <id>', 'a deployment id launches may carry (repeatable; edX: "1")', (v: string, all: string[] | undefined) => [...(all ?? []), v])
+    .action(async (opts: { issuer: string; clientId: string; authUrl: string; tokenUrl: string; keysetUrl: string; name: string; deploymentId?: string[] }) => {
+      for (const [flag, value] of [['--issuer', opts.issuer], ['--auth-url', opts.authUrl], ['--token-url', opts.tokenUrl], ['--keyset-url', opts.keysetUrl]] as const) {
+        if (!isHttpUrl(value)) throw new InputError(`${flag} ${value} is not an http(s) URL.`);
+      }
+      const deployments = opts.deploymentId ?? ['1'];
+      await withProvider(async (lti, _config, db) => {
         await lti.registerPlatform({
           url: opts.issuer,
           name: opts.name,
@@ -194,7 +200,8 @@ export async function main(argv: string[]): Promise<number> {
           authorizationServer: opts.tokenUrl,
           authConfig: { method: 'JWK_SET', key: opts.keysetUrl },
         });
-        process.stdout.write(`registered ${opts.issuer} client ${opts.clientId}\n`);
+        await new LtiStore(db).addDeployments(opts.issuer, deployments);
+        process.stdout.write(`registered ${opts.issuer} client ${opts.clientId} (deployments ${deployments.join(', ')})\n`);
       });
     });
   platform
@@ -297,6 +304,14 @@ async function runUntilSignal(running: { stop(): Promise<void>; hurry(): void })
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
 }
 
 function wholeNumber(value: string): number {

@@ -13,6 +13,8 @@ import { JobQueue } from './grading/queue.js';
 import { WorkerPool } from './grading/worker.js';
 import { systemClock, uuid, type Clock } from './lib/clock.js';
 import { ConfigError } from './lib/errors.js';
+import { guardUnhandledRejections } from './lib/request-context.js';
+import { listRoutes } from './lib/routes.js';
 import type { Logger } from './lib/logger.js';
 import { ApiTokenStore, Authenticator, HubClient } from './submissions/identity.js';
 import { startDevPlatform, type DevPlatform } from './dev-platform/index.js';
@@ -118,7 +120,7 @@ async function start(
   }
   const submissions = new SubmissionStore(db);
   // With LTI, a graded result and its passback row are stored in one transaction.
-  const lti = ltiEnabled(config);
+  const lti = await ltiEnabled(config, db);
   const outbox = lti ? new PassbackOutbox(db) : undefined;
   const policy = policyLookup(config);
   let dispatcher: Dispatcher | undefined;
@@ -147,6 +149,8 @@ async function start(
   let url: string | undefined;
   let devPlatformRef: DevPlatform | undefined;
   if (opts.http) {
+    const unguard = guardUnhandledRejections(log);
+    started.push(async () => unguard());
     const hub = hubSettings(config, env);
     const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock, requiredScopes: hubScopes(env) }) : undefined;
     const auth = new Authenticator(hubClient, new ApiTokenStore(db, clock));
@@ -161,6 +165,7 @@ async function start(
     const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: () => pool.notify() });
     const mounts: Array<[string, RequestHandler]> = [];
     const frameAncestors = origins(config.lti.frameAncestors);
+    let ltiApp: RequestHandler | undefined;
     let devPlatform: DevPlatform | undefined;
     if (outbox) {
       const toolUrl = ltiBaseUrl(config, hub);
@@ -203,6 +208,12 @@ async function start(
         onBinding: async (course, assignment) => {
           await d.wakeAssignment(course, assignment);
         },
+        readLineItem: async (b) => {
+          const read = await ags.readLineItem({ issuer: b.issuer, clientId: b.clientId }, b.lineItemUrl!, b.scopes);
+          if (read.kind === 'read') return read;
+          log.warn('launch: cannot read the line item', { lineItem: b.lineItemUrl, reason: read.detail });
+          return undefined;
+        },
       });
       const mount = await setupLti({
         config,
@@ -227,6 +238,7 @@ async function start(
       await registerPlatforms(mount.provider, platforms, log);
       frameAncestors.push(...origins(platforms.map((p) => p.issuer)));
       if (ltiCookies(config.lti).partitioned) mounts.push(['/lti', partitionCrossSiteCookies()]);
+      ltiApp = mount.app;
       mounts.push(['/lti', mount.app]);
       mounts.push([
         '/app',
@@ -285,6 +297,13 @@ async function start(
     const port = typeof addr === 'object' && addr ? addr.port : hub.port;
     url = `http://${hub.host.includes(':') ? `[${hub.host}]` : hub.host}:${port}`;
     log.info(`Gofer listening on ${url}${hub.prefix}`, { workers, hub: hub.apiUrl ?? 'none' });
+    if (outbox) {
+      const base = ltiBaseUrl(config, hub);
+      log.info(`LTI on: login ${base}/lti/login   launch ${base}/lti   keyset ${base}/lti/keys`);
+    } else {
+      log.warn('LTI off: no platform is configured (lti.platforms) or added (gofer platform add), lti.url is unset and the dev platform is off; /lti answers 404');
+    }
+    log.debug('routes', { gofer: [...listRoutes(app), ...(ltiApp ? listRoutes(ltiApp, '/lti') : [])], ...(devPlatform ? { devPlatform: { url: devPlatform.url, routes: devPlatform.routes() } } : {}) });
   } else {
     log.info('Gofer worker started', { workers });
   }
@@ -301,9 +320,13 @@ async function start(
   return { ...(url ? { url } : {}), ...(devPlatformRef ? { devPlatform: devPlatformRef } : {}), stop, hurry };
 }
 
-/** LTI is on when platforms are configured, Gofer's public URL is set, or the dev platform runs beside it. */
-export function ltiEnabled(config: Config): boolean {
-  return config.lti.platforms.length > 0 || Boolean(config.lti.url) || config.devPlatform.enabled;
+/**
+ * LTI is on when platforms are configured or were added with `gofer platform add`, Gofer's public
+ * URL is set, or the dev platform runs beside it.
+ */
+export async function ltiEnabled(config: Config, db: Db): Promise<boolean> {
+  if (config.lti.platforms.length > 0 || config.lti.url || config.devPlatform.enabled) return true;
+  return Boolean(await db('lti_platforms').first('id'));
 }
 
 /** The scopes a hub token must carry to submit to this service (JupyterHub 2+ tells managed services). */

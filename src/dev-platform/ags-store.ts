@@ -1,7 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { formatIsoMicros, parseIsoMicros } from './iso-time.js';
-import type { DevComponent, DevUser, GradebookEntry, LineItem, StoredScore } from './types.js';
+import type { DevComponent, DevCourseRun, DevUser, GradebookEntry, LineItem, StoredScore } from './types.js';
 
 /** DRF's validation error body: field name → messages. */
 export type FieldErrors = Record<string, string[]>;
@@ -21,7 +21,7 @@ const USAGE_KEY = /^block-v1:([\w\-~.:%]+)\+([\w\-~.:%]+)\+([\w\-~.:%]+)\+type@(
 
 export interface AgsStoreDeps {
   issuer: string;
-  courseKey: string;
+  runs: DevCourseRun[];
   components: DevComponent[];
   users: DevUser[];
   clock: Clock;
@@ -319,7 +319,7 @@ export class AgsStore {
     const m = typeof raw === 'string' ? USAGE_KEY.exec(raw) : null;
     if (!m) return `Invalid usage key: '${text}'`;
     const course = `course-v1:${m[1]}+${m[2]}+${m[3]}`;
-    if (course !== this.deps.courseKey) return `Invalid usage key: '${text}' is not in ${this.deps.courseKey}`;
+    if (!this.deps.runs.some((r) => r.key === course)) return `Invalid usage key: '${text}' is not in ${this.deps.runs.map((r) => r.key).join(' or ')}`;
     return null;
   }
 }

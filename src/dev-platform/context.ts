@@ -3,7 +3,12 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { AgsStore } from './ags-store.js';
 import type { PlatformKeys } from './keys.js';
-import type { DeepLinkRecord, DevComponent, DevFaults, DevUser } from './types.js';
+import type { DeepLinkRecord, DevComponent, DevCourseRun, DevFaults, DevUser } from './types.js';
+
+/** The run whose blocks' usage keys start with `block-v1:ORG+COURSE+RUN+type@`. */
+export function runOf(runs: DevCourseRun[], usageKey: string): DevCourseRun | undefined {
+  return runs.find((r) => usageKey.startsWith(`block-v1:${r.key.slice('course-v1:'.length)}+type@`));
+}
 
 /** What edX keeps in its cache between the login initiation and the auth request. */
 export interface LaunchHint {
@@ -24,7 +29,8 @@ export class PlatformContext {
 
   constructor(
     readonly issuer: string,
-    readonly course: { key: string; title: string },
+    /** The course runs: the first is the main one (the course page's). */
+    readonly runs: DevCourseRun[],
     readonly components: DevComponent[],
     readonly users: DevUser[],
     readonly keys: PlatformKeys,
@@ -33,6 +39,16 @@ export class PlatformContext {
     readonly clock: Clock,
     readonly log: Logger,
   ) {}
+
+  /** The main course run (the course page and gradebook titles). */
+  get course(): DevCourseRun {
+    return this.runs[0]!;
+  }
+
+  /** The course run a component is in (its usage key names it). */
+  runOf(c: DevComponent): DevCourseRun {
+    return runOf(this.runs, c.usageKey)!;
+  }
 
   byConfig(configId: string): DevComponent | undefined {
     return this.components.find((c) => c.configId === configId);

@@ -41,7 +41,9 @@ export function assignmentComponent(
 /**
  * The demo course: one graded LTI component per configured assignment (custom parameter
  * `assignment=<id>`, weight = the assignment's points), one deep-linking component, two learners
- * and an instructor — what a course team would set up in Studio, pointed at Gofer at `toolUrl`.
+ * and an instructor. Its course key is a context of no Gofer course unless the configuration
+ * says so, so launches go to the default course (or the only one). What a course team would set
+ * up in Studio, pointed at Gofer at `toolUrl`.
  */
 export function demoPlatformOptions(config: Pick<Config, 'courses' | 'devPlatform'>, toolUrl: string, log?: Logger): DevPlatformOptions {
   const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
@@ -49,7 +51,7 @@ export function demoPlatformOptions(config: Pick<Config, 'courses' | 'devPlatfor
     course.assignments.map((a) =>
       assignmentComponent(
         { courseRun: 'DEMO', assignment: a.id, clientId: `gofer-demo-${a.id}`, tool },
-        { weight: Math.max(1, Math.round(a.points)), custom: [`assignment=${a.id}`, `course=${course.id}`], ...(a.due ? { due: a.due } : {}) },
+        { weight: Math.max(1, Math.round(a.points)), ...(a.due ? { due: a.due } : {}) },
       ),
     ),
   );

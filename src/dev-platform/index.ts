@@ -3,6 +3,7 @@ import express from 'express';
 import { systemClock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
+import { listRoutes } from '../lib/routes.js';
 import { agsRouter } from './ags-routes.js';
 import { AgsStore } from './ags-store.js';
 import { parseCustom } from './claims.js';
@@ -12,7 +13,8 @@ import { PlatformKeys } from './keys.js';
 import { launchRouter } from './launch-routes.js';
 import { coursePage, gradebookPage } from './pages.js';
 import { tokenRouter } from './token-route.js';
-import type { DevPlatform, DevPlatformOptions } from './types.js';
+import { runOf } from './context.js';
+import type { DevCourseRun, DevPlatform, DevPlatformOptions } from './types.js';
 
 export type * from './types.js';
 export { assignmentComponent, blockKey } from './demo.js';
@@ -40,9 +42,10 @@ export async function startDevPlatform(opts: DevPlatformOptions): Promise<DevPla
   const components = opts.components;
   const users = opts.users;
   const keys = await PlatformKeys.create(components.map((c) => c.clientId));
-  const store = new AgsStore({ issuer: url, courseKey: opts.courseKey, components, users, clock, log });
+  const runs = courseRuns(opts);
+  const store = new AgsStore({ issuer: url, runs, components, users, clock, log });
   const faults = defaultFaults();
-  const ctx = new PlatformContext(url, { key: opts.courseKey, title: opts.courseTitle }, components, users, keys, store, faults, clock, log);
+  const ctx = new PlatformContext(url, runs, components, users, keys, store, faults, clock, log);
 
   app.get('/', (_req, res) => {
     res.type('html').send(coursePage(ctx));
@@ -80,6 +83,7 @@ export async function startDevPlatform(opts: DevPlatformOptions): Promise<DevPla
     },
     lineItems: () => store.all(),
     gradebook: () => store.gradebook(),
+    routes: () => listRoutes(app),
     deepLinks: () => [...ctx.deepLinks.values()].map((d) => ({ usageKey: d.usageKey, items: structuredClone(d.items) })),
     launchUrl(username, usageKey, kind = 'resource') {
       const c = ctx.byUsageKey(usageKey);
@@ -98,6 +102,11 @@ export async function startDevPlatform(opts: DevPlatformOptions): Promise<DevPla
   };
 }
 
+/** The platform's course runs: the main one first. */
+function courseRuns(opts: DevPlatformOptions): DevCourseRun[] {
+  return [{ key: opts.courseKey, title: opts.courseTitle }, ...(opts.runs ?? [])];
+}
+
 /** Mistakes in the course set-up fail at start, not as a puzzling launch later. */
 function checkOptions(opts: DevPlatformOptions): void {
   const unique = (what: string, values: string[]): void => {
@@ -107,14 +116,15 @@ function checkOptions(opts: DevPlatformOptions): void {
       seen.add(v);
     }
   };
-  if (!/^course-v1:[^+]+\+[^+]+\+[^+]+$/.test(opts.courseKey)) throw new ConfigError(`dev platform: course key ${opts.courseKey} is not course-v1:ORG+COURSE+RUN`);
+  const runs = courseRuns(opts);
+  for (const r of runs) if (!/^course-v1:[^+]+\+[^+]+\+[^+]+$/.test(r.key)) throw new ConfigError(`dev platform: course key ${r.key} is not course-v1:ORG+COURSE+RUN`);
+  unique('course key', runs.map((r) => r.key));
   unique('usage key', opts.components.map((c) => c.usageKey));
   unique('config id', opts.components.map((c) => c.configId));
   unique('username', opts.users.map((u) => u.username));
   unique('user sub', opts.users.map((u) => u.sub));
-  const prefix = `block-v1:${opts.courseKey.slice('course-v1:'.length)}+type@`;
   for (const c of opts.components) {
-    if (!c.usageKey.startsWith(prefix)) throw new ConfigError(`dev platform: usage key ${c.usageKey} is not in ${opts.courseKey}`);
+    if (!runOf(runs, c.usageKey)) throw new ConfigError(`dev platform: usage key ${c.usageKey} is in none of ${runs.map((r) => r.key).join(', ')}`);
     if (!Number.isFinite(c.weight) || c.weight < 0) throw new ConfigError(`dev platform: ${c.usageKey} has weight ${c.weight}`);
     parseCustom(c.custom);
   }

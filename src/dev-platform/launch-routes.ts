@@ -139,8 +139,8 @@ async function auth(ctx: PlatformContext, req: Request, res: Response): Promise<
   const first = ctx.store.firstLineItem(c.configId);
   const claims = launchClaims({
     issuer: ctx.issuer,
-    courseKey: ctx.course.key,
-    courseTitle: ctx.course.title,
+    courseKey: ctx.runOf(c).key,
+    courseTitle: ctx.runOf(c).title,
     component: c,
     user,
     kind: hint.kind,

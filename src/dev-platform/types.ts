@@ -1,5 +1,6 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { RouteEntry } from '../lib/routes.js';
 
 /** One LTI component (an `lti_consumer` block) as a course team configures it in Studio. */
 export interface DevComponent {
@@ -44,6 +45,12 @@ export interface DevUser {
   sharePii?: boolean;
 }
 
+/** A course run: `course-v1:ORG+COURSE+RUN` and its title. */
+export interface DevCourseRun {
+  key: string;
+  title: string;
+}
+
 export interface DevPlatformOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
@@ -52,6 +59,8 @@ export interface DevPlatformOptions {
   /** e.g. 'course-v1:GoferX+DEMO+2026' */
   courseKey: string;
   courseTitle: string;
+  /** More course runs on the same LMS (one issuer); a component is in the run its usage key names. */
+  runs?: DevCourseRun[];
   components: DevComponent[];
   users: DevUser[];
   clock?: Clock;
@@ -128,6 +137,8 @@ export interface DevPlatform {
   lineItems(): LineItem[];
   gradebook(): GradebookEntry[];
   deepLinks(): DeepLinkRecord[];
+  /** Every route the platform answers (method and path pattern). */
+  routes(): RouteEntry[];
   /** The URL a browser opens to start the OIDC login flow for this user and component. */
   launchUrl(username: string, usageKey: string, kind?: 'resource' | 'deep-link'): string;
   stop(): Promise<void>;

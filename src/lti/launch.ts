@@ -35,7 +35,10 @@ export interface LtiSession {
 
 export type LaunchOutcome =
   | { ok: true; session: LtiSession; identity: LtiIdentity; binding: Binding }
-  | { ok: false; title: string; message: string };
+  | { ok: false; status?: number; title: string; message: string };
+
+/** What a launch reads from the line item the platform named (edX: the component's weight and due date). */
+export type ReadLineItem = (b: Pick<Binding, 'issuer' | 'clientId' | 'lineItemUrl' | 'scopes'>) => Promise<{ scoreMaximum: number; endAt: number | null } | undefined>;
 
 export function isStaff(roles: string[]): boolean {
   return roles.some((r) => STAFF_ROLES.some((s) => r.endsWith(s)));
@@ -55,18 +58,25 @@ export class LaunchService {
       onIdentity: (hubUser: string) => Promise<void>;
       /** An assignment's line item is now known: wake grades that waited for it. */
       onBinding?: (course: string, assignment: string) => Promise<void>;
+      /** Reads the launch's line item with AGS; undefined when the platform did not answer. */
+      readLineItem?: ReadLineItem;
     },
   ) {}
 
   async launch(c: LaunchClaims): Promise<LaunchOutcome> {
     const { config, store, clock } = this.deps;
-    const platform = config.lti.platforms.find((p) => p.issuer === c.issuer);
-    if (platform && !platform.deploymentIds.includes(c.deploymentId)) {
-      return fail('Unknown deployment', `This launch came from deployment "${c.deploymentId}" of ${c.issuer}, which Gofer's configuration does not list (lti.platforms[].deploymentIds: ${platform.deploymentIds.join(', ')}).`);
+    const deployments = await this.deploymentIds(c.issuer);
+    if (!deployments.includes(c.deploymentId)) {
+      return fail(
+        'Unknown deployment',
+        `This launch came from deployment "${c.deploymentId}" of ${c.issuer}, which Gofer does not accept (known: ${deployments.join(', ') || 'none'}). Add it to lti.platforms[].deploymentIds in Gofer's configuration, or with \`gofer platform add --deployment-id ${c.deploymentId}\`.`,
+      );
     }
-    const course = this.course(c);
+    const found = this.course(c);
+    if ('refused' in found) return { ok: false, status: 403, title: 'Wrong course', message: found.refused };
+    const course = found.course;
     if (!course) {
-      return fail('Unknown course', `Gofer does not know which of its courses the platform course "${c.contextId ?? '(none)'}" is. Add it to a course's "contexts" in Gofer's configuration, or add the custom parameter course=<id> to this component in Studio.`);
+      return fail('Unknown course', `Gofer does not know which of its courses the platform course "${c.contextId ?? '(none)'}" is. Add it to a course's "contexts" in Gofer's configuration.`);
     }
     const wanted = typeof c.custom.assignment === 'string' ? c.custom.assignment.trim() : '';
     if (!wanted) {
@@ -84,25 +94,26 @@ export class LaunchService {
     const now = clock.now();
     const claim = config.lti.hubUserClaim ? claimValue(c.raw, config.lti.hubUserClaim) : undefined;
     const identity = await store.saveIdentity(
-      { issuer: c.issuer, sub: c.sub, clientId: c.clientId, deploymentId: c.deploymentId, name: c.name, email: c.email, roles: c.roles, ...(claim ? { hubUser: claim } : {}) },
+      { issuer: c.issuer, sub: c.sub, clientId: c.clientId, deploymentId: c.deploymentId, name: c.name, email: c.email, roles: c.roles, ...(claim ? { hubUser: claim, fromClaim: true } : {}) },
       now,
     );
+    const where = { issuer: c.issuer, clientId: c.clientId, lineItemUrl: c.ags.lineitem ?? null, scopes: c.ags.scope ?? [] };
+    const read = where.lineItemUrl ? await this.deps.readLineItem?.(where) : undefined;
     const binding = await store.saveBinding(
       {
-        issuer: c.issuer,
-        clientId: c.clientId,
+        ...where,
         deploymentId: c.deploymentId,
         contextId: c.contextId,
         resourceLinkId: c.resourceLinkId,
         course: course.id,
         assignment: assignment.id,
-        lineItemUrl: c.ags.lineitem ?? null,
         lineItemsUrl: c.ags.lineitems ?? null,
-        scopes: c.ags.scope ?? [],
-        endAt: null,
+        endAt: read?.endAt ?? null,
+        scoreMaximum: read?.scoreMaximum ?? null,
       },
       now,
     );
+    await store.recordLaunch({ issuer: c.issuer, sub: c.sub, bindingId: binding.id }, now);
     if (identity.hubUser) await this.deps.onIdentity(identity.hubUser);
     await this.deps.onBinding?.(course.id, assignment.id);
     return {
@@ -113,14 +124,35 @@ export class LaunchService {
     };
   }
 
-  private course(c: LaunchClaims): CourseConfig | undefined {
+  /** The deployments Gofer accepts from an issuer: the configured ones, or those given to `gofer platform add`. */
+  private async deploymentIds(issuer: string): Promise<string[]> {
+    const configured = this.deps.config.lti.platforms.filter((p) => p.issuer === issuer).flatMap((p) => p.deploymentIds);
+    return [...new Set([...configured, ...(await this.deps.store.deploymentIds(issuer))])];
+  }
+
+  /**
+   * The Gofer course of a launch: the one listing its context. A custom parameter `course=<id>`
+   * is honoured only when the launch's context is one of that course's contexts: a component's
+   * custom parameters are edited by the staff of the course it sits in, who must not reach another
+   * course's grades that way.
+   */
+  private course(c: LaunchClaims): { course: CourseConfig | undefined } | { refused: string } {
     const { courses, defaultCourse } = this.deps.config;
-    if (typeof c.custom.course === 'string') return courses.find((x) => x.id === c.custom.course);
-    return (
-      courses.find((x) => c.contextId && x.contexts.includes(c.contextId)) ??
-      (defaultCourse ? courses.find((x) => x.id === defaultCourse) : undefined) ??
-      (courses.length === 1 ? courses[0] : undefined)
-    );
+    const owner = courses.find((x) => c.contextId && x.contexts.includes(c.contextId));
+    if (typeof c.custom.course === 'string' && c.custom.course !== owner?.id) {
+      const named = courses.find((x) => x.id === c.custom.course);
+      return {
+        refused: named
+          ? `This component's custom parameter course=${c.custom.course} names Gofer course ${named.id}, but this platform course ("${c.contextId ?? '(none)'}") is not one of its contexts. Remove course=${c.custom.course} from the component in Studio${owner ? ` (this platform course is Gofer course ${owner.id})` : ''}, or add "${c.contextId ?? ''}" to the contexts of course ${named.id} in Gofer's configuration.`
+          : `This component's custom parameter course=${c.custom.course} names no Gofer course. Remove it from the component in Studio, or use one of: ${courses.map((x) => x.id).join(', ')}.`,
+      };
+    }
+    return {
+      course:
+        owner ??
+        (defaultCourse ? courses.find((x) => x.id === defaultCourse) : undefined) ??
+        (courses.length === 1 ? courses[0] : undefined),
+    };
   }
 }
 

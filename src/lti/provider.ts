@@ -6,11 +6,11 @@ import type { Express, Request, Response } from 'express';
 import { ltiCookies, type Config, type CookieAttributes, type PlatformConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, GoferError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { esc, page } from '../web/html.js';
 import { KnexLtiPlugin } from './knex-plugin.js';
-import { claimsFromLtijs, type LaunchService, type LtiSession } from './launch.js';
+import { claimsFromLtijs, isStaff, type LaunchService, type LtiSession } from './launch.js';
 
 // ltijs is CommonJS and a process-wide singleton: set up once per process.
 const require = createRequire(import.meta.url);
@@ -95,29 +95,57 @@ export async function setupLti(deps: {
   const problem = (res: Response, status: number, title: string, message: string): void => {
     res.status(status).type('html').send(page(title, `<p>${esc(message)}</p>`));
   };
-  lti.onConnect(async (token, req, res) => {
-    const outcome = await deps.launches.launch(claimsFromLtijs(token));
-    if (!outcome.ok) return problem(res, 400, outcome.title, outcome.message);
-    log.info('launch', { issuer: outcome.session.issuer, course: outcome.session.course, assignment: outcome.session.assignment, staff: outcome.session.staff });
-    return res.redirect(303, await deps.openPage(outcome.session, req, res));
-  });
-  lti.onDeepLinking(async (token, _req, res) => {
-    const ltik = res.locals.ltik as string;
-    const items = deps
-      .assignmentsForDeepLinking(token)
-      .map((a) => `<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${esc(a.id)}"><button type="submit">${esc(a.title)}</button></form></li>`)
-      .join('');
-    res.type('html').send(page('Choose an assignment', `<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
-  });
-  lti.app.post('/deeplink', async (req: Request, res: Response) => {
-    const token = res.locals.token as Record<string, any> | undefined;
-    const chosen = String((req.body as Record<string, unknown>)?.assignment ?? '');
-    const entry = token && deps.assignmentsForDeepLinking(token).find((a) => a.id === chosen);
-    if (!token || !entry) return problem(res, 400, 'Unknown assignment', 'Choose one of the listed assignments.');
-    const launchUrl = `${deps.toolUrl}/lti`;
-    const form = await lti.DeepLinking.createDeepLinkingForm(token, [{ type: 'ltiResourceLink', title: entry.title, url: launchUrl, custom: { assignment: entry.id } }], { message: `Linked ${entry.title}` });
-    return res.type('html').send(form);
-  });
+  // ltijs runs on express 4, which leaves a rejected handler unhandled: each handler answers its own errors.
+  const answered =
+    <A extends unknown[]>(what: string, fn: (req: Request, res: Response, ...rest: A) => Promise<unknown>) =>
+    async (req: Request, res: Response, ...rest: A): Promise<void> => {
+      try {
+        await fn(req, res, ...rest);
+      } catch (err) {
+        failed(what, req, res, err);
+      }
+    };
+  const failed = (what: string, req: Request, res: Response, err: unknown): void => {
+    const known = err instanceof GoferError && err.status < 500;
+    if (!known) log.error(`LTI ${what} failed`, { method: req.method, path: req.originalUrl.split('?')[0], error: (err as Error)?.stack ?? String(err) });
+    if (res.headersSent) return;
+    if (known) return problem(res, (err as GoferError).status, 'Not possible', (err as Error).message);
+    problem(res, 500, 'Gofer failed', 'Gofer could not finish this request; nothing was changed. Launch the assignment again from the course, and tell the course team if it keeps happening.');
+  };
+  lti.onConnect((token, req, res) =>
+    answered('launch', async () => {
+      const outcome = await deps.launches.launch(claimsFromLtijs(token));
+      if (!outcome.ok) return problem(res, outcome.status ?? 400, outcome.title, outcome.message);
+      log.info('launch', { issuer: outcome.session.issuer, course: outcome.session.course, assignment: outcome.session.assignment, staff: outcome.session.staff });
+      return res.redirect(303, await deps.openPage(outcome.session, req, res));
+    })(req, res),
+  );
+  lti.onDeepLinking((token, req, res) =>
+    answered('deep linking', async () => {
+      const refused = deepLinkRefusal(token);
+      if (refused) return problem(res, ...refused);
+      const ltik = res.locals.ltik as string;
+      const items = deps
+        .assignmentsForDeepLinking(token)
+        .map((a) => `<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${esc(a.id)}"><button type="submit">${esc(a.title)}</button></form></li>`)
+        .join('');
+      res.type('html').send(page('Choose an assignment', `<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
+    })(req, res),
+  );
+  lti.app.post(
+    '/deeplink',
+    answered('deep linking', async (req: Request, res: Response) => {
+      const token = res.locals.token as Record<string, any> | undefined;
+      const refused = deepLinkRefusal(token);
+      if (refused) return problem(res, ...refused);
+      const chosen = String((req.body as Record<string, unknown> | undefined)?.assignment ?? '');
+      const entry = deps.assignmentsForDeepLinking(token!).find((a) => a.id === chosen);
+      if (!entry) return problem(res, 400, 'Unknown assignment', 'Choose one of the listed assignments.');
+      const launchUrl = `${deps.toolUrl}/lti`;
+      const form = await lti.DeepLinking.createDeepLinkingForm(token, [{ type: 'ltiResourceLink', title: entry.title, url: launchUrl, custom: { assignment: entry.id } }], { message: `Linked ${entry.title}` });
+      return res.type('html').send(form);
+    }),
+  );
   lti.onInvalidToken((_req, res) => {
     const reason = String((res.locals.err as { details?: { message?: string } })?.details?.message ?? 'invalid token');
     if (reason === 'MISSING_VALIDATION_COOKIE') return problem(res, 401, 'Launch not accepted: cookie missing', missingCookie(deps.toolUrl, ltiCookies(config.lti)));
@@ -128,6 +156,12 @@ export async function setupLti(deps: {
   lti.onUnregisteredPlatform((_req, res) =>
     problem(res, 400, 'Unknown platform', 'This platform (issuer and client id) is not registered with Gofer. The course team must add its issuer and the component\'s client id to Gofer\'s configuration (lti.platforms) or with `gofer platform add`.'),
   );
+  // body-parser's complaints (malformed or oversized bodies) and anything thrown synchronously
+  lti.app.use((err: unknown, req: Request, res: Response, _next: (e?: unknown) => void) => {
+    const status = (err as { status?: unknown })?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) return problem(res, status, 'Request not readable', `Gofer could not read this request: ${(err as Error).message}.`);
+    failed('request', req, res, err);
+  });
   return { app: lti.app, provider: lti };
 }
 
@@ -141,6 +175,20 @@ export function missingCookie(toolUrl: string, c: CookieAttributes): string {
     '(3) the browser accepts cookies of a site inside another site\'s page: Safari, and browsers set to block all third-party cookies, refuse even partitioned ones. ' +
     'There, set the component in Studio to open in a new window. Then launch the assignment again from the course.'
   );
+}
+
+/**
+ * Choosing a component's assignment is for course staff, in a deep-linking launch: a learner's
+ * (or a resource-link) token gets a page saying so, never the platform's deep-linking form.
+ */
+function deepLinkRefusal(token: Record<string, any> | undefined): [number, string, string] | undefined {
+  const ctx = (token?.platformContext ?? {}) as Record<string, unknown>;
+  if (!token) return [401, 'Launch not accepted', 'This page needs a deep-linking launch from the course. Open the component in Studio and choose its content again.'];
+  if (ctx.messageType !== 'LtiDeepLinkingRequest') {
+    return [400, 'Not a deep-linking launch', 'Choosing an assignment needs a deep-linking launch: in Studio, open the component\'s settings as course staff and select its content there.'];
+  }
+  if (!isStaff(Array.isArray(ctx.roles) ? ctx.roles.map(String) : [])) return [403, 'Course staff only', 'Only course staff may choose which notebook assignment a component is.'];
+  return undefined;
 }
 
 /** Registers every platform client declared in the configuration; idempotent. */

@@ -108,6 +108,8 @@ export type AgsOutcome =
   | { kind: 'retry'; status?: number; detail: string; retryAfterMs?: number }
   | { kind: 'failed'; status: number; detail: string };
 
+export type LineItemRead = { kind: 'read'; scoreMaximum: number; endAt: number | null } | Extract<AgsOutcome, { kind: 'retry' | 'failed' | 'gone' }>;
+
 export type LineItemOutcome = { kind: 'found' | 'created'; url: string } | Extract<AgsOutcome, { kind: 'retry' | 'failed' | 'gone' }>;
 
 export interface AgsStats {
@@ -147,6 +149,11 @@ const tokenAnswerSchema = z.object({
   token_type: z.string().optional(),
   expires_in: z.coerce.number().positive().optional(),
   scope: z.string().optional(),
+});
+
+const lineItemDetailSchema = z.object({
+  scoreMaximum: z.number().nonnegative(),
+  endDateTime: z.string().nullable().optional(),
 });
 
 const lineItemSchema = z.object({
@@ -196,6 +203,19 @@ export class AgsClient {
     }
     if (a.status === 404) return { kind: 'gone', status: 404, detail: `${what}: the line item is gone.` };
     return classifyFailure(a.status, a.headers, `${what}: ${excerpt(a.text, a.headers)}`, this.o.clock.now());
+  }
+
+  /** A line item's maximum score and end date (edX: the component's weight and due date), as a launch reads them. */
+  async readLineItem(target: PlatformClient, lineItemUrl: string, scopes: string[], signal?: AbortSignal): Promise<LineItemRead> {
+    const scope = scopes.includes(AGS_SCOPE.lineitem) ? AGS_SCOPE.lineitem : AGS_SCOPE.lineitemReadonly;
+    const got = await this.call(target, [scope], lineItemUrl, { method: 'GET', headers: { Accept: MEDIA.lineitem } }, signal);
+    if (!got.ok) return got.outcome;
+    const what = `GET ${lineItemUrl} answered ${got.status}`;
+    if (got.status !== 200) return got.status === 404 ? { kind: 'gone', status: 404, detail: what } : classifyFailure(got.status, got.headers, `${what}: ${excerpt(got.text, got.headers)}`, this.o.clock.now());
+    const item = lineItemDetailSchema.safeParse(safeJson(got.text));
+    if (!item.success) return { kind: 'retry', status: got.status, detail: `${what} without a line item: ${excerpt(got.text, got.headers)}` };
+    const end = item.data.endDateTime ? Date.parse(item.data.endDateTime) : NaN;
+    return { kind: 'read', scoreMaximum: item.data.scoreMaximum, endAt: Number.isNaN(end) ? null : end };
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import type { Binding, LtiIdentity, LtiStore } from '../lti/store.js';
+import type { Binding, LaunchRecord, LtiIdentity, LtiStore } from '../lti/store.js';
 import type { AgsClient, AgsOutcome, LineItemOutcome } from './ags-client.js';
 import type { ClaimedPassback, PassbackOutbox } from './outbox.js';
 import { isLate, type AssignmentPolicy, type PolicyLookup } from './policy.js';
@@ -8,8 +8,8 @@ import { isLate, type AssignmentPolicy, type PolicyLookup } from './policy.js';
 export interface DispatcherOptions {
   outbox: PassbackOutbox;
   ags: AgsClient;
-  /** Identities (hub name ↔ platform sub) and bindings (assignment ↔ line item). */
-  lti: Pick<LtiStore, 'identitiesOf' | 'bindingsFor' | 'binding' | 'setLineItem'>;
+  /** Identities (hub name ↔ platform sub), bindings (assignment ↔ line item) and who launched which. */
+  lti: Pick<LtiStore, 'identitiesOf' | 'bindingsFor' | 'binding' | 'setLineItem' | 'launchesOf'>;
   policy: PolicyLookup;
   clock: Clock;
   log: Logger;
@@ -257,19 +257,22 @@ export class Dispatcher {
     if (identities.length === 0) {
       return { kind: 'waiting', detail: `Waiting: hub user ${row.owner} has not launched an assignment from the course yet (or not linked their hub account), so Gofer does not know who they are on the platform.` };
     }
+    // A grade goes to the line item of each component this learner launched for the assignment:
+    // never to a component or course run they did not launch from.
+    const pairsOf = (bs: Binding[], launched: LaunchRecord[]): Array<[LtiIdentity, Binding]> =>
+      bs.flatMap((b) => identities.filter((i) => launched.some((l) => l.bindingId === b.id && l.issuer === i.issuer && l.sub === i.sub)).map((i): [LtiIdentity, Binding] => [i, b]));
     let bindings = await lookups.bindingsFor(row.course, row.assignment);
-    const pairsOf = (bs: Binding[]): Array<[LtiIdentity, Binding]> => bs.flatMap((b) => identities.filter((i) => i.issuer === b.issuer).map((i): [LtiIdentity, Binding] => [i, b]));
-    let pairs = pairsOf(bindings);
+    let pairs = pairsOf(bindings, await lookups.launchesOf(row.owner, identities, row.course, row.assignment));
     if (pairs.length === 0) {
-      // the cached bindings may predate a launch: decide "waiting" on a fresh read only
+      // the cached bindings and launches may predate a launch: decide "waiting" on a fresh read only
       this.forgetBindings(row.course, row.assignment);
       bindings = await this.bindingsFor(row.course, row.assignment);
-      pairs = pairsOf(bindings);
+      pairs = pairsOf(bindings, await this.o.lti.launchesOf(identities, row.course, row.assignment));
     }
     if (pairs.length === 0) {
       return bindings.length === 0
         ? { kind: 'waiting', detail: `Waiting: no component of the course has been launched for assignment ${row.assignment} yet, so Gofer does not know its line item. Anyone launching it once (staff or learner) binds it.` }
-        : { kind: 'waiting', detail: `Waiting: hub user ${row.owner} is not known on ${bindings.map((b) => b.issuer).join(', ')}, where assignment ${row.assignment} is bound; they must launch it from the course once.` };
+        : { kind: 'waiting', detail: `Waiting: hub user ${row.owner} has not launched assignment ${row.assignment} from the course yet. Gofer sends a grade only to the components a learner launched; they must launch it once.` };
     }
     const outcomes: PairOutcome[] = [];
     for (const [identity, binding] of pairs) outcomes.push(await this.sendPair(row, policy, identity, binding, signal));
@@ -399,9 +402,10 @@ export class Dispatcher {
   }
 }
 
-/** Identities read once per claimed batch (a learner's grades often come together); bindings from the dispatcher's short cache. */
+/** Identities and launches read once per claimed batch (a learner's grades often come together); bindings from the dispatcher's short cache. */
 class Lookups {
   private readonly identities = new Map<string, Promise<LtiIdentity[]>>();
+  private readonly launches = new Map<string, Promise<LaunchRecord[]>>();
 
   constructor(
     private readonly lti: DispatcherOptions['lti'],
@@ -411,6 +415,13 @@ class Lookups {
   identitiesOf(owner: string): Promise<LtiIdentity[]> {
     let p = this.identities.get(owner);
     if (!p) this.identities.set(owner, (p = this.lti.identitiesOf(owner)));
+    return p;
+  }
+
+  launchesOf(owner: string, identities: LtiIdentity[], course: string, assignment: string): Promise<LaunchRecord[]> {
+    const key = `${owner}\n${course}\n${assignment}`;
+    let p = this.launches.get(key);
+    if (!p) this.launches.set(key, (p = this.lti.launchesOf(identities, course, assignment)));
     return p;
   }
 

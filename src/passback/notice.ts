@@ -1,3 +1,4 @@
+import type { Binding } from '../lti/store.js';
 import type { PassbackView } from './outbox.js';
 import { isLate, type AssignmentPolicy } from './policy.js';
 
@@ -5,6 +6,31 @@ import { isLate, type AssignmentPolicy } from './policy.js';
 export interface PassbackNotice {
   state: 'sent' | 'sending' | 'waiting' | 'retrying' | 'not sent' | 'failed';
   sentences: string[];
+}
+
+/** What edX will do with grades sent to a component, as far as its line item (read at a launch) tells. */
+export interface PlatformNotice {
+  /** true: edX will not record them; false: it may not (it depends on a setting the tool cannot see). */
+  certain: boolean;
+  sentence: string;
+}
+
+/**
+ * edX keeps every score it accepts but records (publishes) it only under conditions: the line item
+ * tells the component's weight (its scoreMaximum) and due date (its endDateTime). Whether the
+ * component accepts grades past due, or is graded at all, it does not tell.
+ */
+export function platformNotice(b: Pick<Binding, 'scoreMaximum' | 'endAt'>, now: number): PlatformNotice | null {
+  if (b.scoreMaximum === 0) {
+    return { certain: true, sentence: "edX will not record these grades: the component's maximum score is 0 (its weight in Studio is 0), so a grade counts for nothing there. The course team must give the component a weight." };
+  }
+  if (b.endAt !== null && now > b.endAt) {
+    return {
+      certain: false,
+      sentence: `The component's due date in edX (${new Date(b.endAt).toISOString()}) has passed: edX records a grade sent now only if the component accepts grades past due (Studio's default).`,
+    };
+  }
+  return null;
 }
 
 /**

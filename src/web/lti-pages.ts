@@ -4,8 +4,9 @@ import { gradeRows, gradesCsv } from '../gradebook/export.js';
 import { isStaff, type LtiSession } from '../lti/launch.js';
 import type { LtiIdentity, LtiStore } from '../lti/store.js';
 import type { Clock } from '../lib/clock.js';
-import { ForbiddenError } from '../lib/errors.js';
+import { ForbiddenError, GoferError, RateLimitError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
+import { platformNotice } from '../passback/notice.js';
 import type { Identity, Signer } from '../submissions/identity.js';
 import type { Receipt } from '../submissions/intake.js';
 import { uploadedFile } from '../submissions/routes.js';
@@ -85,6 +86,11 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const assignment = deps.config.courses.find((c) => c.id === ses.course)?.assignments.find((a) => a.id === ses.assignment);
     const hubLink = onHub(deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course)));
     const parts = [`<p>Course <b>${esc(ses.course)}</b>, assignment <b>${esc(ses.assignment)}</b>${assignment?.due ? `, due ${esc(assignment.due.toISOString())}` : ''}.</p>`];
+    const binding = await deps.store.binding(ses.bindingId);
+    const notice = binding ? platformNotice(binding, now()) : null;
+    if (notice) parts.push(`<p id="edx-notice">${esc(notice.sentence)}</p>`);
+    const closed = assignment?.due && assignment.late === 'reject' && now() > assignment.due.getTime() ? assignment.due : undefined;
+    if (closed) parts.push(`<p id="closed">Submissions closed on ${esc(closed.toISOString())}: late work is not accepted for this assignment.</p>`);
     parts.push(`<p><a id="open-hub" href="${esc(hubLink)}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
     if (ses.staff) parts.push(`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
     const hubUser = identity?.hubUser;
@@ -101,15 +107,18 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
           const tests = (await deps.submissions.tests(x.id)).filter((t) => !t.hidden);
           const feedback = tests.map((t) => `<li>${esc(t.name)}: ${t.passed ? 'passed' : 'failed'}${t.message ? `<pre>${esc(t.message)}</pre>` : ''}</li>`).join('');
           const st = states.get(x.id);
+          const words = st?.status === 'sent' && notice ? (notice.certain ? 'sent to edX, which will not record it (see above)' : 'sent to edX, which may not record it (see above)') : st ? (PASSBACK_WORDS[st.status] ?? st.status) : '';
           return `<tr class="submission"><td>${esc(new Date(x.receivedAt).toISOString())}</td><td class="status-${esc(x.status)}">${esc(x.status)}</td>
-<td class="score">${x.status === 'graded' ? `${esc(x.points)}/${esc(x.maxPoints)}` : ''}</td><td class="passback">${esc(st ? (PASSBACK_WORDS[st.status] ?? st.status) : '')}</td>
+<td class="score">${x.status === 'graded' ? `${esc(x.points)}/${esc(x.maxPoints)}` : ''}</td><td class="passback">${esc(words)}</td>
 <td>${esc(x.message ?? '')}<ul>${feedback}</ul></td></tr>`;
         }),
       );
       parts.push(`<p>Signed in to JupyterHub as <b id="hub-user">${esc(hubUser)}</b>.</p>`);
       const action = `submit?l=${encodeURIComponent(launch)}&csrf=${encodeURIComponent(deps.signer.tag('csrf', launch))}`;
-      parts.push(`<form id="upload" method="post" enctype="multipart/form-data" action="${esc(action)}">
+      if (!closed) {
+        parts.push(`<form id="upload" method="post" enctype="multipart/form-data" action="${esc(action)}">
 <label>Or submit a notebook file here: <input type="file" name="file" accept=".ipynb"></label> <button type="submit">Submit</button></form>`);
+      }
       parts.push(
         subs.length
           ? `<table><thead><tr><th>Received</th><th>Status</th><th>Score</th><th>edX</th><th>Feedback</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
@@ -142,7 +151,15 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 <td>${esc(st?.status ?? '')}${st?.detail ? `<br><small>${esc(st.detail)}</small>` : ''}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`;
       })
       .join('');
-    const html = `<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
+    const course = deps.config.courses.find((c) => c.id === ses.course);
+    const notices = [];
+    for (const a of course?.assignments ?? []) {
+      for (const b of await deps.store.bindingsFor(ses.course, a.id)) {
+        const n = platformNotice(b, now());
+        if (n) notices.push(`<li>Assignment <b>${esc(a.id)}</b>, component <code>${esc(b.resourceLinkId)}</code> (${esc(b.contextId)}): ${esc(n.sentence)}</li>`);
+      }
+    }
+    const html = `${notices.length ? `<ul id="edx-notices">${notices.join('')}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
 <table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
     res.type('html').send(page(`Grades: ${ses.course}`, html));
@@ -172,6 +189,12 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const sub = await own(ses, String(req.body.submission ?? ''));
     await deps.resend(sub.id);
     res.redirect(303, `course?l=${encodeURIComponent(launch)}`);
+  });
+  // These are pages in a browser (often in edX's iframe): what cannot be done is a page too.
+  router.use((err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
+    if (!(err instanceof GoferError) || err.status >= 500 || res.headersSent) return next(err);
+    if (err instanceof RateLimitError) res.set('Retry-After', String(err.retryAfterSeconds));
+    res.status(err.status).type('html').send(page(err.status === 403 ? 'Not possible' : 'Not accepted', `<p>${esc(err.message)}</p>`));
   });
   return router;
 }

@@ -93,14 +93,14 @@ export function launchClaims(p: CraftingPlatform, toolUrl: string, nonce: string
 /**
  * Gofer's real OIDC flow with a crafted id_token: login (Gofer sets its state cookie and sends
  * state and nonce to the "platform"), then the form POST of state and id_token, following
- * Gofer's redirects with its cookies. Returns the final answer.
+ * Gofer's redirects with its cookies. Returns the final answer, the redirects followed and the cookies set.
  */
 export async function craftedLaunch(
   toolUrl: string,
   p: CraftingPlatform,
   makeToken: (nonce: string) => Promise<string>,
   opts: { reuse?: { state: string; cookie: string; nonce: string } } = {},
-): Promise<{ status: number; text: string; nonce: string; state: string; cookie: string }> {
+): Promise<{ status: number; text: string; nonce: string; state: string; cookie: string; trail: URL[]; jar: string }> {
   let cookie = '';
   let state: string;
   let nonce: string;
@@ -124,12 +124,14 @@ export async function craftedLaunch(
     redirect: 'manual',
   });
   let jar = [cookie, cookies(res.headers)].filter(Boolean).join('; ');
+  const trail: URL[] = [];
   for (let i = 0; i < 5 && res.status >= 300 && res.status < 400; i++) {
     const next = new URL(res.headers.get('location')!, toolUrl);
+    trail.push(next);
     res = await fetch(next, { headers: { cookie: jar }, redirect: 'manual' });
     jar = [jar, cookies(res.headers)].filter(Boolean).join('; ');
   }
-  return { status: res.status, text: await res.text(), nonce, state, cookie };
+  return { status: res.status, text: await res.text(), nonce, state, cookie, trail, jar };
 }
 
 function cookies(headers: Headers): string {

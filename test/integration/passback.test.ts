@@ -154,8 +154,10 @@ describe('passback to an edX-like platform (sqlite)', function () {
     d.start();
     return d;
   }
+  /** A learner's first launch; they have launched every component bound so far (each later bind is launched too). */
   async function identify(u: string): Promise<void> {
     await lti.saveIdentity({ issuer: platform.issuer, sub: subOf(u), clientId: CLIENT_ID, deploymentId: '1', name: u, email: null, roles: ['http://purl.imsglobal.org/vocab/lis/v2/membership#Learner'], hubUser: u }, clock.now());
+    for (const b of await db('bindings').select('id')) await lti.recordLaunch({ issuer: platform.issuer, sub: subOf(u), bindingId: Number(b.id) }, clock.now());
   }
   /** What a launch of the component records: declarative mode names the component's own line item. */
   async function bind(assignment: string, o: { endAt?: number } = {}): Promise<void> {
@@ -163,7 +165,7 @@ describe('passback to an edX-like platform (sqlite)', function () {
     const lineItemsUrl = `${platform.issuer}/api/lti_consumer/v1/lti/${c.configId}/lti-ags`;
     const own = platform.lineItems().find((i) => i.configId === c.configId && i.resourceLinkId === c.usageKey);
     const declarative = c.agsMode === 'declarative';
-    await lti.saveBinding(
+    const saved = await lti.saveBinding(
       {
         issuer: platform.issuer,
         clientId: c.clientId,
@@ -176,9 +178,11 @@ describe('passback to an edX-like platform (sqlite)', function () {
         lineItemsUrl,
         scopes: [declarative ? AGS_SCOPE.lineitemReadonly : AGS_SCOPE.lineitem, AGS_SCOPE.resultReadonly, AGS_SCOPE.score],
         endAt: o.endAt ?? null,
+        scoreMaximum: null,
       },
       clock.now(),
     );
+    for (const i of await lti.identities()) await lti.recordLaunch({ issuer: i.issuer, sub: i.sub, bindingId: saved.id }, clock.now());
   }
   /** A submission received, graded and recorded through the JobQueue (whose hook fills the outbox). */
   async function grade(owner: string, assignment: string, score: number, o: { receivedAt?: number; gradedAt?: number; status?: GradingResult['status'] } = {}): Promise<string> {
