@@ -87,7 +87,7 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
           id: '8x',
           contexts: [RUN1, RUN2, 'course-v1:Crafted+C1+2026'],
           assignments: [
-            { id: 'lab01', tests: EXAMPLE_TESTS, points: 3, timeoutSeconds: 60 },
+            { id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60 },
             { id: 'closed', tests: EXAMPLE_TESTS, due: '2020-01-01T00:00:00Z', late: 'reject' },
           ],
         },

@@ -49,7 +49,7 @@ describe('edX presentations across two sites with the default cookies (Chromium,
       passback: { retryDelaySeconds: 0.2, pollMs: 100 },
       // not development: the cookie defaults a real deployment gets
       lti: { url: toolUrl, encryptionKey: 'cross-site-test-encryption-key', hubUserClaim: 'sub', platforms: [devPlatformConfig(platform, components)] },
-      courses: [{ id: '8x', contexts: [COURSE_KEY], assignments: [{ id: 'lab01', section: '1', tests: EXAMPLE_TESTS, points: 2, timeoutSeconds: 60 }] }],
+      courses: [{ id: '8x', contexts: [COURSE_KEY], assignments: [{ id: 'lab01', section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 2, timeoutSeconds: 60 }] }],
     }));
     gofer = spawnGofer(['--config', path.join(dir, 'gofer.yaml'), 'serve'], path.join(dir, 'gofer.log'));
     await waitFor('gofer to answer /health', async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 60_000);

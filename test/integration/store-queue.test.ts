@@ -10,6 +10,7 @@ import { SubmissionStore, type NewSubmission } from '../../src/submissions/store
 import { ENGINES, freshDb } from '../helpers/databases.js';
 
 const T0 = 1_780_000_000_000;
+const FAIR_QUEUE_MIGRATION = '20261127_004_fair_queue';
 const opts = { now: T0, duplicateWindowMs: 120_000, perMinute: 5, maxAttempts: 3 };
 let seq = 0;
 function sub(owner = 'ada', sha = 'a'.repeat(64), assignment = 'lab01'): NewSubmission {
@@ -186,10 +187,12 @@ for (const engine of ENGINES) {
     });
 
     it("gives the jobs already queued their learner when the fair queue's migration runs", async () => {
-      await db.migrate.down({ migrationSource });
+      // by name: later migrations (LTI launches, browser sessions) stay applied
+      await db.migrate.down({ migrationSource, name: FAIR_QUEUE_MIGRATION });
+      expect(await db.schema.hasColumn('grading_jobs', 'owner'), 'the fair queue migration undone').to.equal(false);
       await db('submissions').insert({ id: 's-old', owner: 'ada', course: '8x', assignment: 'lab01', section: null, received_at: T0, sha256: 'a'.repeat(64), status: 'queued' });
       await db('grading_jobs').insert({ submission_id: 's-old', status: 'queued', attempts: 0, max_attempts: 3, run_at: T0, created_at: T0, updated_at: T0 });
-      await db.migrate.up({ migrationSource });
+      await db.migrate.up({ migrationSource, name: FAIR_QUEUE_MIGRATION });
       expect(await db('grading_jobs').select('owner', 'claimed_at')).to.deep.equal([{ owner: 'ada', claimed_at: null }]);
     });
 
