@@ -53,9 +53,10 @@ const DROP_LIMIT_BYTES = 1024 * 1024;
 /**
  * Answers a request whose body may not have been read (a caller refused before it, an upload
  * cut off): a small rest is dropped first; a large one is not read at all, the connection
- * closing after the answer.
+ * closing after the answer. Every error answer goes through here (this handler's, and the
+ * LTI pages' own).
  */
-function afterUnreadBody(req: Request, res: Response, answer: () => void): void {
+export function afterUnreadBody(req: Request, res: Response, answer: () => void): void {
   if (req.complete || req.readableEnded) return answer();
   const chunked = req.get('transfer-encoding') !== undefined;
   if (chunked || Number(req.get('content-length') ?? 0) > DROP_LIMIT_BYTES) {

@@ -4,6 +4,7 @@ import { gradeRows, gradesCsv } from '../gradebook/export.js';
 import { isStaff, type LtiSession } from '../lti/launch.js';
 import type { LtiIdentity, LtiStore } from '../lti/store.js';
 import type { Clock } from '../lib/clock.js';
+import { afterUnreadBody } from '../lib/error-middleware.js';
 import { ForbiddenError, GoferError, RateLimitError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
 import { platformNotice } from '../passback/notice.js';
@@ -191,10 +192,13 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     res.redirect(303, `course?l=${encodeURIComponent(launch)}`);
   });
   // These are pages in a browser (often in edX's iframe): what cannot be done is a page too.
-  router.use((err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
+  // A refused upload's body is not read (as the error middleware answers).
+  router.use((err: unknown, req: Request, res: Response, next: (e?: unknown) => void) => {
     if (!(err instanceof GoferError) || err.status >= 500 || res.headersSent) return next(err);
     if (err instanceof RateLimitError) res.set('Retry-After', String(err.retryAfterSeconds));
-    res.status(err.status).type('html').send(page(err.status === 403 ? 'Not possible' : 'Not accepted', `<p>${esc(err.message)}</p>`));
+    afterUnreadBody(req, res, () => {
+      res.status(err.status).type('html').send(page(err.status === 403 ? 'Not possible' : 'Not accepted', `<p>${esc(err.message)}</p>`));
+    });
   });
   return router;
 }

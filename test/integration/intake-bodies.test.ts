@@ -77,6 +77,23 @@ describe('intake: no body is read before the caller is known, and uploads are ca
     expect(stdout).to.match(/^401 Gofer could not tell who you are/);
   });
 
+  it('an upload to the LTI assignment page from a browser without its launch cookie gets its 403 page, and the connection closes without the server reading it', async () => {
+    const lti = await startService({ overrides: { lti: { development: true, url: 'http://127.0.0.1:9' } } });
+    try {
+      const body = bodyOf([filePart(nb.slice(0, -1)), ...Array(24).fill(filler), Buffer.from('}\r\n--b--\r\n')]);
+      const probe = `p${++probes}`;
+      const res = await rawRequest(lti.url, { method: 'POST', path: '/app/submit?l=x&csrf=x', headers: { 'content-type': MULTIPART, 'x-probe': probe } }, body);
+      expect(res.status).to.equal(403);
+      expect(res.response).to.match(/text\/html/).and.match(/did not send Gofer its session cookie/);
+      // kept alive, the connection would read (and drop) the rest of the body a browser keeps sending
+      expect(res.response).to.match(/^Connection: close\r$/im);
+      expect(reads.bytesReadBeforeAnswer(probe)).to.be.below(UNREAD_MARGIN);
+      expect(res.sent, 'the client stopped sending when the connection closed').to.be.below(body.length);
+    } finally {
+      await lti.stop();
+    }
+  });
+
   it('a file upload whose Content-Length is over the cap gets its 413 unread', async () => {
     const res = await send('/api/v1/submissions', { 'content-type': MULTIPART, authorization: `token ${token}` }, bodyOf([filePart(''), ...Array(40).fill(filler), Buffer.from('\r\n--b--\r\n')]));
     expect(res.status).to.equal(413);
