@@ -73,7 +73,10 @@ describe('edX presentations across two sites with the default cookies (Chromium,
     const file = path.join(dir, `${name}.ipynb`);
     writeFileSync(file, JSON.stringify(nb));
     await where.locator('#upload input[type=file]').setInputFiles(file);
-    await Promise.all([where.waitForURL(/\/app\/assignment\?l=/), where.locator('#upload button').click()]);
+    // the upload's answer redirects to the address the page already has: wait for the navigation
+    // itself (waitForURL would resolve at once, and the reload below could cancel the upload)
+    await Promise.all([where.waitForNavigation(), where.locator('#upload button').click()]);
+    expect(where.url()).to.match(/\/app\/assignment\?l=/);
     await waitFor('the grade on Gofer\'s page', async () => {
       await where.goto(where.url());
       return (await where.locator('.submission .status-graded').count()) > 0;
