@@ -542,29 +542,30 @@ ZYGOTE_IMPORTS = ("ipykernel.kernelapp",)
 class Zygote:
     """The harness's end of its socket to the zygote: one JSON line per request and answer."""
 
-    def __init__(self, pid, sock):
-        self.pid = pid
+    def __init__(self, process, sock):
+        self.process = process
         self.sock = sock
         self.stream = sock.makefile("rb", buffering=0)
 
     @classmethod
     def start(cls):
+        """A fresh interpreter running this source in the zygote's role. Not a fork: the
+        harness's memory may already hold the start of the job (stdin's read-ahead)."""
         import socket
+        import subprocess
 
+        source = globals().get("HARNESS_SOURCE")
+        if not isinstance(source, bytes):
+            raise JobError("internal", "the harness was started without HARNESS_SOURCE (see docs/harness-protocol.md)")
         ours, theirs = socket.socketpair()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                ours.close()
-                zygote_process(theirs)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stderr.flush()
-                os._exit(0)
+        env = dict(os.environ, GOFER_ZYGOTE_FD=str(theirs.fileno()))
+        boot = "import sys;HARNESS_SOURCE=sys.stdin.buffer.read();exec(compile(HARNESS_SOURCE,'harness.py','exec'))"
+        child = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 pass_fds=(theirs.fileno(),), env=env, cwd="/")
         theirs.close()
-        return cls(pid, ours)
+        child.stdin.write(source)
+        child.stdin.close()
+        return cls(child, ours)
 
     def ask(self, message, fds=()):
         import socket
@@ -583,13 +584,26 @@ class Zygote:
         return answer
 
 
+def zygote_main():
+    import socket
+
+    sock = socket.socket(fileno=int(os.environ.pop("GOFER_ZYGOTE_FD")))
+    os.close(_RESULT_FD)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        zygote_process(sock)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(0)
+
+
 def zygote_process(sock):
     import socket
 
-    os.close(_RESULT_FD)
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)  # the job's tar stream on fd 0 is the harness's alone
-    os.close(null)
     for module in ZYGOTE_IMPORTS:
         try:
             importlib.import_module(module)
@@ -688,6 +702,11 @@ def become_learner_kernel(spec):
     else:
         sys.stderr.write("gofer kernel: setuid(0) still works\n")
         os._exit(72)
+    # An exec'd process would be dumpable again; a forked one that changed uid is not, which
+    # makes its own /proc/self/{fd,mem,environ} root's. Learner code (and libraries that list
+    # /proc/self/fd) expects them to be its own, as in any kernel. It holds no secret to guard.
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE 1
     os.umask(0o022)
     home = spec["home"]
     try:
@@ -2374,4 +2393,6 @@ def emit(result):
 
 
 if __name__ == "__main__":
+    if os.environ.get("GOFER_ZYGOTE_FD"):
+        zygote_main()
     main()

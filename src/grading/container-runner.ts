@@ -26,7 +26,7 @@ const HARNESS_PATH = fileURLToPath(new URL('../../../docker/harness/harness.py',
 const SECCOMP_PATH = fileURLToPath(new URL('../../../docker/seccomp.json', import.meta.url));
 
 /** Reads the harness from stdin: a line with its byte length, then the source (see docs/harness-protocol.md). */
-const BOOT = "import sys;b=sys.stdin.buffer;n=int(b.readline());exec(compile(b.read(n),'harness.py','exec'))";
+const BOOT = "import sys;b=sys.stdin.buffer;n=int(b.readline());HARNESS_SOURCE=b.read(n);exec(compile(HARNESS_SOURCE,'harness.py','exec'))";
 
 /** /dev/shm of a grading container (Docker's own default, set explicitly). */
 const SHM_BYTES = 64 * 1024 * 1024;
