@@ -227,6 +227,11 @@ export class ContainerRunner {
       await Promise.race([ended, sleep(2000)]);
       const state = (await container.inspect()).State;
       const output = findResult(stdout.text(), nonce);
+      if (output && output.status !== 'graded') {
+        // The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled).
+        // They are for the logs only: they may quote text the learner's code made.
+        this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
+      }
       if (output) return { kind: 'harness', output, oomKilled: state.OOMKilled, durationMs };
       if (state.OOMKilled) return { kind: 'oom_no_result', durationMs };
       throw new InfrastructureError(
