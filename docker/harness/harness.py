@@ -1565,42 +1565,17 @@ class Remote:
     def __call__(self, *args, **kwargs):
         return object.__getattribute__(self, "_gofer_channel").request("call", (self, args, kwargs))
 
-    def __iter__(self):
-        return object.__getattribute__(self, "_gofer_channel").request("iter", (self,))
-
-    def __next__(self):
-        return object.__getattribute__(self, "_gofer_channel").request("next", (self,))
-
     def __instancecheck__(self, obj):
         return object.__getattribute__(self, "_gofer_channel").request("isinstance", (obj, self))
 
     def __subclasscheck__(self, cls):
         return object.__getattribute__(self, "_gofer_channel").request("issubclass", (cls, self))
 
-    def __round__(self, *args):
-        return object.__getattribute__(self, "_gofer_channel").request("round", (self,) + args)
 
-    def __hash__(self):
-        return object.__getattribute__(self, "_gofer_channel").request("hash", (self,))
-
-    def __contains__(self, item):
-        return object.__getattribute__(self, "_gofer_channel").request("contains", (self, item))
-
-    __getitem__ = _remote_op("getitem")
-    __setitem__ = _remote_op("setitem")
-    __delitem__ = _remote_op("delitem")
-    __len__ = _remote_op("len")
-    __repr__ = _remote_op("repr")
-    __str__ = _remote_op("str")
-    __bool__ = _remote_op("bool")
-    __format__ = _remote_op("format")
-    __dir__ = _remote_op("dir")
-    __int__ = _remote_op("int")
-    __float__ = _remote_op("float")
-    __complex__ = _remote_op("complex")
-    __index__ = _remote_op("index")
-
-
+# Requests that take the handle first, then the operation's arguments as given.
+for _name in ("getitem", "setitem", "delitem", "len", "iter", "next", "repr", "str", "bool", "hash",
+              "contains", "format", "dir", "int", "float", "complex", "index", "round"):
+    setattr(Remote, "__%s__" % _name, _remote_op(_name))
 for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lshift", "rshift",
               "and", "or", "xor"):
     _op = _name + "_" if _name in ("and", "or") else _name
