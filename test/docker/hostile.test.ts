@@ -9,7 +9,7 @@ import { gradingSchema, type Policy } from '../../src/config/schema.js';
 import type { ContainerRunner } from '../../src/grading/container-runner.js';
 import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
 import type { GradingResult } from '../../src/grading/result.js';
-import { gradingContainers, IMAGE, requireEngine } from '../helpers/engine.js';
+import { assignmentOf, gradingContainers, IMAGE, requireEngine } from '../helpers/engine.js';
 import { notebookBytes, okTest } from '../helpers/notebooks.js';
 
 /**
@@ -18,12 +18,7 @@ import { notebookBytes, okTest } from '../helpers/notebooks.js';
  */
 const SECRET = 'TOPSECRET_EXPECTED_9731';
 
-async function assignment(tests: Record<string, string>) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'gofer-hostile-'));
-  mkdirSync(path.join(dir, 'tests'));
-  for (const [name, text] of Object.entries(tests)) writeFileSync(path.join(dir, 'tests', `${name}.py`), text);
-  return readAssignment(path.join(dir, 'tests'));
-}
+const assignment = assignmentOf;
 
 describe('hostile notebooks (real engine)', function () {
   this.timeout(240_000);
