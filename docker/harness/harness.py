@@ -63,6 +63,7 @@ HOME = os.path.join(SCRATCH, "home")
 FONT_CACHE = "/opt/gofer/matplotlib"
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
+LEARNER_UID = 1000  # the kernel's uid in a pre-started container (a job given at start names its own)
 MAX_ARCHIVE_MEMBERS = 20000
 KERNEL_START_TIMEOUT = 60.0
 INTERRUPT_GRACE = 5.0  # how long an interrupted kernel has to answer before it counts as stuck
@@ -161,9 +162,7 @@ def extract_job(stream):
     files/** into WORK (readable by the learner). Nothing but regular files and directories."""
     import tarfile
 
-    make_dir(ROOT, 0o700)
-    os.makedirs(WORK, mode=0o755, exist_ok=True)
-    os.chmod(WORK, 0o777)
+    make_job_dirs()
     total = 0
     count = 0
     try:
@@ -217,6 +216,13 @@ def extract_job(stream):
                     write_all(fd, chunk)
             finally:
                 os.close(fd)
+
+
+def make_job_dirs():
+    """The root-only job directory and the learner's working directory (idempotent)."""
+    make_dir(ROOT, 0o700)
+    os.makedirs(WORK, mode=0o755, exist_ok=True)
+    os.chmod(WORK, 0o777)
 
 
 def read_job():
@@ -1843,11 +1849,10 @@ class Grader:
     whatever the notebook prints or displays is dropped by the kernel's own PUB socket at once
     (and the kernel's stdout and stderr are /dev/null to begin with: see STREAM_SHIM)."""
 
-    def __init__(self, job, zygote):
-        self.job = job
+    def __init__(self, zygote, uid):
         self.zygote = zygote
-        self.uid = job["uid"]
-        self.budget = job["timeout"]
+        self.uid = uid
+        self.budget = None  # the job's time limit, once the job is known
         self.kernel_pid = None
         self.kc = None
         self.oom_before = None
@@ -1911,6 +1916,12 @@ class Grader:
             if time.monotonic() >= deadline:
                 raise JobError("internal", "the kernel did not start within %d s" % KERNEL_START_TIMEOUT)
         Timing.kernel_start = time.monotonic() - self.kernel_started_at
+
+    def stop(self):
+        """Every learner process goes, the kernel included (the harness cannot signal it)."""
+        if self.kernel_pid is not None:
+            kill_learner_processes(self.uid)
+            self.kernel_exit()
 
     def kernel_exit(self):
         """The kernel's exit status (negative: the signal that ended it), or None if it runs."""
@@ -2277,14 +2288,48 @@ def score(tests, policy):
 # ---------------------------------------------------------------------------------------------
 
 async def grade(job, text, tests, evaluator, zygote):
-    grader = Grader(job, zygote)
+    """A job given at start: the kernel starts while nbformat reads the notebook."""
+    grader = Grader(zygote, job["uid"])
     try:
         await grader.start_kernel()
-        # nbformat's reading of the notebook (and its import) while the kernel starts.
         _, code_cells = load_notebook(text)
         del text
         await grader.ready()
         log("kernel ready in %.3f s" % Timing.kernel_start)
+        return await grade_notebook(grader, job, code_cells, tests, evaluator)
+    finally:
+        grader.stop()
+
+
+async def grade_prestarted(zygote, modules):
+    """A pre-started container: the zygote's libraries, the evaluator and the kernel are up
+    before the job arrives. It says GOFER-READY on stdout, then waits for the job on stdin."""
+    make_job_dirs()
+    zygote.ask({"op": "warm", "modules": modules})
+    evaluator = start_evaluator(zygote, LEARNER_UID)
+    grader = Grader(zygote, LEARNER_UID)
+    try:
+        await grader.start_kernel()
+        await grader.ready()
+        log("kernel ready in %.3f s; waiting for the job" % Timing.kernel_start)
+        write_all(_RESULT_FD, b"GOFER-READY\n")
+        extract_job(sys.stdin.buffer)
+        job = read_job()
+        if job["uid"] != LEARNER_UID:
+            raise JobError("internal", "a pre-started container runs the kernel as uid %d, not %d" % (LEARNER_UID, job["uid"]))
+        text = parse_notebook_json()
+        tests = load_tests(job["policy"])
+        _, code_cells = load_notebook(text)
+        del text
+        return await grade_notebook(grader, job, code_cells, tests, evaluator)
+    finally:
+        grader.stop()
+
+
+async def grade_notebook(grader, job, code_cells, tests, evaluator):
+    """Runs the cells and the tests on a ready kernel, and scores them."""
+    grader.budget = job["timeout"]
+    try:
         await grader.run_notebook(code_cells)
         log("notebook ran in %.3f s" % Timing.notebook)
         await grader.run_tests(tests, job["policy"], evaluator)
@@ -2295,11 +2340,6 @@ async def grade(job, text, tests, evaluator, zygote):
         log("the kernel broke the protocol (learner-controlled text follows):", shorten(err, 300))
         raise Outcome("kernel_died", "The notebook's kernel sent messages Gofer could not verify, so the "
                                      "notebook could not be graded.")
-    finally:
-        if grader.kernel_pid is not None:
-            # Every learner process goes, the kernel included (the harness cannot signal it).
-            kill_learner_processes(job["uid"])
-            grader.kernel_exit()
 
 
 def warm_modules(tests, notebook_text):
@@ -2317,14 +2357,19 @@ def main():
     try:
         # Before anything of the job is read, so the zygote holds nothing of it.
         zygote = Zygote.start()
-        extract_job(sys.stdin.buffer)
-        job = read_job()
-        text = parse_notebook_json()
-        tests = load_tests(job["policy"])
-        zygote.ask({"op": "warm", "modules": warm_modules(tests, text)})
-        # The evaluator exists before the kernel (and so before any learner code).
-        evaluator = start_evaluator(zygote, job["uid"])
-        result = asyncio.run(grade(job, text, tests, evaluator, zygote))
+        prestart = os.environ.get("GOFER_PRESTART")
+        if prestart is not None:
+            modules = [m for m in prestart.split(",") if re.fullmatch(r"[A-Za-z_][\w.]*", m)]
+            result = asyncio.run(grade_prestarted(zygote, modules))
+        else:
+            extract_job(sys.stdin.buffer)
+            job = read_job()
+            text = parse_notebook_json()
+            tests = load_tests(job["policy"])
+            zygote.ask({"op": "warm", "modules": warm_modules(tests, text)})
+            # The evaluator exists before the kernel (and so before any learner code).
+            evaluator = start_evaluator(zygote, job["uid"])
+            result = asyncio.run(grade(job, text, tests, evaluator, zygote))
     except Outcome as outcome:
         result = {"status": outcome.status, "message": shorten(outcome.message, RESULT_MESSAGE_LIMIT),
                   "tests": [], "error": None}
