@@ -1813,6 +1813,8 @@ def evaluator_process(link, directory, path, learner_uid):
         elif op == "case":
             try:
                 tell({"results": evaluate_case(channel, message)})
+            except CaseTimeLimit:  # the alarm fired as the case ended, outside its examples
+                tell({"results": [{"out": "", "cut": False, "exc": None, "timeout": True}] * len(message["examples"])})
             except KernelStuck:
                 tell({"stuck": True})
                 return
