@@ -5,20 +5,21 @@ this source from stdin and executes it as ``__main__``; the rest of stdin is an 
 stream holding job.json, submission.ipynb, tests/*.py and files/**.
 
 What it does, in order:
-  1. extracts the job (job, notebook and tests into a root-only directory, support files into the
-     learner's working directory), refusing links, devices, absolute paths and ``..``;
-  2. starts an IPython kernel that drops to the learner's uid before any learner code exists in
-     it, with its stdio on /dev/null and its sys.stdout and sys.stderr writing to /dev/null too,
-     so nothing the notebook prints is held anywhere; the harness talks to it on the shell
-     channel only and never subscribes to IOPub (the kernel's PUB socket drops what it publishes);
-  3. checks the notebook and loads the instructor's OK-format tests while the kernel boots;
-  4. runs every code cell once (errors do not stop later cells) within the job's time budget;
-  5. runs each test case in the kernel against a shallow copy of the final global namespace and
-     compares the captured output here, in the harness, with doctest's OutputChecker, so nothing
-     the learner's code patches inside its kernel can change how outputs are compared. The kernel
-     only ever sees the test *sources*, never the expected outputs. All visible cases run before
-     any hidden case;
-  6. scores the tests with the job's policy (gofer or otter) and prints exactly one line,
+  1. forks the zygote (root) before it reads anything of the job; the zygote imports the kernel's
+     machinery while the harness extracts the job (job, notebook and tests into a root-only
+     directory, support files into the learner's working directory; no links, devices, absolute
+     paths or ``..``), checks the notebook and loads the instructor's OK-format tests;
+  2. has the zygote import the libraries the tests and the notebook name (numpy, pandas), then
+     fork the trusted evaluator (uid 1001, not dumpable) and, after it, the learner's IPython
+     kernel, which drops to the learner's uid before any learner code exists. The kernel's stdio
+     and its sys.stdout and sys.stderr go to /dev/null, so nothing the notebook prints is held
+     anywhere; the harness talks to it on the shell channel only and never subscribes to IOPub;
+  3. runs every code cell once (errors do not stop later cells) within the job's time budget;
+  4. starts the agent in the kernel, which the evaluator reads the notebook's globals through, and
+     has the evaluator run each test case (visible ones first) in a namespace of its own; the
+     outputs come back here and are compared with doctest's OutputChecker, so expected outputs
+     never leave this process;
+  5. scores the tests with the job's policy (gofer or otter) and prints exactly one line,
      ``GOFER-RESULT <nonce> <json>``, on the real stdout.
 
 Only the standard library, nbformat and jupyter_client are imported here.
@@ -62,6 +63,7 @@ HOME = os.path.join(SCRATCH, "home")
 FONT_CACHE = "/opt/gofer/matplotlib"
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
+LEARNER_UID = 1000  # the kernel's uid in a pre-started container (a job given at start names its own)
 MAX_ARCHIVE_MEMBERS = 20000
 KERNEL_START_TIMEOUT = 60.0
 INTERRUPT_GRACE = 5.0  # how long an interrupted kernel has to answer before it counts as stuck
@@ -160,9 +162,7 @@ def extract_job(stream):
     files/** into WORK (readable by the learner). Nothing but regular files and directories."""
     import tarfile
 
-    make_dir(ROOT, 0o700)
-    os.makedirs(WORK, mode=0o755, exist_ok=True)
-    os.chmod(WORK, 0o777)
+    make_job_dirs()
     total = 0
     count = 0
     try:
@@ -216,6 +216,13 @@ def extract_job(stream):
                     write_all(fd, chunk)
             finally:
                 os.close(fd)
+
+
+def make_job_dirs():
+    """The root-only job directory and the learner's working directory (idempotent)."""
+    make_dir(ROOT, 0o700)
+    os.makedirs(WORK, mode=0o755, exist_ok=True)
+    os.chmod(WORK, 0o777)
 
 
 def read_job():
@@ -526,38 +533,188 @@ def resolve_points(total, cases, bad):
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. The kernel, run as the learner's uid
+# 4. The zygote, and the processes it forks: the evaluator and the learner's kernel
 # ---------------------------------------------------------------------------------------------
+#
+# Forked first, before the harness reads anything of the job (so it holds nothing of it), the
+# zygote (root) imports the kernel's machinery and, once the harness has seen the tests and
+# the notebook, the libraries they use (numpy, pandas). It then forks the evaluator and the
+# kernel, which start with those libraries loaded instead of importing them twice. Learner
+# code never runs in the zygote, and the zygote never reads the job.
 
-# Runs as root with the connection file's path; drops to the learner's uid, then becomes the
-# kernel. Kept free of `{name}` patterns (jupyter_client substitutes those in argv).
-WRAPPER = r'''
-import os, stat, sys
+ZYGOTE_IMPORTS = ("ipykernel.kernelapp",)
 
-def main():
-    connection, uid, work, shim, home, fonts = sys.argv[1:7]
-    uid = int(uid)
-    with open(connection, "rb") as f:
+
+class Zygote:
+    """The harness's end of its socket to the zygote: one JSON line per request and answer."""
+
+    def __init__(self, process, sock):
+        self.process = process
+        self.sock = sock
+        self.stream = sock.makefile("rb", buffering=0)
+
+    @classmethod
+    def start(cls):
+        """A fresh interpreter running this source in the zygote's role. Not a fork: the
+        harness's memory may already hold the start of the job (stdin's read-ahead)."""
+        import socket
+        import subprocess
+
+        source = globals().get("HARNESS_SOURCE")
+        if not isinstance(source, bytes):
+            raise JobError("internal", "the harness was started without HARNESS_SOURCE (see docs/harness-protocol.md)")
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, GOFER_ZYGOTE_FD=str(theirs.fileno()))
+        boot = "import sys;HARNESS_SOURCE=sys.stdin.buffer.read();exec(compile(HARNESS_SOURCE,'harness.py','exec'))"
+        child = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 pass_fds=(theirs.fileno(),), env=env, cwd="/")
+        theirs.close()
+        child.stdin.write(source)
+        child.stdin.close()
+        return cls(child, ours)
+
+    def ask(self, message, fds=()):
+        import socket
+
+        data = json.dumps(message).encode() + b"\n"
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.sendall(data)
+        line = self.stream.readline()
+        if not line:
+            raise JobError("internal", "the zygote exited")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise JobError("internal", "the zygote could not %s: %s" % (message.get("op"), answer["error"]))
+        return answer
+
+
+def zygote_main():
+    import socket
+
+    sock = socket.socket(fileno=int(os.environ.pop("GOFER_ZYGOTE_FD")))
+    os.close(_RESULT_FD)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        zygote_process(sock)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def zygote_process(sock):
+    import socket
+
+    for module in ZYGOTE_IMPORTS:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            log("zygote: cannot import", module, err)
+    statuses = {}
+
+    def reap():
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            statuses[pid] = os.waitstatus_to_exitcode(status)
+
+    def fork(child):
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child()
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(70)
+        return pid
+
+    def answer(message):
+        sock.sendall(json.dumps(message).encode() + b"\n")
+
+    pending = b""
+    fds = []
+    while True:
+        while b"\n" not in pending:
+            data, more, _, _ = socket.recv_fds(sock, 1 << 16, 4)
+            if not data:
+                return
+            pending += data
+            fds += more
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            request = json.loads(line)
+            op = request.get("op")
+            try:
+                if op == "warm":
+                    for module in request["modules"]:
+                        try:
+                            importlib.import_module(module)
+                        except ImportError:
+                            pass
+                    answer({"ok": True})
+                elif op == "evaluator":
+                    link = socket.socket(fileno=fds.pop(0))
+                    pid = fork(lambda: evaluator_process(link, request["directory"], request["path"], request["uid"]))
+                    link.close()
+                    answer({"pid": pid})
+                elif op == "kernel":
+                    pid = fork(lambda: become_learner_kernel(request))
+                    answer({"pid": pid})
+                elif op == "status":
+                    reap()
+                    pid = request["pid"]
+                    answer({"exited": pid in statuses, "code": statuses.get(pid)})
+                else:
+                    answer({"error": "unknown request %r" % (op,)})
+            except Exception as err:
+                answer({"error": "%s: %s" % (type(err).__name__, err)})
+
+
+def become_learner_kernel(spec):
+    """In a child of the zygote (still root): reads the connection file, drops to the learner's
+    uid for good, and becomes the IPython kernel. Never returns."""
+    uid = spec["uid"]
+    with open(spec["connection"], "rb") as f:
         info = f.read()
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
     except OSError:
         pass
+    os.setsid()
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
     if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid) or os.getgroups():
-        sys.stderr.write("gofer kernel wrapper: could not drop privileges\n")
+        sys.stderr.write("gofer kernel: could not drop privileges\n")
         os._exit(71)
     try:
         os.setuid(0)
     except OSError:
         pass
     else:
-        sys.stderr.write("gofer kernel wrapper: setuid(0) still works\n")
+        sys.stderr.write("gofer kernel: setuid(0) still works\n")
         os._exit(72)
+    # An exec'd process would be dumpable again; a forked one that changed uid is not, which
+    # makes its own /proc/self/{fd,mem,environ} root's. Learner code (and libraries that list
+    # /proc/self/fd) expects them to be its own, as in any kernel. It holds no secret to guard.
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE 1
     os.umask(0o022)
+    home = spec["home"]
     try:
         os.mkdir(home, 0o700)
     except FileExistsError:
@@ -572,6 +729,7 @@ def main():
     os.close(fd)
     mpl = os.path.join(home, ".config", "matplotlib")
     os.makedirs(mpl, exist_ok=True)
+    fonts = spec["fonts"]
     if fonts and os.path.isdir(fonts):
         for name in os.listdir(fonts):
             source = os.path.join(fonts, name)
@@ -581,8 +739,8 @@ def main():
                         dst.write(src.read())
             except OSError:
                 pass
-    env = dict((k, v) for k, v in os.environ.items()
-               if not k.startswith("GOFER_") and not k.startswith("JUPYTER_"))
+    shim = spec["shim"]
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("GOFER_") and not k.startswith("JUPYTER_"))
     env["HOME"] = home
     env["IPYTHONDIR"] = os.path.join(home, ".ipython")
     env["MPLCONFIGDIR"] = mpl
@@ -595,17 +753,25 @@ def main():
     except (ImportError, KeyError):
         user = "learner"
     env["USER"] = env["LOGNAME"] = user
-    os.chdir(work)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(spec["work"])
     null = os.open(os.devnull, os.O_RDWR)
     for target in (0, 1, 2):
         os.dup2(null, target)
     os.closerange(3, 65536)
-    os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", kernel_file,
-                               "--HistoryManager.hist_file=:memory:",
-                               "--IPKernelApp.outstream_class=_gofer_stream.stream"], env)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD):
+        signal.signal(number, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # What `python -m ipykernel_launcher` would have: the working directory first, the shims next.
+    sys.path[:] = ["", shim] + [p for p in sys.path if p and p != shim]
+    sys.argv = ["ipykernel_launcher", "-f", kernel_file, "--HistoryManager.hist_file=:memory:",
+                "--IPKernelApp.outstream_class=_gofer_stream.stream"]
+    from ipykernel.kernelapp import IPKernelApp
 
-main()
-'''
+    IPKernelApp.launch_instance(argv=sys.argv[1:])
+    os._exit(0)
+
 
 OTTER_SHIM = '''"""Stand-in for otter-grader in Gofer's grader: checks run when the notebook is graded."""
 
@@ -657,18 +823,13 @@ def __getattr__(name):
 '''
 
 
-def prepare_kernel_files(uid):
-    """Writes the kernelspec (root only) and the learner-readable shim modules. Returns
-    (kernelspec directory, connection file path)."""
+def prepare_kernel_files():
+    """Writes the learner-readable shim modules and the kernel's connection file (root only).
+    Returns (shim directory, connection file path)."""
+    from jupyter_client.connect import write_connection_file
+
     kernel_dir = os.path.join(ROOT, "kernel")
     make_dir(kernel_dir, 0o700)
-    specs = os.path.join(kernel_dir, "specs")
-    make_dir(specs, 0o700)
-    spec = os.path.join(specs, "gofer")
-    make_dir(spec, 0o700)
-    wrapper = os.path.join(kernel_dir, "wrapper.py")
-    write_file(wrapper, WRAPPER.encode(), 0o600)
-
     shim = os.path.join(SCRATCH, "gofer-shim")
     if os.path.lexists(shim):
         import shutil
@@ -680,16 +841,17 @@ def prepare_kernel_files(uid):
     write_file(os.path.join(shim, "gofer", "__init__.py"), GOFER_SHIM.encode(), 0o644)
     write_file(os.path.join(shim, "gofer", "ok.py"), GOFER_OK_SHIM.encode(), 0o644)
     write_file(os.path.join(shim, "_gofer_stream.py"), STREAM_SHIM.encode(), 0o644)
+    connection = os.path.join(kernel_dir, "connection.json")
+    write_connection_file(connection, ip="127.0.0.1", transport="tcp", key=secrets.token_hex(32).encode(),
+                          signature_scheme="hmac-sha256", kernel_name="gofer")
+    return shim, connection
 
+
+def font_cache():
     fonts = os.environ.get("MPLCONFIGDIR") or FONT_CACHE
     if not os.path.isdir(fonts):
         fonts = FONT_CACHE if os.path.isdir(FONT_CACHE) else ""
-    argv = [sys.executable, "-I", wrapper, "{connection_file}", str(uid), WORK, shim,
-            HOME, fonts]
-    kernel_json = {"argv": argv, "display_name": "Gofer", "language": "python",
-                   "interrupt_mode": "message", "env": {}, "metadata": {}}
-    write_file(os.path.join(spec, "kernel.json"), json.dumps(kernel_json).encode(), 0o600)
-    return specs, os.path.join(kernel_dir, "connection.json")
+    return fonts
 
 
 def cgroup_dirs():
@@ -1409,42 +1571,17 @@ class Remote:
     def __call__(self, *args, **kwargs):
         return object.__getattribute__(self, "_gofer_channel").request("call", (self, args, kwargs))
 
-    def __iter__(self):
-        return object.__getattribute__(self, "_gofer_channel").request("iter", (self,))
-
-    def __next__(self):
-        return object.__getattribute__(self, "_gofer_channel").request("next", (self,))
-
     def __instancecheck__(self, obj):
         return object.__getattribute__(self, "_gofer_channel").request("isinstance", (obj, self))
 
     def __subclasscheck__(self, cls):
         return object.__getattribute__(self, "_gofer_channel").request("issubclass", (cls, self))
 
-    def __round__(self, *args):
-        return object.__getattribute__(self, "_gofer_channel").request("round", (self,) + args)
 
-    def __hash__(self):
-        return object.__getattribute__(self, "_gofer_channel").request("hash", (self,))
-
-    def __contains__(self, item):
-        return object.__getattribute__(self, "_gofer_channel").request("contains", (self, item))
-
-    __getitem__ = _remote_op("getitem")
-    __setitem__ = _remote_op("setitem")
-    __delitem__ = _remote_op("delitem")
-    __len__ = _remote_op("len")
-    __repr__ = _remote_op("repr")
-    __str__ = _remote_op("str")
-    __bool__ = _remote_op("bool")
-    __format__ = _remote_op("format")
-    __dir__ = _remote_op("dir")
-    __int__ = _remote_op("int")
-    __float__ = _remote_op("float")
-    __complex__ = _remote_op("complex")
-    __index__ = _remote_op("index")
-
-
+# Requests that take the handle first, then the operation's arguments as given.
+for _name in ("getitem", "setitem", "delitem", "len", "iter", "next", "repr", "str", "bool", "hash",
+              "contains", "format", "dir", "int", "float", "complex", "index", "round"):
+    setattr(Remote, "__%s__" % _name, _remote_op(_name))
 for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lshift", "rshift",
               "and", "or", "xor"):
     _op = _name + "_" if _name in ("and", "or") else _name
@@ -1596,26 +1733,19 @@ def exception_lines(err):
 CODEC_NS = {}
 
 
-def start_evaluator(learner_uid, warm):
-    """Forks the evaluator (before the kernel exists). Returns (pid, the harness's end of the
-    harness-evaluator socket, the path of the socket the agent connects to)."""
+def start_evaluator(zygote, learner_uid):
+    """Has the zygote fork the evaluator (before the kernel exists). Returns (pid, the harness's
+    end of the harness-evaluator socket, the path of the socket the agent connects to)."""
     import socket
 
     ours, theirs = socket.socketpair()
     directory = os.path.join(SCRATCH, "gofer-evaluator-" + secrets.token_hex(6))
     path = os.path.join(directory, "agent.sock")
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ours.close()
-            evaluator_process(theirs, directory, path, learner_uid, warm)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stderr.flush()
-            os._exit(0)
-    theirs.close()
+    try:
+        pid = zygote.ask({"op": "evaluator", "directory": directory, "path": path, "uid": learner_uid},
+                         fds=[theirs.fileno()])["pid"]
+    finally:
+        theirs.close()
     return pid, ours, path
 
 
@@ -1631,7 +1761,7 @@ def drop_to_evaluator_uid():
         raise JobError("internal", "the evaluator could not make itself undumpable")
 
 
-def evaluator_process(link, directory, path, learner_uid, warm):
+def evaluator_process(link, directory, path, learner_uid):
     import socket
     import struct
 
@@ -1655,11 +1785,6 @@ def evaluator_process(link, directory, path, learner_uid, warm):
     os.chdir(WORK)
     sys.path[:] = [p for p in sys.path if os.path.isabs(p) and not p.startswith(SCRATCH + os.sep)]
     exec(CODEC, CODEC_NS)
-    for module in warm:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
     stream = link.makefile("rwb", buffering=0)
 
     def tell(message):
@@ -1688,6 +1813,8 @@ def evaluator_process(link, directory, path, learner_uid, warm):
         elif op == "case":
             try:
                 tell({"results": evaluate_case(channel, message)})
+            except CaseTimeLimit:  # the alarm fired as the case ended, outside its examples
+                tell({"results": [{"out": "", "cut": False, "exc": None, "timeout": True}] * len(message["examples"])})
             except KernelStuck:
                 tell({"stuck": True})
                 return
@@ -1724,11 +1851,11 @@ class Grader:
     whatever the notebook prints or displays is dropped by the kernel's own PUB socket at once
     (and the kernel's stdout and stderr are /dev/null to begin with: see STREAM_SHIM)."""
 
-    def __init__(self, job):
-        self.job = job
-        self.uid = job["uid"]
-        self.budget = job["timeout"]
-        self.km = None
+    def __init__(self, zygote, uid):
+        self.zygote = zygote
+        self.uid = uid
+        self.budget = None  # the job's time limit, once the job is known
+        self.kernel_pid = None
         self.kc = None
         self.oom_before = None
         self.cell_errors = []
@@ -1738,24 +1865,26 @@ class Grader:
 
     async def start_kernel(self):
         import zmq
-        from jupyter_client import AsyncKernelManager
-        from jupyter_client.kernelspec import KernelSpecManager
+        from jupyter_client.asynchronous import AsyncKernelClient
 
-        specs, connection_file = prepare_kernel_files(self.uid)
+        shim, connection_file = prepare_kernel_files()
         self.oom_before = read_oom_kills()
-        self.km = AsyncKernelManager(kernel_name="gofer", connection_file=connection_file,
-                                     kernel_spec_manager=KernelSpecManager(kernel_dirs=[specs]))
         self.kernel_started_at = time.monotonic()
-        await self.km.start_kernel(cwd=WORK)
-        kc = self.km.client()
+        self.kernel_pid = self.zygote.ask({"op": "kernel", "connection": connection_file, "uid": self.uid,
+                                           "work": WORK, "shim": shim, "home": HOME, "fonts": font_cache()})["pid"]
+        kc = AsyncKernelClient()
+        kc.load_connection_file(connection_file)
         kc.allow_stdin = False
         # The client connects before the kernel listens: retry every 10 ms, not zmq's 100 ms.
         # A reply larger than MAX_MESSAGE_BYTES is refused instead of loaded into memory.
         kc.context.setsockopt(zmq.RECONNECT_IVL, 10)
         kc.context.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=True)
         self.kc = kc
+
+    def is_alive(self):
+        return self.kernel_pid is not None and not self.zygote.ask({"op": "status", "pid": self.kernel_pid})["exited"]
 
     async def reply_to(self, msg_id, deadline):
         """The shell reply to `msg_id`, or 'timeout' (deadline passed) or 'died'."""
@@ -1768,7 +1897,7 @@ class Grader:
             try:
                 msg = await self.kc.get_shell_msg(timeout=min(left, 0.25))
             except Empty:
-                if not await self.km.is_alive():
+                if not self.is_alive():
                     return "died"
                 continue
             except (ValueError, KeyError, TypeError) as err:  # jupyter_client: bad signature, bad frames
@@ -1790,15 +1919,20 @@ class Grader:
                 raise JobError("internal", "the kernel did not start within %d s" % KERNEL_START_TIMEOUT)
         Timing.kernel_start = time.monotonic() - self.kernel_started_at
 
+    def stop(self):
+        """Every learner process goes, the kernel included (the harness cannot signal it)."""
+        if self.kernel_pid is not None:
+            kill_learner_processes(self.uid)
+            self.kernel_exit()
+
     def kernel_exit(self):
-        provisioner = getattr(self.km, "provisioner", None)
-        process = getattr(provisioner, "process", None)
-        if process is None:
+        """The kernel's exit status (negative: the signal that ended it), or None if it runs."""
+        if self.kernel_pid is None:
             return None
         for _ in range(20):
-            code = process.poll()
-            if code is not None:
-                return code
+            status = self.zygote.ask({"op": "status", "pid": self.kernel_pid})
+            if status["exited"]:
+                return status["code"]
             time.sleep(0.01)
         return None
 
@@ -1820,8 +1954,10 @@ class Grader:
                        % where)
 
     async def interrupt(self):
+        """An interrupt_request on the control channel: the kernel signals itself (the harness
+        cannot signal the learner's uid)."""
         try:
-            await asyncio.wait_for(self.km.interrupt_kernel(), 2)
+            self.kc.control_channel.send(self.kc.session.msg("interrupt_request", content={}))
         except Exception as err:
             log("could not interrupt the kernel:", err)
 
@@ -1936,7 +2072,7 @@ class Grader:
                     test.failed = True
         finally:
             await link.close()
-            if agent is not None and await self.km.is_alive():
+            if agent is not None and self.is_alive():
                 await self.reply_to(agent, time.monotonic() + 1.0)
             Timing.tests = time.monotonic() - started
 
@@ -1949,7 +2085,7 @@ class Grader:
     async def unanswered(self, test):
         """The Outcome when the kernel's end of the tests' channel went away or broke."""
         which = " (test %s was running)" % test.name if test is not None else ""
-        if not await self.km.is_alive():
+        if not self.is_alive():
             return self.died("while the tests were running%s" % which)
         return Outcome("kernel_died", "The notebook's kernel stopped answering the tests%s, so the notebook "
                                       "could not be graded." % which)
@@ -2153,15 +2289,49 @@ def score(tests, policy):
 # The job, start to end
 # ---------------------------------------------------------------------------------------------
 
-async def grade(job, text, tests, evaluator):
-    grader = Grader(job)
+async def grade(job, text, tests, evaluator, zygote):
+    """A job given at start: the kernel starts while nbformat reads the notebook."""
+    grader = Grader(zygote, job["uid"])
     try:
         await grader.start_kernel()
-        # nbformat's reading of the notebook (and its import) while the kernel starts.
         _, code_cells = load_notebook(text)
         del text
         await grader.ready()
         log("kernel ready in %.3f s" % Timing.kernel_start)
+        return await grade_notebook(grader, job, code_cells, tests, evaluator)
+    finally:
+        grader.stop()
+
+
+async def grade_prestarted(zygote, modules):
+    """A pre-started container: the zygote's libraries, the evaluator and the kernel are up
+    before the job arrives. It says GOFER-READY on stdout, then waits for the job on stdin."""
+    make_job_dirs()
+    zygote.ask({"op": "warm", "modules": modules})
+    evaluator = start_evaluator(zygote, LEARNER_UID)
+    grader = Grader(zygote, LEARNER_UID)
+    try:
+        await grader.start_kernel()
+        await grader.ready()
+        log("kernel ready in %.3f s; waiting for the job" % Timing.kernel_start)
+        write_all(_RESULT_FD, b"GOFER-READY\n")
+        extract_job(sys.stdin.buffer)
+        job = read_job()
+        if job["uid"] != LEARNER_UID:
+            raise JobError("internal", "a pre-started container runs the kernel as uid %d, not %d" % (LEARNER_UID, job["uid"]))
+        text = parse_notebook_json()
+        tests = load_tests(job["policy"])
+        _, code_cells = load_notebook(text)
+        del text
+        return await grade_notebook(grader, job, code_cells, tests, evaluator)
+    finally:
+        grader.stop()
+
+
+async def grade_notebook(grader, job, code_cells, tests, evaluator):
+    """Runs the cells and the tests on a ready kernel, and scores them."""
+    grader.budget = job["timeout"]
+    try:
         await grader.run_notebook(code_cells)
         log("notebook ran in %.3f s" % Timing.notebook)
         await grader.run_tests(tests, job["policy"], evaluator)
@@ -2172,11 +2342,6 @@ async def grade(job, text, tests, evaluator):
         log("the kernel broke the protocol (learner-controlled text follows):", shorten(err, 300))
         raise Outcome("kernel_died", "The notebook's kernel sent messages Gofer could not verify, so the "
                                      "notebook could not be graded.")
-    finally:
-        if grader.km is not None and grader.km.has_kernel:
-            # Every learner process goes, the kernel included (the harness cannot signal it).
-            kill_learner_processes(job["uid"])
-            grader.kernel_exit()
 
 
 def warm_modules(tests, notebook_text):
@@ -2192,13 +2357,21 @@ def main():
     # could not turn the result into a score.
     result = {"status": "kernel_died", "message": None, "tests": [], "error": None}
     try:
-        extract_job(sys.stdin.buffer)
-        job = read_job()
-        text = parse_notebook_json()
-        tests = load_tests(job["policy"])
-        # The evaluator exists before the kernel (and so before any learner code).
-        evaluator = start_evaluator(job["uid"], warm_modules(tests, text))
-        result = asyncio.run(grade(job, text, tests, evaluator))
+        # Before anything of the job is read, so the zygote holds nothing of it.
+        zygote = Zygote.start()
+        prestart = os.environ.get("GOFER_PRESTART")
+        if prestart is not None:
+            modules = [m for m in prestart.split(",") if re.fullmatch(r"[A-Za-z_][\w.]*", m)]
+            result = asyncio.run(grade_prestarted(zygote, modules))
+        else:
+            extract_job(sys.stdin.buffer)
+            job = read_job()
+            text = parse_notebook_json()
+            tests = load_tests(job["policy"])
+            zygote.ask({"op": "warm", "modules": warm_modules(tests, text)})
+            # The evaluator exists before the kernel (and so before any learner code).
+            evaluator = start_evaluator(zygote, job["uid"])
+            result = asyncio.run(grade(job, text, tests, evaluator, zygote))
     except Outcome as outcome:
         result = {"status": outcome.status, "message": shorten(outcome.message, RESULT_MESSAGE_LIMIT),
                   "tests": [], "error": None}
@@ -2242,4 +2415,6 @@ def emit(result):
 
 
 if __name__ == "__main__":
+    if os.environ.get("GOFER_ZYGOTE_FD"):
+        zygote_main()
     main()

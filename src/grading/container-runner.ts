@@ -26,7 +26,7 @@ const HARNESS_PATH = fileURLToPath(new URL('../../../docker/harness/harness.py',
 const SECCOMP_PATH = fileURLToPath(new URL('../../../docker/seccomp.json', import.meta.url));
 
 /** Reads the harness from stdin: a line with its byte length, then the source (see docs/harness-protocol.md). */
-const BOOT = "import sys;b=sys.stdin.buffer;n=int(b.readline());exec(compile(b.read(n),'harness.py','exec'))";
+const BOOT = "import sys;b=sys.stdin.buffer;n=int(b.readline());HARNESS_SOURCE=b.read(n);exec(compile(HARNESS_SOURCE,'harness.py','exec'))";
 
 /** /dev/shm of a grading container (Docker's own default, set explicitly). */
 const SHM_BYTES = 64 * 1024 * 1024;
@@ -227,6 +227,11 @@ export class ContainerRunner {
       await Promise.race([ended, sleep(2000)]);
       const state = (await container.inspect()).State;
       const output = findResult(stdout.text(), nonce);
+      if (output && output.status !== 'graded') {
+        // The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled).
+        // They are for the logs only: they may quote text the learner's code made.
+        this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
+      }
       if (output) return { kind: 'harness', output, oomKilled: state.OOMKilled, durationMs };
       if (state.OOMKilled) return { kind: 'oom_no_result', durationMs };
       throw new InfrastructureError(

@@ -54,6 +54,7 @@ const NOTEBOOK = [
     '    node.append([])',
     '    node = node[0]',
   ].join('\n'),
+  'with open("learner_module.py", "w") as f:\n    f.write("import os\\nos._exit(3)\\n")',
   [
     'import os',
     '# the evaluator exists before this cell runs, as another uid, and is out of reach',
@@ -107,6 +108,7 @@ const CASES: Record<string, string> = {
   too_big: '>>> big.sum()\n0.0',
   too_deep: '>>> len(deep)\n1',
   out_of_reach: '>>> len(evaluators), reach\n(1, [])',
+  no_learner_import: ">>> import learner_module\nTraceback (most recent call last):\n    ...\nModuleNotFoundError: No module named 'learner_module'",
 };
 
 describe('the trusted evaluator (real engine)', function () {

@@ -1,12 +1,9 @@
 import { expect } from 'chai';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { gradingSchema, type Policy } from '../../src/config/schema.js';
 import type { ContainerRunner } from '../../src/grading/container-runner.js';
-import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
+import { gradeNotebook } from '../../src/grading/grader.js';
 import type { GradingResult } from '../../src/grading/result.js';
-import { IMAGE, requireEngine } from '../helpers/engine.js';
+import { assignmentOf, IMAGE, requireEngine } from '../helpers/engine.js';
 import { notebookBytes, okTest } from '../helpers/notebooks.js';
 
 /**
@@ -89,21 +86,14 @@ const FORGERS: Record<string, string> = {
   ].join('\n'),
 };
 
-async function assignment() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'gofer-forgery-'));
-  mkdirSync(path.join(dir, 'tests'));
-  for (const [name, text] of Object.entries(TESTS)) writeFileSync(path.join(dir, 'tests', `${name}.py`), text);
-  return readAssignment(path.join(dir, 'tests'));
-}
-
 describe('forging notebooks (real engine, trusted evaluator)', function () {
   this.timeout(300_000);
   let runner: ContainerRunner;
-  let tests: Awaited<ReturnType<typeof assignment>>;
+  let tests: Awaited<ReturnType<typeof assignmentOf>>;
 
   before(async () => {
     ({ runner } = await requireEngine());
-    tests = await assignment();
+    tests = await assignmentOf(TESTS);
   });
 
   async function grade(cells: string[], policy: Policy): Promise<GradingResult> {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { gradingSchema, type Policy } from '../../src/config/schema.js';
 import type { ContainerRunner } from '../../src/grading/container-runner.js';
 import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
 import type { GradingResult } from '../../src/grading/result.js';
-import { gradingContainers, IMAGE, requireEngine } from '../helpers/engine.js';
+import { assignmentOf, gradingContainers, IMAGE, requireEngine } from '../helpers/engine.js';
 import { notebookBytes, okTest } from '../helpers/notebooks.js';
 
 /**
@@ -17,12 +18,7 @@ import { notebookBytes, okTest } from '../helpers/notebooks.js';
  */
 const SECRET = 'TOPSECRET_EXPECTED_9731';
 
-async function assignment(tests: Record<string, string>) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'gofer-hostile-'));
-  mkdirSync(path.join(dir, 'tests'));
-  for (const [name, text] of Object.entries(tests)) writeFileSync(path.join(dir, 'tests', `${name}.py`), text);
-  return readAssignment(path.join(dir, 'tests'));
-}
+const assignment = assignmentOf;
 
 describe('hostile notebooks (real engine)', function () {
   this.timeout(240_000);
@@ -140,6 +136,28 @@ describe('hostile notebooks (real engine)', function () {
           `            look(os.path.join(d, name))`,
           `for p in ['/proc/1/environ', '/proc/1/cmdline', '/proc/1/mem', '/proc/1/fd/0', '/gofer/tests/leak.py', '/gofer/job.json']:`,
           `    look(p)`,
+          `# the kernel's own memory: found by a 4-byte anchor and a hash, so the search holds no copy of the secret`,
+          `import hashlib`,
+          `def scan_own_memory(anchor=b'${SECRET.slice(0, 4)}', digest='${createHash('sha256').update(SECRET).digest('hex')}', size=${SECRET.length}):`,
+          `    with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb') as mem:`,
+          `        for line in maps.read().splitlines():`,
+          `            fields = line.split()`,
+          `            start, end = (int(x, 16) for x in fields[0].split('-'))`,
+          `            if not fields[1].startswith('r') or end - start > 1 << 30:`,
+          `                continue`,
+          `            try:`,
+          `                mem.seek(start)`,
+          `                data = mem.read(end - start)`,
+          `            except (OSError, ValueError, OverflowError):`,
+          `                continue`,
+          `            at = data.find(anchor)`,
+          `            while at >= 0:`,
+          `                if hashlib.sha256(data[at:at + size]).hexdigest() == digest:`,
+          `                    return True`,
+          `                at = data.find(anchor, at + 1)`,
+          `    return False`,
+          `if scan_own_memory():`,
+          `    found.append('memory')`,
           `try:`,
           `    os.setuid(0)`,
           `    found.append('setuid')`,

@@ -1,6 +1,9 @@
 import Docker from 'dockerode';
-import { hostname } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
 import { ContainerRunner, CONTAINER_LABEL, OWNER_LABEL } from '../../src/grading/container-runner.js';
+import { readAssignment } from '../../src/grading/grader.js';
 import { silentLogger } from '../../src/lib/logger.js';
 
 export const IMAGE = process.env.GOFER_TEST_IMAGE ?? 'gofer/grader:latest';
@@ -28,4 +31,12 @@ export async function gradingContainers(docker: Docker, opts: { pids?: Array<num
   if (!opts.pids) return all.length;
   const owners = new Set(opts.pids.map((pid) => `${hostname()}/${pid}`));
   return all.filter((c) => owners.has(c.Labels[OWNER_LABEL] ?? '')).length;
+}
+
+/** An assignment made of the given test files (name -> OK-format source) in a fresh directory. */
+export async function assignmentOf(tests: Record<string, string>): Promise<Awaited<ReturnType<typeof readAssignment>>> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'gofer-assignment-'));
+  mkdirSync(path.join(dir, 'tests'));
+  for (const [name, text] of Object.entries(tests)) writeFileSync(path.join(dir, 'tests', `${name}.py`), text);
+  return readAssignment(path.join(dir, 'tests'));
 }
