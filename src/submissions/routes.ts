@@ -26,8 +26,8 @@ const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
 
 /**
  * Identifies the caller before any body is read, for the handlers after it (`caller(res)`): an
- * anonymous or unknown caller is answered at once and the connection closed, so a stranger's
- * upload is never read, let alone held in memory.
+ * anonymous or unknown caller is refused before their upload is read, let alone held in memory
+ * (the error middleware then closes the connection rather than read a large body).
  */
 function identifyFirst(deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): RequestHandler {
   return async (req, res, next) => {
