@@ -109,7 +109,8 @@ describe('intake: no body is read before the caller is known, and uploads are ca
     expect(res.status).to.equal(413);
     expect(res.response).to.match(/larger than 25 MB/);
     expect(res.serverRead).to.be.below(25 * MB + UNREAD_MARGIN);
-    expect(res.sent).to.be.below(body.length);
+    // (how much of the rest the client managed to send depends on the machine's socket buffers:
+    // up to several MB of a body 6 MB over the cap fit in them, so it is not asserted)
   });
 
   it("an identified learner's upload within the cap is read and stored", async () => {
