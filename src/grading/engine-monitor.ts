@@ -13,6 +13,7 @@ export class EngineMonitor {
   private checkedAt = -Infinity;
   private probing: Promise<boolean> | undefined;
   private lastError = '';
+  private probed = 0;
 
   constructor(
     private readonly runner: ContainerRunner,
@@ -21,6 +22,11 @@ export class EngineMonitor {
 
   get state(): EngineState {
     return this.current;
+  }
+
+  /** How many times the engine was probed (each claim attempt past the cache asks once). */
+  get probes(): number {
+    return this.probed;
   }
 
   /** The engine's last failure, for operators (health, logs); never for learners. */
@@ -45,6 +51,7 @@ export class EngineMonitor {
   }
 
   private async probe(): Promise<boolean> {
+    this.probed++;
     try {
       for (const image of this.o.images) await this.runner.checkReady(image);
     } catch (err) {
