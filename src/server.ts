@@ -49,6 +49,8 @@ export interface RunOptions {
 
 export interface Running {
   url?: string;
+  /** `gofer worker`'s /health, when worker.healthPort is set. */
+  healthUrl?: string;
   /** The dev platform started beside Gofer (configuration `devPlatform.enabled`). */
   devPlatform?: DevPlatform;
   stop(): Promise<void>;
@@ -161,6 +163,7 @@ async function start(
   const health: HealthDeps = { db, queue, heartbeats, clock, workers, engineName: engine, ...(monitor ? { engine: monitor } : {}) };
 
   let url: string | undefined;
+  let healthUrl: string | undefined;
   let devPlatformRef: DevPlatform | undefined;
   if (opts.http) {
     const hub = hubSettings(config, env);
@@ -296,7 +299,6 @@ async function start(
     url = `http://${hub.host.includes(':') ? `[${hub.host}]` : hub.host}:${port}`;
     log.info(`Gofer listening on ${url}${hub.prefix}`, { workers, hub: hub.apiUrl ?? 'none', ...(workers > 0 ? { engine } : {}), database: describeDb(config) });
   } else {
-    let healthUrl: string | undefined;
     if (config.worker.healthPort !== undefined) {
       const server = await startHealthServer(config.worker.healthHost, config.worker.healthPort, health);
       started.push(() => new Promise<void>((r) => server.close(() => r())));
@@ -316,7 +318,7 @@ async function start(
     })());
   // a second signal: do not wait for running jobs, give them back now
   const hurry = (): void => pool.abortRunning();
-  return { ...(url ? { url } : {}), ...(devPlatformRef ? { devPlatform: devPlatformRef } : {}), stop, hurry };
+  return { ...(url ? { url } : {}), ...(healthUrl ? { healthUrl } : {}), ...(devPlatformRef ? { devPlatform: devPlatformRef } : {}), stop, hurry };
 }
 
 /** Which database, for the start line: never its password. */
