@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
@@ -7,7 +7,8 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { run, type Running } from '../../src/server.js';
 import { EngineProxy } from '../helpers/engine-proxy.js';
 import { requireEngine } from '../helpers/engine.js';
-import { waitFor } from '../helpers/process.js';
+import Docker from 'dockerode';
+import { spawnGofer, waitFor } from '../helpers/process.js';
 import { writeConfig } from '../helpers/service.js';
 
 /** Hosts you can see: /health on serve and on `gofer worker` says what is broken, and 503 when this process cannot work. */
@@ -56,9 +57,26 @@ describe('/health on serve and on gofer worker (real engine behind a socket that
     expect(s.body.workers[0].engine).to.contain(proxy.socketPath);
     expect(s.body.workers[0].lastHeartbeatSecondsAgo).to.be.below(30);
 
+    // a second worker process on the same engine, with as many workers as the engine has CPUs: together they oversubscribe it
+    const cpus = Number((await new Docker().info()).NCPU);
+    const logFile = path.join(path.dirname(file), 'second.log');
+    const second = spawnGofer(['--config', file, 'worker', '--workers', String(cpus)], logFile);
+    const text = await waitFor('the second worker to start', async () => {
+      const t = readFileSync(logFile, 'utf8');
+      return t.includes('Gofer worker started') && t;
+    }, 30_000, 100);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).to.equal(0);
+    expect(text.match(/warn.*oversubscribe/g)).to.have.length(1);
+    // its start line names its engine and database
+    expect(text).to.match(new RegExp(`Gofer worker started .*"engine":"unix://${proxy.socketPath}.*"database":"sqlite /`));
+
     await proxy.kill();
-    const down = await get(worker.healthUrl!);
-    expect(down.status).to.equal(503);
+    // a probe already under way when the engine died may still say up: the next one says down
+    const down = await waitFor('the worker to answer 503', async () => {
+      const h = await get(worker!.healthUrl!);
+      return h.status === 503 && h;
+    }, 10_000, 100);
     expect(down.body).to.deep.include({ ok: false, database: 'up' });
     expect(down.body.engine.state).to.equal('down');
     // serve itself needs no engine: still 200, and it shows the worker's engine down from its heartbeat
