@@ -6,6 +6,7 @@ import { FAILED_MESSAGE, JobQueue } from '../../src/grading/queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { SubmissionStore, type NewSubmission } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
+import { capturingLogger } from '../helpers/logs.js';
 
 const T0 = 1_780_000_000_000;
 const opts = { now: T0, duplicateWindowMs: 120_000, perMinute: 5, maxAttempts: 3 };
@@ -149,6 +150,8 @@ for (const engine of ENGINES) {
     });
 
     it('retries infrastructure failures with growing back-off, then fails the submission without a score', async () => {
+      const logs = capturingLogger();
+      queue = new JobQueue(db, { retryDelayMs: 1000, log: logs.log });
       const { id } = (await store.create(sub(), opts)) as { id: string };
       let now = T0;
       const delays: number[] = [];
@@ -173,6 +176,7 @@ for (const engine of ENGINES) {
       // the learner reads a fixed sentence; the reason is the staff's (the job row and the error log)
       expect(s!.message).to.equal(FAILED_MESSAGE);
       expect((await db('grading_jobs').first()).last_error).to.equal('The Docker engine does not answer');
+      expect(logs.count('error', /grading failed for good/)).to.equal(1);
       expect(await db('grades').select()).to.deep.equal([]);
     });
 
