@@ -110,7 +110,7 @@ export class ContainerRunner {
     await this.call('answer a ping', () => this.docker.ping());
   }
 
-  /** One engine call with a deadline; any failure of it is an EngineError (except the statuses in `pass`). */
+  /** One engine call with a deadline: no answer in time, or no answer at all, is an EngineError; an HTTP error answer passes through. */
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -126,7 +126,7 @@ export class ContainerRunner {
     }
   }
 
-  /** Fails with an InfrastructureError naming what to do when the engine or image is missing. */
+  /** Fails with an EngineError naming what to do when the engine or image is missing. */
   async checkReady(image: string): Promise<void> {
     try {
       await this.ping();
@@ -276,15 +276,11 @@ export class ContainerRunner {
       if (err instanceof InfrastructureError || err instanceof GradingAbortedError) throw err;
       throw engineError('run the grading container', job.image, err);
     } finally {
-      await this.call('remove a grading container', () => container.remove({ force: true })).then(
-        () => this.live.delete(container.id),
-        (err: { statusCode?: number; message?: string }) => {
-          if (err.statusCode === 404) this.live.delete(container.id);
-          // left for the sweep when the engine answers again
-          else this.log.warn('could not remove a grading container', { id: container.id, error: err.message });
-        },
-      );
+      // not live any more either way: one that could not be removed is swept when the engine answers again
       this.live.delete(container.id);
+      await this.call('remove a grading container', () => container.remove({ force: true })).catch((err: { statusCode?: number; message?: string }) => {
+        if (err.statusCode !== 404) this.log.warn('could not remove a grading container', { id: container.id, error: err.message });
+      });
     }
   }
 
