@@ -1,6 +1,6 @@
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from './config/schema.js';
-import type { JobQueue } from './grading/queue.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
 import { requestContext } from './lib/request-context.js';
@@ -11,8 +11,9 @@ import { learnerPageRouter } from './web/learner-page.js';
 
 export interface AppDeps extends IntakeDeps {
   config: Config;
-  queue: JobQueue;
   log: Logger;
+  /** GET /health: engine, database, queue and workers (src/grading/health.ts). */
+  health: (req: IncomingMessage, res: ServerResponse) => void;
   /** The hub service prefix the submit button posts to (e.g. /services/gofer/). */
   prefix: string;
   /** Browser login through the hub, when Gofer runs as a hub service. */
@@ -46,9 +47,7 @@ export function buildApp(deps: AppDeps): Express {
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));
   for (const [path, handler] of deps.mounts ?? []) app.use(path, handler);
-  app.get('/health', async (_req, res) => {
-    res.json({ ok: true, jobs: await deps.queue.counts() });
-  });
+  app.get('/health', (req, res) => deps.health(req, res));
   app.use((req, res) => {
     res.status(404).type('text/plain').send(`Nothing here: ${req.method} ${req.path}\n`);
   });

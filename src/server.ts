@@ -6,9 +6,12 @@ import { ltiCookies, type Config } from './config/schema.js';
 import { WalCheckpointer } from './db/checkpointer.js';
 import { createDb, migrate, sqliteFile, type Db } from './db/knex.js';
 import { AssignmentCatalog } from './grading/catalog.js';
-import { ContainerRunner } from './grading/container-runner.js';
-import { createDocker } from './grading/docker.js';
+import { ContainerRunner, ENGINE_CALL_MS } from './grading/container-runner.js';
+import { createDocker, engineName } from './grading/docker.js';
+import { EngineMonitor } from './grading/engine-monitor.js';
 import { gradeNotebook } from './grading/grader.js';
+import { healthHandler, startHealthServer, type HealthDeps } from './grading/health.js';
+import { HeartbeatStore } from './grading/heartbeats.js';
 import { JobQueue } from './grading/queue.js';
 import { WorkerPool } from './grading/worker.js';
 import { systemClock, uuid, type Clock } from './lib/clock.js';
@@ -51,6 +54,8 @@ export interface RunOptions {
 
 export interface Running {
   url?: string;
+  /** `gofer worker`'s /health, when worker.healthPort is set. */
+  healthUrl?: string;
   /** The dev platform started beside Gofer (configuration `devPlatform.enabled`). */
   devPlatform?: DevPlatform;
   stop(): Promise<void>;
@@ -111,13 +116,23 @@ async function start(
   const applied = await migrate(db);
   if (applied.length) log.info('database migrated', { applied });
 
-  const runner = new ContainerRunner(createDocker(config), log);
+  const docker = createDocker(config);
+  const runner = new ContainerRunner(docker, log);
   const catalog = await AssignmentCatalog.load(config);
   const workers = opts.workers ?? config.queue.workers ?? availableParallelism();
+  const name = `${hostname()}/${process.pid}`;
+  let engine = engineName(config, env);
+  let engineCpus = 0;
   if (workers > 0) {
     for (const image of catalog.images()) await runner.checkReady(image);
     await runner.removeLeftovers();
+    // the engine's own id tells engines apart across hosts (the same socket path names a different engine on each)
+    const info = (await Promise.race([docker.info(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer')), ENGINE_CALL_MS).unref())])) as { ID?: string; NCPU?: number };
+    engine = `${engine} ${String(info.ID ?? '').slice(0, 14)}`.trim();
+    engineCpus = Number(info.NCPU ?? 0);
   }
+  const monitor = workers > 0 ? new EngineMonitor(runner, { images: catalog.images(), log, cacheMs: config.queue.engineProbeMs, engine }) : undefined;
+  const heartbeats = new HeartbeatStore(db);
   const submissions = new SubmissionStore(db);
   // With LTI, a graded result and its passback row are stored in one transaction.
   const lti = await ltiEnabled(config, db);
@@ -127,6 +142,7 @@ async function start(
   const queue = new JobQueue(db, {
     retryDelayMs: config.queue.retryDelaySeconds * 1000,
     maxRunningPerLearner: config.queue.maxRunningPerLearner,
+    log,
     ...(outbox ? { onRecorded: passbackHook(outbox, policy, { onEnqueued: () => dispatcher?.notify() }) } : {}),
   });
   const pool = new WorkerPool({
@@ -134,10 +150,14 @@ async function start(
     submissions,
     clock,
     log,
-    name: `${hostname()}/${process.pid}`,
+    name,
     size: workers,
     leaseMs: config.queue.leaseSeconds * 1000,
     pollMs: config.queue.pollMs,
+    ...(monitor ? { engine: monitor } : {}),
+    engineName: engine,
+    heartbeats,
+    heartbeatMs: config.queue.heartbeatSeconds * 1000,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
       return gradeNotebook(runner, { notebook, examined: true, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
@@ -145,8 +165,11 @@ async function start(
   });
   pool.start();
   started.push(() => pool.stop(config.queue.shutdownGraceSeconds * 1000));
+  if (workers > 0) await warnIfOversubscribed(heartbeats, { engine, engineCpus, clock, log, heartbeatMs: config.queue.heartbeatSeconds * 1000, name, workers });
+  const health: HealthDeps = { db, queue, heartbeats, clock, workers, engineName: engine, ...(monitor ? { engine: monitor } : {}) };
 
   let url: string | undefined;
+  let healthUrl: string | undefined;
   let devPlatformRef: DevPlatform | undefined;
   if (opts.http) {
     const unguard = guardUnhandledRejections(log);
@@ -283,7 +306,7 @@ async function start(
       ]);
     }
     devPlatformRef = devPlatform;
-    const app = buildApp({ config, queue, log, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, ...(oauth ? { oauth } : {}) });
+    const app = buildApp({ config, log, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);
@@ -296,7 +319,7 @@ async function start(
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : hub.port;
     url = `http://${hub.host.includes(':') ? `[${hub.host}]` : hub.host}:${port}`;
-    log.info(`Gofer listening on ${url}${hub.prefix}`, { workers, hub: hub.apiUrl ?? 'none' });
+    log.info(`Gofer listening on ${url}${hub.prefix}`, { workers, hub: hub.apiUrl ?? 'none', ...(workers > 0 ? { engine } : {}), database: describeDb(config) });
     if (outbox) {
       const base = ltiBaseUrl(config, hub);
       log.info(`LTI on: login ${base}/lti/login   launch ${base}/lti   keyset ${base}/lti/keys`);
@@ -305,7 +328,14 @@ async function start(
     }
     log.debug('routes', { gofer: [...listRoutes(app), ...(ltiApp ? listRoutes(ltiApp, '/lti') : [])], ...(devPlatform ? { devPlatform: { url: devPlatform.url, routes: devPlatform.routes() } } : {}) });
   } else {
-    log.info('Gofer worker started', { workers });
+    if (config.worker.healthPort !== undefined) {
+      const server = await startHealthServer(config.worker.healthHost, config.worker.healthPort, health);
+      started.push(() => new Promise<void>((r) => server.close(() => r())));
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.worker.healthPort;
+      healthUrl = `http://${config.worker.healthHost.includes(':') ? `[${config.worker.healthHost}]` : config.worker.healthHost}:${port}/health`;
+    }
+    log.info('Gofer worker started', { workers, engine, database: describeDb(config), ...(healthUrl ? { health: healthUrl } : {}) });
   }
 
   let stopping: Promise<void> | undefined;
@@ -317,7 +347,41 @@ async function start(
     })());
   // a second signal: do not wait for running jobs, give them back now
   const hurry = (): void => pool.abortRunning();
-  return { ...(url ? { url } : {}), ...(devPlatformRef ? { devPlatform: devPlatformRef } : {}), stop, hurry };
+  return { ...(url ? { url } : {}), ...(healthUrl ? { healthUrl } : {}), ...(devPlatformRef ? { devPlatform: devPlatformRef } : {}), stop, hurry };
+}
+
+/** Which database, for the start line: never its password. */
+function describeDb(config: Config): string {
+  if (config.database.client === 'sqlite') return `sqlite ${sqliteFile(config)}`;
+  const raw = config.database.url ?? process.env.DATABASE_URL ?? '';
+  try {
+    const u = new URL(raw);
+    return `pg ${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return 'pg';
+  }
+}
+
+/**
+ * Worker processes sharing one engine each default to one worker per core: three of them on a
+ * 2-core engine ran 6 containers at once, each notebook 3.5 times slower. Say so at start.
+ */
+async function warnIfOversubscribed(
+  heartbeats: HeartbeatStore,
+  o: { engine: string; engineCpus: number; clock: Clock; log: Logger; heartbeatMs: number; name: string; workers: number },
+): Promise<void> {
+  if (!o.engineCpus) return;
+  const now = o.clock.now();
+  const others = (await heartbeats.list(now, 3 * o.heartbeatMs).catch(() => [])).filter((h) => h.engine === o.engine && h.id !== o.name);
+  const total = o.workers + others.reduce((n, h) => n + h.workers, 0);
+  if (total > o.engineCpus) {
+    o.log.warn('the worker processes on this Docker engine oversubscribe it: grading will be slower, not faster (see docs/scaling.md)', {
+      engine: o.engine,
+      cpus: o.engineCpus,
+      workers: total,
+      processes: others.length + 1,
+    });
+  }
 }
 
 /**

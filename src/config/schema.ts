@@ -211,6 +211,18 @@ export const configSchema = z
         pollMs: z.number().int().min(10).default(500),
         /** On SIGTERM, running jobs get this long to finish before they are given back (a hub kills its services after 10 s). */
         shutdownGraceSeconds: z.number().min(0).default(8),
+        /** A worker probes its engine before claiming; the answer is kept this long. */
+        engineProbeMs: z.number().int().min(0).default(2000),
+        /** How often each worker process records its heartbeat (shown by /health). */
+        heartbeatSeconds: z.number().positive().default(5),
+      })
+      .strict()
+      .default({}),
+    /** `gofer worker`'s own HTTP listener, for GET /health; off unless a port is set. */
+    worker: z
+      .object({
+        healthHost: z.string().default('127.0.0.1'),
+        healthPort: z.number().int().min(0).max(65535).optional(),
       })
       .strict()
       .default({}),

@@ -15,6 +15,9 @@ export interface AssignmentGrading {
  * Every configured assignment's tests and support files, read from disk once at start (not per
  * submission), with its grading settings resolved against the defaults.
  */
+/** This process's configuration has no such assignment (removed, or a stale configuration here). */
+export class AssignmentMissingError extends ConfigError {}
+
 export class AssignmentCatalog {
   private constructor(private readonly entries: Map<string, AssignmentGrading>) {}
 
@@ -44,7 +47,7 @@ export class AssignmentCatalog {
 
   get(course: string, assignment: string): AssignmentGrading {
     const entry = this.entries.get(key(course, assignment));
-    if (!entry) throw new ConfigError(`Assignment "${assignment}" of course "${course}" is no longer in the configuration.`);
+    if (!entry) throw new AssignmentMissingError(`Assignment "${assignment}" of course "${course}" is no longer in the configuration.`);
     return entry;
   }
 

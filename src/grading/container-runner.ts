@@ -34,6 +34,26 @@ const SHM_BYTES = 64 * 1024 * 1024;
 /** The container's uid for learner code. */
 const LEARNER_UID = 1000;
 
+/** Deadline of one engine call (create, attach, start, inspect, kill, remove, ping). */
+export const ENGINE_CALL_MS = 20_000;
+/** How often a running container is inspected: the watch that does not trust `wait` alone. */
+const WATCH_MS = 2000;
+
+/**
+ * The engine failed (it does not answer, a call missed its deadline, a connection dropped): not
+ * the learner's doing and not the job's. The job goes back to the queue for another host
+ * without counting an attempt.
+ */
+export class EngineError extends InfrastructureError {}
+
+export interface RunnerOptions {
+  harnessSource?: Buffer;
+  /** Deadline of each engine call (default ENGINE_CALL_MS). */
+  callMs?: number;
+  /** How often a running container is inspected (default WATCH_MS). */
+  watchMs?: number;
+}
+
 export interface ContainerJob {
   image: string;
   policy: Policy;
@@ -69,33 +89,60 @@ export type ContainerOutcome =
 export class ContainerRunner {
   private readonly harness: Buffer;
   private readonly seccomp: string;
+  private readonly callMs: number;
+  private readonly watchMs: number;
+  /** Containers this runner is using now: everything else it made is a leftover. */
+  private readonly live = new Set<string>();
 
   constructor(
     private readonly docker: Docker,
     private readonly log: Logger,
-    options: { harnessSource?: Buffer } = {},
+    options: RunnerOptions = {},
   ) {
     this.harness = options.harnessSource ?? readFileSync(HARNESS_PATH);
     this.seccomp = JSON.stringify(JSON.parse(readFileSync(SECCOMP_PATH, 'utf8')));
+    this.callMs = options.callMs ?? ENGINE_CALL_MS;
+    this.watchMs = options.watchMs ?? WATCH_MS;
   }
 
-  /** Fails with an InfrastructureError naming what to do when the engine or image is missing. */
+  /** Resolves when the engine answers a ping within the deadline; rejects with an EngineError. */
+  async ping(): Promise<void> {
+    await this.call('answer a ping', () => this.docker.ping());
+  }
+
+  /** One engine call with a deadline: no answer in time, or no answer at all, is an EngineError; an HTTP error answer passes through. */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new EngineError(`The Docker engine did not ${what} within ${this.callMs / 1000} s.`)), this.callMs);
+    });
+    try {
+      return await Promise.race([fn(), deadline]);
+    } catch (err) {
+      if (err instanceof EngineError || (err as { statusCode?: number }).statusCode) throw err;
+      throw new EngineError(`The Docker engine did not ${what}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Fails with an EngineError naming what to do when the engine or image is missing. */
   async checkReady(image: string): Promise<void> {
     try {
-      await this.docker.ping();
+      await this.ping();
     } catch (err) {
-      throw new InfrastructureError(
+      throw new EngineError(
         `The Docker engine does not answer (${(err as Error).message}). Start it (see README: "A Docker engine") or set DOCKER_HOST.`,
         { cause: err },
       );
     }
     try {
-      await this.docker.getImage(image).inspect();
+      await this.call('inspect the grader image', () => this.docker.getImage(image).inspect());
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) {
-        throw new InfrastructureError(`The grader image ${image} is missing. Build it with \`gofer image build\`.`);
+        throw new EngineError(`The grader image ${image} is missing. Build it with \`gofer image build\`.`);
       }
-      throw new InfrastructureError(`Cannot inspect the image ${image}: ${(err as Error).message}`, { cause: err });
+      throw new EngineError(`Cannot inspect the image ${image}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -105,20 +152,20 @@ export class ContainerRunner {
    * sharing the engine are left alone.
    */
   async removeLeftovers(): Promise<number> {
-    const all = await this.docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } });
+    const all = await this.call('list containers', () => this.docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } }));
     const leftovers = all.filter((c) => {
-      const [host, pid] = (c.Labels[OWNER_LABEL] ?? '').split('/');
+      const owner = c.Labels[OWNER_LABEL] ?? '';
+      const [host, pid] = owner.split('/');
       const old = Date.now() - c.Created * 1000 > LEFTOVER_AGE_MS;
-      return old || (host === hostname() && !isAlive(Number(pid)));
+      // this process's own containers of past jobs (their engine failed before they were removed)
+      const ownPast = owner === OWNER && !this.live.has(c.Id);
+      return old || ownPast || (host === hostname() && !isAlive(Number(pid)));
     });
     await Promise.all(
       leftovers.map((c) =>
-        this.docker
-          .getContainer(c.Id)
-          .remove({ force: true })
-          .catch((err: { statusCode?: number }) => {
-            if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
-          }),
+        this.call('remove a leftover container', () => this.docker.getContainer(c.Id).remove({ force: true })).catch((err: { statusCode?: number }) => {
+          if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
+        }),
       ),
     );
     if (leftovers.length) this.log.warn('removed leftover grading containers', { count: leftovers.length });
@@ -137,7 +184,7 @@ export class ContainerRunner {
 
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer({
+      container = await this.call('create a grading container', () => this.docker.createContainer({
         Image: job.image,
         Cmd: ['python3', '-c', BOOT],
         User: '0',
@@ -175,76 +222,122 @@ export class ContainerRunner {
           ShmSize: SHM_BYTES,
           LogConfig: { Type: 'none', Config: {} },
         },
-      });
+      }));
     } catch (err) {
       throw engineError('create a grading container', job.image, err);
     }
+    this.live.add(container.id);
 
     const stdout = new CappedBuffer(limits.outputLimitKb * 1024);
     const stderr = new CappedBuffer(64 * 1024);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+      const stream = (await this.call('attach to a grading container', () =>
+        container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }),
+      )) as NodeJS.ReadWriteStream;
+      let streamClosed = false;
       const ended = new Promise<void>((resolve) => {
-        stream.on('end', resolve);
-        stream.on('close', resolve);
-        stream.on('error', resolve);
+        const closed = (): void => {
+          streamClosed = true;
+          resolve();
+        };
+        stream.on('end', closed);
+        stream.on('close', closed);
+        stream.on('error', closed);
       });
       container.modem.demuxStream(stream, stdout, stderr);
-      await container.start();
+      await this.call('start a grading container', () => container.start());
       stream.end(payload);
+      const running = Date.now();
 
-      let timedOut = false;
-      let aborted = false;
-      const exit = await Promise.race([
-        container.wait() as Promise<{ StatusCode: number }>,
-        new Promise<null>((resolve) => {
-          timer = setTimeout(() => {
-            timedOut = true;
-            resolve(null);
-          }, wallMs);
-          job.signal?.addEventListener('abort', () => {
-            aborted = true;
-            resolve(null);
-          });
-          if (job.signal?.aborted) {
-            aborted = true;
-            resolve(null);
-          }
-        }),
-      ]);
-      if (aborted) {
-        await container.kill().catch(() => undefined);
+      const end = await this.watch(container, { wallMs, running, signal: job.signal });
+      if (end.kind === 'aborted') {
+        await this.call('kill a grading container', () => container.kill()).catch(() => undefined);
         throw new GradingAbortedError();
       }
       const durationMs = Date.now() - started;
-      if (timedOut || exit === null) {
-        this.log.warn('grading container hit the wall-clock limit; killing it', { wallMs });
-        await container.kill().catch(() => undefined);
+      if (end.kind === 'wall_clock') {
+        this.log.warn('grading container hit the wall-clock limit; killing it', { wallMs, ranMs: end.ranMs, job: job.jobId });
+        await this.call('kill a grading container', () => container.kill()).catch((err: { statusCode?: number }) => {
+          // 409: it ended meanwhile. Anything else: the engine failed, and the limit proves nothing.
+          if (err.statusCode !== 409) throw err;
+        });
         return { kind: 'wall_clock', durationMs };
       }
       // Let the attach stream deliver what the container wrote before it exited.
       await Promise.race([ended, sleep(2000)]);
-      const state = (await container.inspect()).State;
       const output = findResult(stdout.text(), nonce);
       if (output && output.status !== 'graded') {
         // The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled).
         // They are for the logs only: they may quote text the learner's code made.
         this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
       }
-      if (output) return { kind: 'harness', output, oomKilled: state.OOMKilled, durationMs };
-      if (state.OOMKilled) return { kind: 'oom_no_result', durationMs };
+      if (output) return { kind: 'harness', output, oomKilled: end.oomKilled, durationMs };
+      if (end.oomKilled) return { kind: 'oom_no_result', durationMs };
+      if (!streamClosed || end.exitCode === null) throw new EngineError('The Docker engine dropped the grading container\'s output stream.');
       throw new InfrastructureError(
-        `The grading harness ended without a result (exit status ${exit.StatusCode}). Its last words: ${stderr.tail(600) || '(none)'}`,
+        `The grading harness ended without a result (exit status ${end.exitCode}). Its last words: ${stderr.tail(600) || '(none)'}`,
       );
     } catch (err) {
       if (err instanceof InfrastructureError || err instanceof GradingAbortedError) throw err;
       throw engineError('run the grading container', job.image, err);
     } finally {
-      clearTimeout(timer);
-      await container.remove({ force: true }).catch((err: { statusCode?: number; message?: string }) => {
-        if (err.statusCode !== 404) this.log.error('could not remove a grading container', { id: container.id, error: err.message });
+      // not live any more either way: one that could not be removed is swept when the engine answers again
+      this.live.delete(container.id);
+      await this.call('remove a grading container', () => container.remove({ force: true })).catch((err: { statusCode?: number; message?: string }) => {
+        if (err.statusCode !== 404) this.log.warn('could not remove a grading container', { id: container.id, error: err.message });
       });
+    }
+  }
+
+  /**
+   * Waits for the container to end, trusting neither `wait` alone (docker-modem never settles a
+   * wait whose connection drops after the 200 header) nor the clock alone: the container is
+   * inspected every few seconds, and an engine that stops answering is an EngineError. The
+   * wall-clock limit ends the job only when the last inspect, just now, saw the container still
+   * running the learner's code, started that long ago.
+   */
+  private async watch(
+    container: Docker.Container,
+    o: { wallMs: number; running: number; signal: AbortSignal | undefined },
+  ): Promise<{ kind: 'exited'; exitCode: number | null; oomKilled: boolean } | { kind: 'wall_clock'; ranMs: number } | { kind: 'aborted' }> {
+    let waited: { StatusCode: number } | undefined;
+    // wait() is kept for its speed (it answers the moment the container exits); the inspect loop decides.
+    let wake: () => void = () => undefined;
+    (container.wait() as Promise<{ StatusCode: number }>).then(
+      (r) => {
+        waited = r;
+        wake();
+      },
+      () => wake(),
+    );
+    const onAbort = (): void => wake();
+    o.signal?.addEventListener('abort', onAbort);
+    let startedAt: string | undefined;
+    try {
+      for (;;) {
+        if (o.signal?.aborted) return { kind: 'aborted' };
+        const state = (
+          await this.call('inspect a grading container', () => container.inspect()).catch((err: unknown) => {
+            if (err instanceof EngineError) throw err;
+            throw new EngineError(`The grading container vanished from the Docker engine: ${(err as Error).message}`, { cause: err });
+          })
+        ).State;
+        if (!state.Running) return { kind: 'exited', exitCode: waited?.StatusCode ?? state.ExitCode ?? null, oomKilled: state.OOMKilled };
+        // the same run of the container all along (an engine restart would have restarted or ended it)
+        startedAt ??= state.StartedAt;
+        if (state.StartedAt !== startedAt) throw new EngineError('The Docker engine restarted the grading container.');
+        const ranMs = Date.now() - o.running;
+        if (ranMs >= o.wallMs) return { kind: 'wall_clock', ranMs };
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(this.watchMs, o.wallMs - ranMs));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -290,10 +383,13 @@ export function findResult(stdout: string, nonce: string): HarnessOutput | undef
   return parsed.data;
 }
 
+/** An engine call failed: the engine's (image missing, server error, no answer) unless it rejected the request itself. */
 function engineError(what: string, image: string, err: unknown): InfrastructureError {
+  if (err instanceof InfrastructureError) return err;
   const e = err as { statusCode?: number; message?: string };
-  if (e.statusCode === 404) return new InfrastructureError(`Cannot ${what}: the image ${image} is missing. Build it with \`gofer image build\`.`, { cause: err });
-  return new InfrastructureError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
+  if (e.statusCode === 404) return new EngineError(`Cannot ${what}: the image ${image} is missing. Build it with \`gofer image build\`.`, { cause: err });
+  if (e.statusCode !== undefined && e.statusCode < 500) return new InfrastructureError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
+  return new EngineError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
 }
 
 function isAlive(pid: number): boolean {

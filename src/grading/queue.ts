@@ -1,7 +1,31 @@
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { isPostgres, writeTransaction } from '../db/knex.js';
+import type { Logger } from '../lib/logger.js';
 import type { GradingResult } from './result.js';
+
+/** What a learner reads when grading failed for good: no paths, sockets or error codes (those are in the job's last_error and the log). */
+export const FAILED_MESSAGE = 'Gofer could not grade this submission. Your work is kept: submit again later, or ask course staff.';
+
+/** Who produced a result: the worker (host/pid/loop) and the engine it graded on. */
+export interface Producer {
+  worker: string;
+  engine: string;
+}
+
+/** An assignment a worker cannot grade (its configuration lacks it): that worker claims none of its jobs. */
+export interface AssignmentKey {
+  course: string;
+  assignment: string;
+}
+
+/** Jobs ready now apart from jobs in back-off after a failure, and how long the oldest ready one has waited. */
+export interface Backlog {
+  waiting: number;
+  backoff: number;
+  running: number;
+  oldestWaitingMs: number | null;
+}
 
 /** Runs inside the transaction that records a result (the passback outbox hooks in here). */
 export type OnRecorded = (trx: Knex.Transaction, recorded: { submissionId: string; resultId: number; result: GradingResult; now: number }) => Promise<void>;
@@ -34,18 +58,19 @@ export interface ClaimedJob {
 export class JobQueue {
   constructor(
     private readonly db: Db,
-    private readonly opts: { retryDelayMs: number; maxRunningPerLearner: number; onRecorded?: OnRecorded },
+    private readonly opts: { retryDelayMs: number; maxRunningPerLearner?: number; onRecorded?: OnRecorded; log?: Logger; maxEngineFailures?: number },
   ) {}
 
   /**
    * Atomically takes the next due job (or one whose lease expired) for this worker, fairly:
    * learners take turns (the one whose job was claimed longest ago, or never, goes first; then
    * their oldest due job), and a learner with `maxRunningPerLearner` jobs running waits for one
-   * to end, so one learner's many slow notebooks never hold every worker.
+   * to end, so one learner's many slow notebooks never hold every worker. The assignments in
+   * `skip` (ones this worker cannot grade) are left for other workers.
    */
-  async claim(workerId: string, now: number, leaseMs: number): Promise<ClaimedJob | undefined> {
+  async claim(workerId: string, now: number, leaseMs: number, skip: AssignmentKey[] = []): Promise<ClaimedJob | undefined> {
     for (;;) {
-      const row = await this.claimNext(workerId, now, leaseMs);
+      const row = await this.claimNext(workerId, now, leaseMs, skip);
       if (!row) return undefined;
       const job = { id: Number(row.id), submissionId: row.submission_id, attempts: Number(row.attempts), maxAttempts: Number(row.max_attempts) };
       if (job.attempts > job.maxAttempts) {
@@ -63,19 +88,21 @@ export class JobQueue {
    * claims that ran side by side would each count a learner's running jobs before the other's
    * commit and together exceed the cap. (SQLite runs one writing statement at a time.)
    */
-  private async claimNext(workerId: string, now: number, leaseMs: number): Promise<ClaimedRow | undefined> {
+  private async claimNext(workerId: string, now: number, leaseMs: number, skip: AssignmentKey[]): Promise<ClaimedRow | undefined> {
+    const skipped = skip.length ? `AND NOT (${skip.map(() => '(s.course = ? AND s.assignment = ?)').join(' OR ')})` : '';
     const statement = async (q: Db | Knex.Transaction): Promise<ClaimedRow | undefined> => {
       const result = await q.raw(
         `UPDATE grading_jobs
             SET status = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, claimed_at = ?, updated_at = ?
-          WHERE id = (SELECT j.id FROM grading_jobs j
+          WHERE id = (SELECT j.id FROM grading_jobs j JOIN submissions s ON s.id = j.submission_id
                        WHERE ((j.status = 'queued' AND j.run_at <= ?) OR (j.status = 'running' AND j.locked_until < ?))
                          AND (SELECT COUNT(*) FROM grading_jobs r
                                WHERE r.owner = j.owner AND r.status = 'running' AND r.locked_until >= ?) < ?
+                         ${skipped}
                        ORDER BY (SELECT COALESCE(MAX(c.claimed_at), 0) FROM grading_jobs c WHERE c.owner = j.owner), j.run_at, j.id
-                       LIMIT 1 ${isPostgres(this.db) ? 'FOR UPDATE SKIP LOCKED' : ''})
+                       LIMIT 1 ${isPostgres(this.db) ? 'FOR UPDATE OF j SKIP LOCKED' : ''})
           RETURNING id, submission_id, attempts, max_attempts`,
-        [workerId, now + leaseMs, now, now, now, now, now, this.opts.maxRunningPerLearner],
+        [workerId, now + leaseMs, now, now, now, now, now, this.opts.maxRunningPerLearner ?? 1, ...skip.flatMap((k) => [k.course, k.assignment])],
       );
       return (Array.isArray(result) ? result[0] : result.rows[0]) as ClaimedRow | undefined;
     };
@@ -93,7 +120,7 @@ export class JobQueue {
   }
 
   /** Records the result and finishes the job in one transaction; false when the lease was lost. */
-  async complete(jobId: number, workerId: string, submissionId: string, result: GradingResult, now: number): Promise<boolean> {
+  async complete(jobId: number, workerId: string, submissionId: string, result: GradingResult, now: number, producer?: Producer): Promise<boolean> {
     return this.db.transaction(async (trx) => {
       const n = await trx('grading_jobs')
         .where({ id: jobId, locked_by: workerId, status: 'running' })
@@ -110,6 +137,8 @@ export class JobQueue {
           message: result.message ?? null,
           duration_ms: Math.round(result.durationMs),
           created_at: now,
+          worker: producer?.worker ?? workerId,
+          engine: producer?.engine ?? null,
         })
         .returning('id');
       const resultId = typeof inserted === 'object' ? (inserted as { id: number }).id : (inserted as number);
@@ -169,29 +198,73 @@ export class JobQueue {
     await this.fail(job.id, workerId, reason, now, SETUP_PROBLEM);
   }
 
-  /** Gives a job back untouched (shutdown): the attempt does not count. */
-  async release(jobId: number, workerId: string, now: number): Promise<void> {
+  /** Gives a job back untouched (shutdown, a host that cannot grade it): ready at once for any worker; the attempt does not count. */
+  async release(jobId: number, workerId: string, now: number, reason?: string): Promise<void> {
     const job = await this.db('grading_jobs').select('submission_id').where({ id: jobId, locked_by: workerId }).first();
     if (!job) return;
     await this.db('grading_jobs')
       .where({ id: jobId, locked_by: workerId })
-      .update({ status: 'queued', locked_by: null, locked_until: null, run_at: now, attempts: this.db.raw('attempts - 1'), updated_at: now });
+      .update({
+        status: 'queued',
+        locked_by: null,
+        locked_until: null,
+        run_at: now,
+        attempts: this.db.raw('attempts - 1'),
+        updated_at: now,
+        ...(reason ? { last_error: reason } : {}),
+      });
     await this.db('submissions').where({ id: job.submission_id }).update({ status: 'queued' });
   }
 
-  private async fail(jobId: number, workerId: string, reason: string, now: number, learnerMessage = `Gofer could not grade this submission: ${reason}. Course staff have been told; your work is kept.`): Promise<void> {
-    await writeTransaction(this.db, async (trx) => {
+  /**
+   * The engine failed under the job: give it back at once, for a healthy host, without counting
+   * the attempt. Only a job under which engines keep failing (it may be what breaks them) is
+   * then treated as an ordinary failure, so it cannot circle forever.
+   */
+  async engineFailed(job: ClaimedJob, workerId: string, reason: string, now: number): Promise<'released' | 'retry' | 'failed'> {
+    const row = await this.db('grading_jobs').select('engine_failures').where({ id: job.id, locked_by: workerId }).first();
+    if (!row) return 'released';
+    const failures = Number(row.engine_failures) + 1;
+    if (failures > (this.opts.maxEngineFailures ?? 10)) return this.retryOrFail(job, workerId, `${reason} (the engine failed under this job ${failures} times)`, now);
+    await this.db('grading_jobs').where({ id: job.id, locked_by: workerId }).update({ engine_failures: failures });
+    await this.release(job.id, workerId, now, reason);
+    return 'released';
+  }
+
+  /** Fails the job for good: the reason goes to the job row and the error log (someone must look), never to the learner. */
+  private async fail(jobId: number, workerId: string, reason: string, now: number, learnerMessage = FAILED_MESSAGE): Promise<void> {
+    const submissionId = await writeTransaction(this.db, async (trx) => {
       const job = await trx('grading_jobs').select('submission_id').where({ id: jobId }).first();
       await trx('grading_jobs').where({ id: jobId, locked_by: workerId }).update({ status: 'failed', locked_by: null, locked_until: null, last_error: reason, updated_at: now });
-      await trx('submissions')
-        .where({ id: job.submission_id })
-        .update({ status: 'failed', message: learnerMessage, graded_at: now });
+      await trx('submissions').where({ id: job.submission_id }).update({ status: 'failed', message: learnerMessage, graded_at: now });
+      return job.submission_id as string;
     });
+    this.opts.log?.error('grading failed for good', { job: jobId, submission: submissionId, reason });
   }
 
   /** Counts by status, for health pages and tests. */
   async counts(): Promise<Record<string, number>> {
     const rows = await this.db('grading_jobs').select('status').count({ n: '*' }).groupBy('status');
     return Object.fromEntries((rows as Array<{ status: string; n: number | string }>).map((r) => [r.status, Number(r.n)]));
+  }
+
+  /** Waiting, in back-off and running jobs, and the age of the oldest waiting one (for /health). */
+  async backlog(now: number): Promise<Backlog> {
+    const row = (await this.db('grading_jobs')
+      .where({ status: 'queued' })
+      .orWhere({ status: 'running' })
+      .select(
+        this.db.raw("SUM(CASE WHEN status = 'queued' AND run_at <= ? THEN 1 ELSE 0 END) AS waiting", [now]),
+        this.db.raw("SUM(CASE WHEN status = 'queued' AND run_at > ? THEN 1 ELSE 0 END) AS backoff", [now]),
+        this.db.raw("SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running"),
+        this.db.raw("MIN(CASE WHEN status = 'queued' AND run_at <= ? THEN created_at END) AS oldest", [now]),
+      )
+      .first()) as { waiting: unknown; backoff: unknown; running: unknown; oldest: unknown };
+    return {
+      waiting: Number(row.waiting ?? 0),
+      backoff: Number(row.backoff ?? 0),
+      running: Number(row.running ?? 0),
+      oldestWaitingMs: row.oldest === null || row.oldest === undefined ? null : now - Number(row.oldest),
+    };
   }
 }

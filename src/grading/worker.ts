@@ -2,8 +2,11 @@ import type { Clock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Submission, SubmissionStore } from '../submissions/store.js';
-import { GradingAbortedError } from './container-runner.js';
-import type { ClaimedJob, JobQueue } from './queue.js';
+import { EngineError, GradingAbortedError } from './container-runner.js';
+import type { EngineMonitor } from './engine-monitor.js';
+import type { HeartbeatStore } from './heartbeats.js';
+import { AssignmentMissingError } from './catalog.js';
+import type { AssignmentKey, ClaimedJob, JobQueue } from './queue.js';
 import type { GradingResult } from './result.js';
 
 export type GradeFn = (submission: Submission, notebook: Buffer, signal: AbortSignal) => Promise<GradingResult>;
@@ -19,6 +22,12 @@ export interface WorkerPoolOptions {
   size: number;
   leaseMs: number;
   pollMs: number;
+  /** This process's engine: probed before each claim; nothing is claimed while it is down. */
+  engine?: EngineMonitor;
+  /** The engine's name (socket or DOCKER_HOST), recorded with each result and heartbeat. */
+  engineName?: string;
+  heartbeats?: HeartbeatStore;
+  heartbeatMs?: number;
 }
 
 /**
@@ -32,11 +41,34 @@ export class WorkerPool {
   private readonly sleepers = new Set<() => void>();
   private readonly running = new Map<number, AbortController>();
   private loops: Promise<void>[] = [];
+  /** Assignments this process cannot grade (its configuration lacks them): their jobs are left for others. */
+  private readonly cannotGrade = new Map<string, AssignmentKey>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly startedAt: number;
 
-  constructor(private readonly o: WorkerPoolOptions) {}
+  constructor(private readonly o: WorkerPoolOptions) {
+    this.startedAt = o.clock.now();
+  }
 
   start(): void {
+    if (this.o.size === 0) return;
     for (let i = 0; i < this.o.size; i++) this.loops.push(this.loop(`${this.o.name}/${i}`));
+    if (this.o.heartbeats) {
+      void this.beat();
+      this.heartbeat = setInterval(() => void this.beat(), this.o.heartbeatMs ?? 5000);
+    }
+  }
+
+  private async beat(): Promise<void> {
+    await this.o.heartbeats!.beat({
+      id: this.o.name,
+      engine: this.o.engineName ?? '',
+      engineState: this.o.engine?.state ?? 'unknown',
+      workers: this.o.size,
+      busy: this.busy,
+      startedAt: this.startedAt,
+      seenAt: this.o.clock.now(),
+    }).catch((err: Error) => this.o.log.warn('cannot record the heartbeat', { error: err.message }));
   }
 
   /** Work may be waiting: stop sleeping (called by the intake in the same process). */
@@ -65,13 +97,15 @@ export class WorkerPool {
       this.abortRunning();
       await all;
     }
+    clearInterval(this.heartbeat);
+    if (this.o.heartbeats && this.o.size > 0) await this.o.heartbeats.remove(this.o.name).catch(() => undefined);
   }
 
   private async loop(id: string): Promise<void> {
     while (!this.stopping) {
       let job: ClaimedJob | undefined;
       try {
-        job = await this.o.queue.claim(id, this.o.clock.now(), this.o.leaseMs);
+        if (!this.o.engine || (await this.o.engine.ready())) job = await this.o.queue.claim(id, this.o.clock.now(), this.o.leaseMs, [...this.cannotGrade.values()]);
       } catch (err) {
         this.o.log.error('cannot claim grading jobs', { error: (err as Error).message });
       }
@@ -111,13 +145,18 @@ export class WorkerPool {
         (err: Error) => log.warn('cannot renew a lease', { job: job.id, error: err.message }),
       );
     }, Math.max(1000, Math.floor(this.o.leaseMs / 3)));
+    let submission: Submission | undefined;
     try {
-      const submission = await submissions.get(job.submissionId);
+      submission = await submissions.get(job.submissionId);
       const notebook = await submissions.notebook(job.submissionId);
       if (!submission || notebook === undefined) throw new Error(`submission ${job.submissionId} is missing`);
       const result = await this.o.grade(submission, Buffer.from(notebook), abort.signal);
-      if (await queue.complete(job.id, id, submission.id, result, clock.now())) {
-        log.info('graded', { submission: submission.id, status: result.status, score: result.score, ms: Math.round(result.durationMs) });
+      const producer = { worker: id, engine: this.o.engineName ?? '' };
+      if (await queue.complete(job.id, id, submission.id, result, clock.now(), producer)) {
+        const fields = { submission: submission.id, status: result.status, score: result.score, ms: Math.round(result.durationMs), ...producer };
+        // a learner's timeout is rare and worth a look: say why it stopped
+        if (result.status === 'timeout') log.warn('graded: the time limit stopped the notebook', { ...fields, cause: result.message });
+        else log.info('graded', fields);
       } else {
         log.warn('lost the lease while grading; the result was not recorded', { job: job.id });
       }
@@ -127,20 +166,61 @@ export class WorkerPool {
         return;
       }
       const reason = (err as Error).message;
+      if (err instanceof EngineError) return await this.engineFailed(id, job, reason);
+      if (err instanceof AssignmentMissingError && submission && (await this.othersMayGrade())) return await this.cannotGradeHere(id, job, submission, reason);
       if (err instanceof ConfigError) {
+        // the queue logs it at error level: the course set-up must be fixed
         await queue.failForStaff(job, id, reason, clock.now()).catch((e: Error) => log.error('cannot record a grading failure', { job: job.id, error: e.message }));
-        log.error('grading failed: the course set-up must be fixed', { job: job.id, submission: job.submissionId, reason });
         return;
       }
       const outcome = await queue.retryOrFail(job, id, reason, clock.now()).catch((e: Error) => {
         log.error('cannot record a grading failure', { job: job.id, error: e.message });
         return 'unknown';
       });
-      const level = outcome === 'failed' ? 'error' : 'warn';
-      log[level](outcome === 'failed' ? 'grading failed for good' : 'grading failed; will retry', { job: job.id, attempt: job.attempts, reason });
+      // a failure for good is logged at error level by the queue
+      if (outcome === 'retry') log.warn('grading failed; will retry', { job: job.id, attempt: job.attempts, reason });
     } finally {
       clearInterval(renew);
       this.running.delete(job.id);
+    }
+  }
+
+  /** The engine failed, not the job: hand it on at once without an attempt, and probe before claiming again. */
+  private async engineFailed(id: string, job: ClaimedJob, reason: string): Promise<void> {
+    const { queue, clock, log } = this.o;
+    this.o.engine?.failed(reason);
+    const outcome = await queue.engineFailed(job, id, reason, clock.now()).catch((e: Error) => {
+      log.error('cannot give back a job after an engine failure', { job: job.id, error: e.message });
+      return 'unknown';
+    });
+    log.warn('the Docker engine failed under a job; it goes back to the queue without using an attempt', { job: job.id, engine: this.o.engineName, outcome, reason });
+  }
+
+  /**
+   * Whether another worker process is alive (by its heartbeat) that may have the assignment this
+   * one lacks (a stale configuration here). When none is, the assignment is gone for good and the
+   * job fails for staff at once.
+   */
+  private async othersMayGrade(): Promise<boolean> {
+    const { heartbeats, clock } = this.o;
+    if (!heartbeats) return false;
+    const alive = await heartbeats.list(clock.now(), 3 * (this.o.heartbeatMs ?? 5000)).catch(() => []);
+    return alive.some((h) => h.id !== this.o.name && h.workers > 0);
+  }
+
+  /** This host's configuration cannot grade the assignment: leave its jobs to hosts that can, and say so. */
+  private async cannotGradeHere(id: string, job: ClaimedJob, submission: Submission, reason: string): Promise<void> {
+    const { queue, clock, log } = this.o;
+    const key = `${submission.course}\u0000${submission.assignment}`;
+    const first = !this.cannotGrade.has(key);
+    this.cannotGrade.set(key, { course: submission.course, assignment: submission.assignment });
+    await queue.release(job.id, id, clock.now(), reason).catch((e: Error) => log.error('cannot give back a job', { job: job.id, error: e.message }));
+    if (first) {
+      log.error("this worker cannot grade an assignment: its jobs are left for other workers; fix this host's configuration and restart it", {
+        course: submission.course,
+        assignment: submission.assignment,
+        reason,
+      });
     }
   }
 }

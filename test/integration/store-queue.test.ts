@@ -4,10 +4,11 @@ import path from 'node:path';
 import { createDb, type Db } from '../../src/db/knex.js';
 import { migrationSource } from '../../src/db/migrations.js';
 import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
-import { JobQueue } from '../../src/grading/queue.js';
+import { FAILED_MESSAGE, JobQueue } from '../../src/grading/queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { SubmissionStore, type NewSubmission } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
+import { capturingLogger } from '../helpers/logs.js';
 
 const T0 = 1_780_000_000_000;
 const FAIR_QUEUE_MIGRATION = '20261127_004_fair_queue';
@@ -222,6 +223,8 @@ for (const engine of ENGINES) {
     });
 
     it('retries infrastructure failures with growing back-off, then fails the submission without a score', async () => {
+      const logs = capturingLogger();
+      queue = new JobQueue(db, { retryDelayMs: 1000, log: logs.log });
       const { id } = (await store.create(sub(), opts)) as { id: string };
       let now = T0;
       const delays: number[] = [];
@@ -243,7 +246,10 @@ for (const engine of ENGINES) {
       expect(delays[1]).to.be.within(1500, 2500);
       const s = await store.get(id);
       expect(s).to.include({ status: 'failed', score: null, points: null });
-      expect(s!.message).to.match(/could not grade .*Docker engine does not answer.*your work is kept/);
+      // the learner reads a fixed sentence; the reason is the staff's (the job row and the error log)
+      expect(s!.message).to.equal(FAILED_MESSAGE);
+      expect((await db('grading_jobs').first()).last_error).to.equal('The Docker engine does not answer');
+      expect(logs.count('error', /grading failed for good/)).to.equal(1);
       expect(await db('grades').select()).to.deep.equal([]);
     });
 
@@ -254,6 +260,44 @@ for (const engine of ENGINES) {
       const again = (await queue.claim('w2', T0 + 1000, 60_000))!;
       expect(again.id).to.equal(job.id);
       expect(again.attempts).to.equal(1);
+    });
+
+    it('gives a job back at once without an attempt when the engine failed under it, and bounds how often', async () => {
+      const { id } = (await store.create(sub(), opts)) as { id: string };
+      queue = new JobQueue(db, { retryDelayMs: 1000, maxEngineFailures: 2 });
+      let now = T0;
+      for (let i = 0; i < 2; i++) {
+        const job = (await queue.claim('w1', now, 60_000))!;
+        expect(job.attempts).to.equal(1);
+        expect(await queue.engineFailed(job, 'w1', 'The Docker engine did not answer a ping', now)).to.equal('released');
+        expect((await store.get(id))!.status).to.equal('queued');
+        now += 10;
+      }
+      // a third engine failure under the same job: an ordinary failure (retry with back-off), not a third free pass
+      const job = (await queue.claim('w2', now, 60_000))!;
+      expect(job.attempts).to.equal(1);
+      expect(await queue.engineFailed(job, 'w2', 'engine gone', now)).to.equal('retry');
+      expect(await queue.claim('w3', now, 60_000)).to.equal(undefined);
+    });
+
+    it('claims nothing of an assignment the worker cannot grade, leaving it to others', async () => {
+      await store.create(sub('ada', 'a'.repeat(64), 'lab01'), opts);
+      const skip = [{ course: '8x', assignment: 'lab01' }];
+      expect(await queue.claim('stale', T0, 60_000, skip)).to.equal(undefined);
+      const { id } = (await store.create(sub('bob', 'b'.repeat(64), 'lab02'), opts)) as { id: string };
+      expect((await queue.claim('stale', T0, 60_000, skip))!.submissionId).to.equal(id);
+      expect((await queue.claim('other', T0, 60_000))!.attempts).to.equal(1);
+    });
+
+    it('tells waiting jobs apart from jobs in back-off, with the age of the oldest waiting one', async () => {
+      await store.create(sub('ada', 'a'.repeat(64)), opts);
+      await store.create(sub('bob', 'b'.repeat(64)), { ...opts, now: T0 + 1000 });
+      await store.create(sub('cy', 'c'.repeat(64)), { ...opts, now: T0 + 2000 });
+      const job = (await queue.claim('w1', T0 + 3000, 60_000))!;
+      await queue.retryOrFail(job, 'w1', 'boom', T0 + 3000);
+      expect(await queue.backlog(T0 + 3000)).to.deep.equal({ waiting: 2, backoff: 1, running: 0, oldestWaitingMs: 2000 });
+      await queue.claim('w1', T0 + 3000, 60_000);
+      expect(await queue.backlog(T0 + 3100)).to.deep.equal({ waiting: 1, backoff: 1, running: 1, oldestWaitingMs: 1100 });
     });
 
     it('fails a job whose workers keep dying instead of claiming it forever', async () => {
