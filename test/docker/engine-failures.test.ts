@@ -8,6 +8,7 @@ import { AssignmentCatalog } from '../../src/grading/catalog.js';
 import { CONTAINER_LABEL, ContainerRunner, EngineError, OWNER_LABEL } from '../../src/grading/container-runner.js';
 import { EngineMonitor } from '../../src/grading/engine-monitor.js';
 import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
+import { HeartbeatStore } from '../../src/grading/heartbeats.js';
 import { JobQueue } from '../../src/grading/queue.js';
 import { WorkerPool, type GradeFn } from '../../src/grading/worker.js';
 import { systemClock } from '../../src/lib/clock.js';
@@ -129,8 +130,11 @@ describe('a dying Docker engine (real engine behind a misbehaving socket)', func
       return gradeNotebook(runner, { notebook, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, signal });
     };
     const good: GradeFn = (_s, notebook, signal) => gradeNotebook(runner, { notebook, image: IMAGE, policy: 'otter', limits: LIMITS, ...assignment, signal });
-    const stalePool = new WorkerPool({ ...common, queue: new JobQueue(db, { retryDelayMs: 1000, log: stale.log }), grade: staleGrade, log: stale.log, name: 'stale' });
-    const goodPool = new WorkerPool({ ...common, queue: new JobQueue(db, { retryDelayMs: 1000 }), grade: good, log: silentLogger(), name: 'good' });
+    // the other host is alive (its heartbeat is fresh), so the stale one leaves the jobs to it
+    const heartbeats = new HeartbeatStore(db);
+    await heartbeats.beat({ id: 'good', engine: 'other', engineState: 'up', workers: 1, busy: 0, startedAt: Date.now(), seenAt: Date.now() });
+    const stalePool = new WorkerPool({ ...common, heartbeats, queue: new JobQueue(db, { retryDelayMs: 1000, log: stale.log }), grade: staleGrade, log: stale.log, name: 'stale' });
+    const goodPool = new WorkerPool({ ...common, heartbeats, queue: new JobQueue(db, { retryDelayMs: 1000 }), grade: good, log: silentLogger(), name: 'good' });
     try {
       for (let i = 0; i < 3; i++) {
         await store.create({ id: `stale-${i}-${process.pid}`, owner: `l${i}`, course: '8x', assignment: 'lab01', section: '1', notebook: EXAMPLE.toString(), sha256: String(i).repeat(64) }, { now: Date.now(), duplicateWindowMs: 0, perMinute: 100, maxAttempts: 2 });
