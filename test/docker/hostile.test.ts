@@ -195,10 +195,10 @@ describe('hostile notebooks (real engine)', function () {
     expect(r.maxPoints).to.equal(2);
   });
 
-  it('io_uring, AF_VSOCK and AF_ALG sockets are refused inside the container; no core dumps, a file-size limit', async () => {
+  it('io_uring, AF_VSOCK and AF_ALG sockets are refused inside the container; no core dumps, a file-size limit, a 64 MB /dev/shm', async () => {
     const tests = await assignment({
       refused: okTest({ name: 'refused', cases: [{ code: ">>> refused\n{'io_uring_setup': True, 'AF_VSOCK': True, 'AF_ALG': True}" }] }),
-      limits: okTest({ name: 'limits', cases: [{ code: '>>> core, fsize_bytes > 0\n((0, 0), True)' }] }),
+      limits: okTest({ name: 'limits', cases: [{ code: '>>> core, fsize_bytes > 0, shm_mb\n((0, 0), True, 64)' }] }),
     });
     const r = await run(
       [
@@ -215,6 +215,8 @@ describe('hostile notebooks (real engine)', function () {
           '        refused[name] = True',
           'core = resource.getrlimit(resource.RLIMIT_CORE)',
           'fsize_bytes = resource.getrlimit(resource.RLIMIT_FSIZE)[0]',
+          'st = os.statvfs("/dev/shm")',
+          'shm_mb = st.f_blocks * st.f_frsize // (1024 * 1024)',
         ].join('\n'),
       ],
       { tests },
