@@ -1549,6 +1549,13 @@ def _remote_operator(name, reflected=False):
     return method
 
 
+# Attributes through which numpy and other libraries would read or write raw memory at an
+# address the object names: a notebook's answer for them would point the evaluator's own numpy
+# at the evaluator's memory. A handle never has them.
+RAW_MEMORY_ATTRIBUTES = frozenset(["__array_interface__", "__array_struct__", "__cuda_array_interface__",
+                                   "__dlpack__", "__dlpack_device__"])
+
+
 class Remote:
     """An object that stays in the notebook's kernel: every use is a request to the agent."""
 
@@ -1560,6 +1567,8 @@ class Remote:
         object.__setattr__(self, "_gofer_info", info)
 
     def __getattr__(self, name):
+        if name in RAW_MEMORY_ATTRIBUTES:
+            raise AttributeError(name)
         return object.__getattribute__(self, "_gofer_channel").request("getattr", (self, name))
 
     def __setattr__(self, name, value):

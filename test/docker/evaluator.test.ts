@@ -34,6 +34,10 @@ const NOTEBOOK = [
     '        return self',
     '    def __repr__(self):',
     '        return "Counter(%d)" % self.n',
+    'class Pointer:',
+    '    # asks numpy to read 4 doubles at address 8 (of whichever process converts it)',
+    '    __array_interface__ = {"shape": (4,), "typestr": "<f8", "data": (8, False), "version": 3}',
+    'pointer = Pointer()',
     'class Oops(ValueError):',
     '    pass',
     'def fail():',
@@ -108,6 +112,7 @@ const CASES: Record<string, string> = {
   too_big: '>>> big.sum()\n0.0',
   too_deep: '>>> len(deep)\n1',
   out_of_reach: '>>> len(evaluators), reach\n(1, [])',
+  raw_memory: ">>> np.asarray(pointer).dtype\ndtype('O')",
   no_learner_import: ">>> import learner_module\nTraceback (most recent call last):\n    ...\nModuleNotFoundError: No module named 'learner_module'",
 };
 
