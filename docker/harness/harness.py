@@ -1461,10 +1461,9 @@ class Channel:
     def handle_of(self, value):
         if type(value) is Remote:
             return {"h": object.__getattribute__(value, "_gofer_id")}
-        if isinstance(value, type) and value in self.exception_classes.values():
-            for number, cls in self.exception_classes.items():
-                if cls is value:
-                    return {"h": number}
+        number = next((n for n, cls in self.exception_classes.items() if cls is value), None)
+        if number is not None:
+            return {"h": number}
         raise TypeError("a test cannot pass a %s to the notebook" % type(value).__name__)
 
     def from_handle(self, tree):
@@ -2354,8 +2353,9 @@ async def grade_notebook(grader, job, code_cells, tests, evaluator):
 
 
 def warm_modules(tests, notebook_text):
-    """The libraries the evaluator imports while the kernel starts, when the tests or the notebook
-    mention them (a DataFrame the notebook makes crosses as a DataFrame, so pandas is needed)."""
+    """The libraries the zygote imports before it forks the evaluator and the kernel, when the
+    tests or the notebook mention them (a DataFrame the notebook makes crosses as a DataFrame, so
+    the evaluator needs pandas)."""
     text = "\n".join(s for t in tests for s in t.setup + t.teardown + [e.source for c in t.cases for e in c.examples])
     text += "\n" + notebook_text
     return [m for m in ("numpy", "pandas") if re.search(r"\b(%s|%s)\b" % (m, {"numpy": "np", "pandas": "pd"}[m]), text)]
