@@ -29,10 +29,18 @@ function course(extra = ''): string {
 describe('the command line of the first hour (no engine needed)', function () {
   this.timeout(60_000);
 
-  it('npx gofer runs the command from a clone', async () => {
+  it('npx gofer runs the command from a clone, and npm link puts gofer on the PATH', async () => {
     const { code, stdout } = await run('npx', ['--no-install', 'gofer', '--help']);
     expect(code).to.equal(0);
     expect(stdout).to.match(/^Usage: gofer /);
+    const prefix = mkdtempSync(path.join(tmpdir(), 'gofer-npm-prefix-'));
+    const linked = await new Promise<number>((resolve) =>
+      execFile('npm', ['link', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: ROOT, env: { ...process.env, npm_config_prefix: prefix } }, (err) => resolve(err ? 1 : 0)),
+    );
+    expect(linked).to.equal(0);
+    const onPath = await run(path.join(prefix, 'bin', 'gofer'), ['--help'], tmpdir());
+    expect(onPath.code).to.equal(0);
+    expect(onPath.stdout).to.match(/^Usage: gofer /);
   });
 
   it('check-config reports the file problems and what serve would refuse, every one, by id and line', async () => {
