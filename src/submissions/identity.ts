@@ -144,17 +144,22 @@ export class Signer {
   }
 
   verify<T extends object>(purpose: SignedPurpose, signed: string | undefined, now: number): T | undefined {
-    if (!signed) return undefined;
-    const [body, mac] = signed.split('.');
-    if (!body || !mac) return undefined;
+    const checked = this.check<T>(purpose, signed, now);
+    return checked.ok ? checked.value : undefined;
+  }
+
+  /** Like `verify`, and says why a value is refused: it is not one of ours (or was cut short), or it has expired. */
+  check<T extends object>(purpose: SignedPurpose, signed: string | undefined, now: number): { ok: true; value: T } | { ok: false; why: 'invalid' | 'expired' } {
+    const [body, mac] = (signed ?? '').split('.');
+    if (!body || !mac) return { ok: false, why: 'invalid' };
     const expected = Buffer.from(this.mac(purpose, body));
     const given = Buffer.from(mac);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, why: 'invalid' };
     try {
       const value = JSON.parse(Buffer.from(body, 'base64url').toString()) as T & { exp: number };
-      return value.exp > now ? value : undefined;
+      return value.exp > now ? { ok: true, value } : { ok: false, why: 'expired' };
     } catch {
-      return undefined;
+      return { ok: false, why: 'invalid' };
     }
   }
 

@@ -69,3 +69,16 @@ describe('the hint for a missing image', () => {
     expect(missingImageHint('course/data8:2026')).to.match(/not Gofer's own image: build it from the course's Dockerfile \(`docker build -t course\/data8:2026 \.`/);
   });
 });
+
+describe('signed links say why they are refused', () => {
+  it('tells an expired link from one that is not ours or was cut short', async () => {
+    const { Signer } = await import('../../src/submissions/identity.js');
+    const signer = new Signer('s'.repeat(32));
+    const link = signer.sign('hub-link', { issuer: 'i', sub: 's' }, 1000, 0);
+    expect(signer.check('hub-link', link, 10)).to.deep.equal({ ok: true, value: { issuer: 'i', sub: 's', exp: 1000 } });
+    expect(signer.check('hub-link', link, 1000)).to.deep.equal({ ok: false, why: 'expired' });
+    expect(signer.check('hub-link', link.slice(0, -3), 10)).to.deep.equal({ ok: false, why: 'invalid' });
+    expect(signer.check('hub-link', 'garbage', 10)).to.deep.equal({ ok: false, why: 'invalid' });
+    expect(signer.check('hub-oauth-state', link, 10)).to.deep.equal({ ok: false, why: 'invalid' });
+  });
+});
