@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { configPath, loadConfig } from './config/load.js';
+import { configPath, formatProblems, inspectConfig, loadConfig } from './config/load.js';
+import { preflight } from './preflight.js';
 import { POLICIES, type Config, type Policy } from './config/schema.js';
 import { ContainerRunner } from './grading/container-runner.js';
 import { createDocker } from './grading/docker.js';
@@ -18,9 +19,9 @@ import { startDevPlatform } from './dev-platform/index.js';
 import { createProvider, ltiBaseUrl } from './lti/provider.js';
 import { LtiStore } from './lti/store.js';
 import { run } from './server.js';
-import { ApiTokenStore } from './submissions/identity.js';
+import { ApiTokenStore, userNameProblem } from './submissions/identity.js';
 import { SubmissionStore } from './submissions/store.js';
-import { GoferError, InputError } from './lib/errors.js';
+import { ConfigError, GoferError, InputError } from './lib/errors.js';
 import { globMatcher } from './lib/globs.js';
 import { createLogger, type Logger } from './lib/logger.js';
 
@@ -95,9 +96,16 @@ export async function main(argv: string[]): Promise<number> {
       const result = await gradeNotebook(runner, { notebook, image, policy: opts.policy ?? config.grading.policy, limits, ...assignment });
       if (opts.json) {
         const { timing: _timing, ...plain } = result;
-        process.stdout.write(JSON.stringify({ ...plain, tests: plain.tests.map(({ message: _m, ...t }) => t) }) + '\n');
+        const graded = result.status === 'graded';
+        const json = { ...plain, score: graded ? plain.score : null, points: graded ? plain.points : null, tests: plain.tests.map(({ message: _m, ...t }) => t) };
+        process.stdout.write(JSON.stringify(json) + '\n');
       } else {
         process.stdout.write(formatResult(result) + '\n');
+      }
+      // a file that is not a notebook is unusable input, though the result says why
+      if (result.status === 'invalid_notebook') {
+        process.stderr.write(`gofer: ${notebookPath} is not a notebook Gofer can grade${result.message ? `: ${result.message}` : ''}\n`);
+        exitCode = 2;
       }
     });
 
@@ -147,7 +155,12 @@ export async function main(argv: string[]): Promise<number> {
       if (opts.legacy && opts.course) throw new InputError("--legacy writes gofer's gradebook shape, which has no course; filter with --assignment.");
       await withDb(async (db, config) => {
         const filter = { ...(opts.course ? { course: opts.course } : {}), ...(opts.assignment ? { assignment: opts.assignment } : {}) };
-        process.stdout.write(opts.legacy ? await legacyCsv(db, filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter)));
+        const csv = opts.legacy ? await legacyCsv(db, filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter));
+        process.stdout.write(csv);
+        if (csvRows(csv) === 0) {
+          process.stderr.write(`gofer: warning: no grades match ${describeFilter(filter, config)}; the CSV has only its header\n`);
+          exitCode = 1;
+        }
       });
     });
 
@@ -157,9 +170,22 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<user>', 'the learner or instructor the token acts as')
     .option('--label <text>', 'a note to remember it by')
     .description('create a token and print it (it is stored hashed and cannot be shown again)')
-    .action((user: string, opts: { label?: string }) =>
-      withDb(async (db) => {
+    .action((user: string, opts: { label?: string }) => {
+      const problem = userNameProblem(user);
+      if (problem) throw new InputError(`${JSON.stringify(user)} ${problem}`);
+      return withDb(async (db) => {
         process.stdout.write((await new ApiTokenStore(db, systemClock).create(user, opts.label)) + '\n');
+      });
+    });
+  token
+    .command('list')
+    .description('list tokens: who they act as, their label and when they were made (never the tokens themselves)')
+    .option('--user <user>', 'only the tokens of this user')
+    .action((opts: { user?: string }) =>
+      withDb(async (db) => {
+        const tokens = await new ApiTokenStore(db, systemClock).list(opts.user);
+        if (!tokens.length) process.stdout.write(opts.user ? `no tokens for ${opts.user}\n` : 'no tokens\n');
+        for (const t of tokens) process.stdout.write(`${t.owner}\t${new Date(t.createdAt).toISOString()}\t${t.label ?? ''}\n`);
       }),
     );
   token
@@ -246,13 +272,15 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('check-config')
-    .description('validate the configuration file and print where it is wrong')
+    .description('check the configuration as serve and worker would, and print every problem at once')
     .action(async () => {
       const opts = program.opts<GlobalOptions>();
-      const file = configPath(opts.config);
-      const config = loadConfig(file);
+      const found = inspectConfig(configPath(opts.config));
+      const problems = found.config ? (await preflight(found.config, process.env)).map((p) => found.problem(p.where, p.message)) : found.problems;
+      if (problems.length) throw new ConfigError(formatProblems(found.source, problems));
+      const config = found.config!;
       const assignments = config.courses.reduce((n, c) => n + c.assignments.length, 0);
-      process.stdout.write(`${file ?? 'built-in defaults'}: valid (${config.courses.length} course(s), ${assignments} assignment(s))\n`);
+      process.stdout.write(`${found.source}: valid (${config.courses.length} course(s), ${assignments} assignment(s))\n`);
       for (const course of config.courses) {
         for (const a of course.assignments) {
           const listed = globMatcher(a.files);
@@ -304,6 +332,18 @@ async function runUntilSignal(running: { stop(): Promise<void>; hurry(): void })
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+/** Data rows of a CSV with a header line. */
+function csvRows(csv: string): number {
+  return Math.max(0, csv.split('\n').filter((l) => l.length > 0).length - 1);
+}
+
+function describeFilter(filter: { course?: string; assignment?: string }, config: Config): string {
+  const parts: string[] = [];
+  if (filter.course) parts.push(`course ${filter.course}${config.courses.some((c) => c.id === filter.course) ? '' : ' (not in the configuration)'}`);
+  if (filter.assignment) parts.push(`assignment ${filter.assignment}`);
+  return parts.length ? parts.join(' and ') : 'anything (nothing has been graded yet)';
 }
 
 function isHttpUrl(value: string): boolean {

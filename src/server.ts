@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { buildApp } from './app.js';
-import { ltiCookies, type Config } from './config/schema.js';
+import { ltiConfigured, ltiCookies, type Config } from './config/schema.js';
 import { WalCheckpointer } from './db/checkpointer.js';
 import { createDb, migrate, sqliteFile, type Db } from './db/knex.js';
 import { AssignmentCatalog } from './grading/catalog.js';
@@ -62,6 +62,8 @@ export interface Running {
   /** Stop waiting for running grading jobs: give them back at once. */
   hurry(): void;
 }
+
+export const LTI_PORT_PROBLEM = 'LTI needs a fixed server.port (or lti.url): platforms must know where Gofer is.';
 
 /** Where the hub tells a managed service to listen and what prefix it is reached at. */
 export function hubSettings(config: Config, env: NodeJS.ProcessEnv): { host: string; port: number; prefix: string; apiUrl?: string } {
@@ -160,7 +162,7 @@ async function start(
     heartbeatMs: config.queue.heartbeatSeconds * 1000,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
-      return gradeNotebook(runner, { notebook, examined: true, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, jobId: submission.id, signal });
+      return gradeNotebook(runner, { notebook, examined: true, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, testsDir: g.assignment.tests, jobId: submission.id, signal });
     },
   });
   pool.start();
@@ -192,7 +194,7 @@ async function start(
     let devPlatform: DevPlatform | undefined;
     if (outbox) {
       const toolUrl = ltiBaseUrl(config, hub);
-      if (!config.lti.url && hub.port === 0) throw new ConfigError('LTI needs a fixed server.port (or lti.url): platforms must know where Gofer is.');
+      if (!config.lti.url && hub.port === 0) throw new ConfigError(LTI_PORT_PROBLEM);
       const store = new LtiStore(db);
       const signer = new Signer(cookieSecret(config.server.secret, env, config.dataDir));
       const pageSessions = new LtiPageSessions({ sessions, cookies: ltiCookies(config.lti), clock });
@@ -389,7 +391,7 @@ async function warnIfOversubscribed(
  * URL is set, or the dev platform runs beside it.
  */
 export async function ltiEnabled(config: Config, db: Db): Promise<boolean> {
-  if (config.lti.platforms.length > 0 || config.lti.url || config.devPlatform.enabled) return true;
+  if (ltiConfigured(config)) return true;
   return Boolean(await db('lti_platforms').first('id'));
 }
 

@@ -279,6 +279,11 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** LTI is on whatever the database holds: platforms in the file, a public URL, or the dev platform. */
+export function ltiConfigured(config: Pick<Config, 'lti' | 'devPlatform'>): boolean {
+  return config.lti.platforms.length > 0 || Boolean(config.lti.url) || config.devPlatform.enabled;
+}
 export type CourseConfig = z.infer<typeof courseSchema>;
 export type PlatformConfig = z.infer<typeof platformSchema>;
 export type LtiConfig = z.infer<typeof ltiSchema>;

@@ -7,6 +7,13 @@ import { migrationSource } from './migrations.js';
 
 export type Db = Knex;
 
+/** PostgreSQL's connection string: database.url, else $DATABASE_URL. */
+export function databaseUrl(config: Pick<Config, 'database'>, env: NodeJS.ProcessEnv = process.env): string {
+  const url = config.database.url ?? env.DATABASE_URL;
+  if (!url) throw new ConfigError('database.client is pg but no database.url (or DATABASE_URL) is set.');
+  return url;
+}
+
 /**
  * The one database: SQLite (a file in the data directory, WAL, busy timeout, full sync so an
  * acknowledged submission survives a crash) or PostgreSQL.
@@ -18,9 +25,7 @@ export function createDb(
 ): Db {
   const db = config.database;
   if (db.client === 'pg') {
-    const url = db.url ?? env.DATABASE_URL;
-    if (!url) throw new ConfigError('database.client is pg but no database.url (or DATABASE_URL) is set.');
-    return knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: db.pool } });
+    return knexFactory({ client: 'pg', connection: databaseUrl(config, env), pool: { min: 0, max: db.pool } });
   }
   const filename = sqliteFile(config);
   mkdirSync(path.dirname(filename), { recursive: true });

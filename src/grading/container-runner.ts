@@ -140,7 +140,7 @@ export class ContainerRunner {
       await this.call('inspect the grader image', () => this.docker.getImage(image).inspect());
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) {
-        throw new EngineError(`The grader image ${image} is missing. Build it with \`gofer image build\`.`);
+        throw new EngineError(`The grader image ${image} is missing. ${missingImageHint(image)}`);
       }
       throw new EngineError(`Cannot inspect the image ${image}: ${(err as Error).message}`, { cause: err });
     }
@@ -383,11 +383,18 @@ export function findResult(stdout: string, nonce: string): HarnessOutput | undef
   return parsed.data;
 }
 
+/** What to do about a missing image: Gofer's own is built by `gofer image build`; a course's image by its own Dockerfile. */
+export function missingImageHint(image: string): string {
+  const [name, tag = 'latest'] = image.split(/:(?=[^/:]*$)/);
+  if (name === 'gofer/grader') return `Build it with \`gofer image build${tag === 'latest' ? '' : ` --tag ${image}`}\`.`;
+  return `It is not Gofer's own image: build it from the course's Dockerfile (\`docker build -t ${image} .\`, see docs/images.md) on every grading host, or correct the image name in the configuration.`;
+}
+
 /** An engine call failed: the engine's (image missing, server error, no answer) unless it rejected the request itself. */
 function engineError(what: string, image: string, err: unknown): InfrastructureError {
   if (err instanceof InfrastructureError) return err;
   const e = err as { statusCode?: number; message?: string };
-  if (e.statusCode === 404) return new EngineError(`Cannot ${what}: the image ${image} is missing. Build it with \`gofer image build\`.`, { cause: err });
+  if (e.statusCode === 404) return new EngineError(`Cannot ${what}: the image ${image} is missing. ${missingImageHint(image)}`, { cause: err });
   if (e.statusCode !== undefined && e.statusCode < 500) return new InfrastructureError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
   return new EngineError(`Cannot ${what}: ${e.message ?? String(err)}`, { cause: err });
 }

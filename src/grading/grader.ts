@@ -19,6 +19,8 @@ export interface GradeRequest {
   limits: GradingLimits;
   tests: JobFile[];
   supportFiles: JobFile[];
+  /** Where the tests are on the instructor's disk: a problem in a test file names it there, not inside the container. */
+  testsDir?: string;
   jobId?: string;
   signal?: AbortSignal;
 }
@@ -30,7 +32,7 @@ export interface GradeRequest {
 export async function readAssignment(testsDir: string, opts: { directory?: string; files?: string[] } = {}) {
   const tests = await readTests(testsDir);
   const supportFiles = await readSupportFiles(opts.directory ?? path.dirname(path.resolve(testsDir)), testsDir, opts.files ?? []);
-  return { tests, supportFiles };
+  return { tests, supportFiles, testsDir: path.resolve(testsDir) };
 }
 
 /**
@@ -64,7 +66,7 @@ export async function gradeNotebook(runner: ContainerRunner, req: GradeRequest):
     case 'harness': {
       const { output } = outcome;
       if (output.error) {
-        if (output.error.kind === 'tests') throw new ConfigError(`The instructor tests cannot be used: ${output.error.message}`);
+        if (output.error.kind === 'tests') throw new ConfigError(`The instructor tests cannot be used: ${onDisk(output.error.message, req.testsDir)}`);
         throw new InfrastructureError(`The grading harness failed: ${output.error.message}`);
       }
       // The kernel died and the engine saw the OOM killer: the learner's code used too much memory.
@@ -79,4 +81,9 @@ export async function gradeNotebook(runner: ContainerRunner, req: GradeRequest):
 
 function outOfMemory(memoryMb: number): string {
   return `The notebook used more than its ${memoryMb} MB of memory and was stopped.`;
+}
+
+/** "tests/q1.py: …" as the harness names a test file inside the container, named where the instructor keeps it. */
+function onDisk(message: string, testsDir: string | undefined): string {
+  return testsDir ? message.replace(/^tests\//, `${testsDir}${path.sep}`) : message;
 }

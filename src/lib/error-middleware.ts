@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from './logger.js';
-import { GoferError, RateLimitError } from './errors.js';
+import { GoferError, RateLimitError, tooLargeMessage } from './errors.js';
 
 /**
  * The one error handler: a GoferError answers with its status and message; body-parser's own
@@ -20,7 +20,7 @@ export function errorMiddleware(log: Logger, maxNotebookMb: number) {
       if (status >= 500) log.warn('request failed', { path: req.path, status, error: err.message });
     } else if (e?.type === 'entity.too.large') {
       status = 413;
-      message = `The notebook is larger than ${maxNotebookMb} MB. Clear large outputs (Cell > All Output > Clear) and submit again.`;
+      message = tooLargeMessage(maxNotebookMb);
     } else if (e?.type === 'encoding.unsupported') {
       status = 415;
       message = 'The request body is compressed in a way Gofer does not read: send it plain, or with gzip or deflate.';

@@ -68,3 +68,8 @@ export class RateLimitError extends GoferError {
     super(message);
   }
 }
+
+/** Why a notebook was refused for its size, and what a learner can do, whatever their front end. */
+export function tooLargeMessage(limitMb: number): string {
+  return `The notebook is larger than ${limitMb} MB, usually because of saved outputs (large plots, images, long printouts). Clear its outputs, save it, and submit again.`;
+}

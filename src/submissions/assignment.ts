@@ -7,9 +7,8 @@ export interface ResolvedAssignment {
   section: string | null;
 }
 
-const EXPECTED =
-  'metadata.assignment (or metadata.lab) with metadata.section and optionally metadata.course, as gofer notebooks have, ' +
-  'or metadata.otter_service.{course, section, assignment}, as otter-service notebooks have';
+/** What a learner can do when their notebook lost the assignment's metadata (docs/messages.md says why to staff). */
+const USE_GIVEN = 'Submit the notebook you were given for the assignment (download it again and copy your work into it if you started from a new notebook).';
 
 /**
  * Finds the configured assignment a notebook's metadata names. Metadata is untrusted text: it
@@ -21,17 +20,17 @@ export function resolveAssignment(config: Pick<Config, 'courses' | 'defaultCours
   const where = otter ? 'metadata.otter_service' : 'metadata';
   const assignmentName = text(source.assignment, `${where}.assignment`) ?? (otter ? undefined : text(metadata.lab, 'metadata.lab'));
   if (!assignmentName) {
-    throw new UnprocessableError(`The notebook does not say which assignment it is. Gofer looks for ${EXPECTED}.`);
+    throw new UnprocessableError(`This notebook does not say which assignment it is for. ${USE_GIVEN}`);
   }
   const courseName = text(source.course, `${where}.course`) ?? config.defaultCourse ?? (config.courses.length === 1 ? config.courses[0]!.id : undefined);
   if (!courseName) {
-    throw new UnprocessableError(`The notebook does not say which course it belongs to (${where}.course), and no default course is configured.`);
+    throw new UnprocessableError(`This notebook does not say which course it is for. ${USE_GIVEN}`);
   }
   const course = config.courses.find((c) => c.id === courseName);
-  if (!course) throw new UnprocessableError(`The notebook is for course "${clip(courseName)}", which this Gofer does not grade.`);
+  if (!course) throw new UnprocessableError(`This notebook is for the course "${clip(courseName)}", which is not graded here. Check that you are submitting to the right course.`);
   const assignment = course.assignments.find((a) => a.id === assignmentName || a.aliases.includes(assignmentName));
   if (!assignment) {
-    throw new UnprocessableError(`Course "${course.id}" has no assignment "${clip(assignmentName)}". Check that you are submitting the notebook you were given.`);
+    throw new UnprocessableError(`This course has no assignment "${clip(assignmentName)}". Check that you are submitting the notebook you were given for the assignment.`);
   }
   return { course, assignment, section: text(source.section, `${where}.section`) ?? assignment.section ?? null };
 }
@@ -39,7 +38,8 @@ export function resolveAssignment(config: Pick<Config, 'courses' | 'defaultCours
 function text(value: unknown, key: string): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  if (typeof value !== 'string') throw new UnprocessableError(`The notebook's ${key} should be text, not ${Array.isArray(value) ? 'a list' : typeof value}.`);
+  // the learner is told what to do; `key` names the metadata field for staff reading the logs
+  if (typeof value !== 'string') throw new UnprocessableError(`This notebook's assignment details are damaged. ${USE_GIVEN}`, { cause: new Error(`${key} is not text`) });
   return value.trim();
 }
 
@@ -55,7 +55,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function resolveTarget(config: Pick<Config, 'courses'>, target: { course: string; assignment: string }, metadata: Record<string, unknown>): ResolvedAssignment {
   const course = config.courses.find((c) => c.id === target.course);
   const assignment = course?.assignments.find((a) => a.id === target.assignment);
-  if (!course || !assignment) throw new UnprocessableError(`Assignment ${target.assignment} of course ${target.course} is no longer configured.`);
+  if (!course || !assignment) throw new UnprocessableError(`The assignment "${target.assignment}" is not open for submissions here any more. Ask course staff.`);
   const section = typeof metadata.section === 'string' ? metadata.section : (assignment.section ?? null);
   return { course, assignment, section };
 }

@@ -72,6 +72,17 @@ export class HubClient {
 }
 
 /** Per-user API tokens for running without a hub (`gofer token create USER`). Stored hashed. */
+/**
+ * Why a name cannot be a user's (a token's owner), or undefined: JupyterHub-style names, letters
+ * and digits with `.`, `_`, `@`, `+` and `-`, at most 128, so it never reads as a path or two words.
+ */
+export function userNameProblem(name: string): string | undefined {
+  if (!name) return 'is empty: give the user name';
+  if (name.length > 128) return 'is longer than 128 characters';
+  if (!/^[\p{L}\p{N}][\p{L}\p{N}._@+-]*$/u.test(name)) return 'is not a user name: use letters, digits, ".", "_", "@", "+" or "-", starting with a letter or digit';
+  return undefined;
+}
+
 export class ApiTokenStore {
   static readonly PREFIX = 'gofer_';
   /** Known tokens, briefly: a burst of submissions at a deadline does not look each one up. */
@@ -102,6 +113,14 @@ export class ApiTokenStore {
     return owner;
   }
 
+  /** Tokens by owner, oldest first: never the tokens themselves (only their hashes are stored). */
+  async list(owner?: string): Promise<Array<{ owner: string; label: string | null; createdAt: number }>> {
+    const q = this.db('api_tokens').select('owner', 'label', 'created_at').orderBy([{ column: 'owner' }, { column: 'created_at' }]);
+    if (owner) q.where({ owner });
+    const rows = (await q) as Array<{ owner: string; label: string | null; created_at: number | string }>;
+    return rows.map((r) => ({ owner: r.owner, label: r.label, createdAt: Number(r.created_at) }));
+  }
+
   /** Revokes every token of a user (a running service forgets them within 30 s; this process at once). */
   async revoke(owner: string): Promise<number> {
     for (const [key, v] of this.cache) if (v.owner === owner) this.cache.delete(key);
@@ -125,17 +144,22 @@ export class Signer {
   }
 
   verify<T extends object>(purpose: SignedPurpose, signed: string | undefined, now: number): T | undefined {
-    if (!signed) return undefined;
-    const [body, mac] = signed.split('.');
-    if (!body || !mac) return undefined;
+    const checked = this.check<T>(purpose, signed, now);
+    return checked.ok ? checked.value : undefined;
+  }
+
+  /** Like `verify`, and says why a value is refused: it is not one of ours (or was cut short), or it has expired. */
+  check<T extends object>(purpose: SignedPurpose, signed: string | undefined, now: number): { ok: true; value: T } | { ok: false; why: 'invalid' | 'expired' } {
+    const [body, mac] = (signed ?? '').split('.');
+    if (!body || !mac) return { ok: false, why: 'invalid' };
     const expected = Buffer.from(this.mac(purpose, body));
     const given = Buffer.from(mac);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, why: 'invalid' };
     try {
       const value = JSON.parse(Buffer.from(body, 'base64url').toString()) as T & { exp: number };
-      return value.exp > now ? value : undefined;
+      return value.exp > now ? { ok: true, value } : { ok: false, why: 'expired' };
     } catch {
-      return undefined;
+      return { ok: false, why: 'invalid' };
     }
   }
 

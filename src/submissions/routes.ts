@@ -1,7 +1,7 @@
 import Busboy from 'busboy';
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.js';
-import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
+import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, tooLargeMessage, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
 import { NO_IDENTITY } from './identity.js';
 import type { ReceivedNotebook } from './examine.js';
@@ -143,7 +143,7 @@ function jsonBody(req: Request): ReceivedNotebook {
  */
 export function uploadedFile(req: Request, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const tooLarge = (): PayloadTooLargeError => new PayloadTooLargeError(`The notebook is larger than ${limit / 1024 / 1024} MB.`);
+    const tooLarge = (): PayloadTooLargeError => new PayloadTooLargeError(tooLargeMessage(limit / 1024 / 1024));
     const cap = limit + UPLOAD_OVERHEAD_BYTES;
     if (Number(req.get('content-length') ?? 0) > cap) {
       reject(tooLarge());

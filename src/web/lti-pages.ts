@@ -214,9 +214,10 @@ export function linkRouter(
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '16kb' });
   const linkToken = (value: unknown) => {
-    const t = deps.signer.verify<{ issuer: string; sub: string }>('hub-link', String(value ?? ''), deps.clock.now());
-    if (!t) throw new ForbiddenError('This link has expired. Launch the assignment again from the course and use "Connect your JupyterHub account".');
-    return t;
+    const t = deps.signer.check<{ issuer: string; sub: string }>('hub-link', String(value ?? ''), deps.clock.now());
+    if (t.ok) return t.value;
+    const again = 'Launch the assignment again from the course and use "Connect your JupyterHub account".';
+    throw new ForbiddenError(t.why === 'expired' ? `This link has expired. ${again}` : `This is not a working Gofer link (it may have been cut short when it was copied). ${again}`);
   };
   router.get('/link', async (req: Request, res: Response) => {
     const who = await deps.hubIdentity?.(req);

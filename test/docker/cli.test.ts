@@ -48,19 +48,28 @@ describe('gofer grade (command line, real engine)', function () {
     expect(stdout).to.match(/status: graded\s+score: 2\.50\/3 \(83\.3%\)/);
   });
 
-  it('a notebook that is not JSON is a result too: invalid_notebook, exit 0', async () => {
+  it('a notebook that is not JSON is unusable input: exit 2, the result says why, with no score', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gofer-cli-'));
     writeFileSync(path.join(dir, 'broken.ipynb'), '{"cells": [');
-    const { code, stdout } = await gofer(['grade', path.join(dir, 'broken.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--json']);
-    expect(code).to.equal(0);
-    expect(JSON.parse(stdout)).to.include({ status: 'invalid_notebook', score: 0 });
+    const { code, stdout, stderr } = await gofer(['grade', path.join(dir, 'broken.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--json']);
+    expect(code).to.equal(2);
+    expect(stderr).to.include(`${path.join(dir, 'broken.ipynb')} is not a notebook Gofer can grade`);
+    expect(JSON.parse(stdout)).to.include({ status: 'invalid_notebook', score: null, points: null });
+  });
+
+  it('a test file with a syntax error is named where the instructor keeps it, not inside the container', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gofer-cli-'));
+    writeFileSync(path.join(dir, 'q1.py'), 'test = {"name": "q1",\n');
+    const { code, stderr } = await gofer(['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', dir, '--dir', EXAMPLE]);
+    expect(code, stderr).to.equal(78);
+    expect(stderr).to.include(`The instructor tests cannot be used: ${path.join(dir, 'q1.py')}: has a syntax error on line`);
   });
 
   const failures: Array<[string, string[], Record<string, string>, number, RegExp]> = [
     ['a missing notebook', ['grade', '/nonexistent.ipynb', '--tests', path.join(EXAMPLE, 'tests')], {}, 2, /Cannot read the notebook \/nonexistent.ipynb: ENOENT/],
     ['a missing tests directory', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', '/nonexistent/tests'], {}, 78, /Cannot read the tests directory/],
     ['a tests directory without tests', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', EXAMPLE, '--dir', path.join(EXAMPLE, 'tests')], {}, 78, /has no test files/],
-    ['a missing image', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--image', 'gofer/no-such-image:1'], {}, 69, /image gofer\/no-such-image:1 is missing.*gofer image build/],
+    ['a missing image', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--image', 'gofer/no-such-image:1'], {}, 69, /image gofer\/no-such-image:1 is missing\. It is not Gofer's own image: build it from the course's Dockerfile \(`docker build -t gofer\/no-such-image:1 \.`/],
     ['an engine that does not answer', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests')], { DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, 69, /Docker engine does not answer/],
     ['an unknown policy', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--policy', 'strict'], {}, 2, /Allowed choices are gofer, otter/],
     ['a negative timeout', ['grade', path.join(EXAMPLE, 'lab01.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--timeout', '-1'], {}, 2, /expected a positive number/],

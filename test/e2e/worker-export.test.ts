@@ -98,6 +98,6 @@ describe('serve + worker on PostgreSQL, export, check-config (real engine, real 
     const { file: bad } = writeConfig({ courses: [{ id: '8x', assignments: [{ id: 'lab01', tests: '/nonexistent/tests', policy: 'strict' }] }] });
     const out = await gofer(['--config', bad, 'check-config']);
     expect(out.code).to.equal(78);
-    expect(out.stderr).to.include(bad).and.match(/courses\.0\.assignments\.0\.policy: Invalid enum value/);
+    expect(out.stderr).to.include(bad).and.match(/courses\[8x\]\.assignments\[lab01\]\.policy: Invalid enum value/).and.match(/courses\[8x\]\.assignments\[lab01\]\.tests: \/nonexistent\/tests is not a directory/);
   });
 });
