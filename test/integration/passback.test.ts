@@ -6,15 +6,17 @@ import { SignJWT, exportJWK, type JWK } from 'jose';
 import { courseSchema } from '../../src/config/schema.js';
 import type { Db } from '../../src/db/knex.js';
 import { assignmentComponent, blockKey, startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
-import { JobQueue } from '../../src/grading/queue.js';
+import { JobQueue } from '../../src/submissions/job-queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { KnexLtiPlugin } from '../../src/lti/knex-plugin.js';
 import { LtiStore } from '../../src/lti/store.js';
-import { AGS_SCOPE, AgsClient, LtijsToolKeys } from '../../src/passback/ags-client.js';
-import { Dispatcher, backoffMs, type DispatcherOptions } from '../../src/passback/dispatcher.js';
+import { AGS_SCOPE, AgsClient } from '../../src/passback/ags-client.js';
+import { LtijsToolKeys } from '../../src/lti/tool-keys.js';
+import { backoffMs } from '../../src/lib/lease-queue.js';
+import { Dispatcher, type DispatcherOptions } from '../../src/passback/dispatcher.js';
 import { passbackNotice } from '../../src/passback/notice.js';
-import { PassbackOutbox, passbackHook, type PassbackView } from '../../src/passback/outbox.js';
+import { PassbackOutbox, type PassbackView } from '../../src/passback/outbox.js';
 import { policyLookup } from '../../src/passback/policy.js';
 import { SubmissionStore } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
@@ -118,7 +120,7 @@ describe('passback to an edX-like platform (sqlite)', function () {
     outbox = new PassbackOutbox(db);
     subs = new SubmissionStore(db);
     // two of a learner's jobs run at once in "a slow grade of an older submission"
-    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 2, onRecorded: passbackHook(outbox, lookup) });
+    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 2, passback: { outbox, policy: lookup } });
     ags = newClient();
     dispatcher = newDispatcher();
     for (const u of LEARNERS.filter((x) => x !== 'newbie')) await identify(u);
@@ -519,8 +521,8 @@ describe('passback to an edX-like platform (sqlite)', function () {
 
   it('wakes the running dispatcher after a grade is recorded (no waiting for the poll)', async () => {
     await bind('lab01');
-    const d = start(newDispatcher({ pollMs: 60_000 }));
-    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 1, onRecorded: passbackHook(outbox, lookup, { onEnqueued: () => d.notify() }) });
+    start(newDispatcher({ pollMs: 60_000 }));
+    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 1, passback: { outbox, policy: lookup } });
     await new Promise((r) => setTimeout(r, 50));
     const id = await grade('ada', 'lab01', 0.5);
     await until('sent', async () => (await rowOf(id)).status === 'sent', 5_000);

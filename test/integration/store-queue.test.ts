@@ -4,7 +4,8 @@ import path from 'node:path';
 import { createDb, type Db } from '../../src/db/knex.js';
 import { migrationSource } from '../../src/db/migrations.js';
 import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
-import { FAILED_MESSAGE, JobQueue } from '../../src/grading/queue.js';
+import { FAILED_MESSAGE, JobQueue } from '../../src/submissions/job-queue.js';
+import { ResultStore } from '../../src/grading/result-store.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { SubmissionStore, type NewSubmission } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
@@ -334,7 +335,7 @@ for (const engine of ENGINES) {
       const csv = gradesCsv(rows).split('\n');
       expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission');
       expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,/);
-      const legacy = (await legacyCsv(db, { assignment: 'lab01' })).trim().split('\n');
+      const legacy = (await legacyCsv(new ResultStore(db), { assignment: 'lab01' })).trim().split('\n');
       expect(legacy[0]).to.equal('userid,grade,section,lab,timestamp');
       expect(legacy.slice(1).map((l) => l.split(',').slice(0, 4).join(','))).to.deep.equal(['ada,1,1,lab01', 'ada,0.5,1,lab01']);
     });
