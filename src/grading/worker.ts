@@ -1,5 +1,5 @@
 import type { Clock } from '../lib/clock.js';
-import { ConfigError } from '../lib/errors.js';
+import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { PollLoop } from '../lib/poll-loop.js';
 import { EngineError, GradingAbortedError } from './container-runner.js';
@@ -153,8 +153,8 @@ export class WorkerPool {
       const reason = (err as Error).message;
       if (err instanceof EngineError) return await this.engineFailed(id, job, reason);
       if (err instanceof AssignmentMissingError && (await this.othersMayGrade())) return await this.cannotGradeHere(id, job, submission, reason);
-      if (err instanceof ConfigError) {
-        // the queue logs it at error level: the course set-up must be fixed
+      if (err instanceof NonRetryableError) {
+        // a ConfigError: the queue logs it at error level, the course set-up must be fixed
         await queue.failForStaff(job, id, reason, clock.now()).catch((e: Error) => log.error('cannot record a grading failure', { job: job.id, error: e.message }));
         return;
       }

@@ -23,14 +23,6 @@ export interface LeaseTable {
 /** Columns and values to set besides the lease's own. */
 export type RowUpdate = Record<string, unknown>;
 
-/** A failure no retry can help: the work fails for good at once. */
-export class NonRetryableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
-
 export class LeaseQueue {
   constructor(private readonly t: LeaseTable) {}
 

@@ -1,4 +1,5 @@
 import type { Clock } from '../lib/clock.js';
+import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { PollLoop } from '../lib/poll-loop.js';
 import type { AgsClient } from './ags-client.js';
@@ -224,9 +225,11 @@ export class Dispatcher {
         await outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
         return;
       }
-      // The database or a bug, not the platform: try again later like any transient failure.
+      // The database or a bug, not the platform: try again later like any transient failure,
+      // unless no retry can help (a configuration that must be fixed first).
       log.warn('passback attempt failed', { passback: row.id, error: (err as Error).message });
-      await this.record(row, { kind: 'retry', detail: `Gofer could not send it: ${(err as Error).message}` }).catch((e: Error) =>
+      const detail = `Gofer could not send it: ${(err as Error).message}`;
+      await this.record(row, err instanceof NonRetryableError ? { kind: 'failed', status: 0, detail } : { kind: 'retry', detail }).catch((e: Error) =>
         log.error('cannot record a passback failure', { passback: row.id, error: e.message }),
       );
     }

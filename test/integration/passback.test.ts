@@ -13,7 +13,6 @@ import { KnexLtiPlugin } from '../../src/lti/knex-plugin.js';
 import { LtiStore } from '../../src/lti/store.js';
 import { AGS_SCOPE, AgsClient } from '../../src/passback/ags-client.js';
 import { LtijsToolKeys } from '../../src/lti/tool-keys.js';
-import { backoffMs } from '../../src/lib/lease-queue.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/passback/dispatcher.js';
 import { passbackNotice } from '../../src/passback/notice.js';
 import { PassbackOutbox, type PassbackView } from '../../src/passback/outbox.js';
@@ -719,17 +718,6 @@ for (const engine of ENGINES) {
     });
   });
 }
-
-describe('passback back-off', () => {
-  it('doubles with jitter, is capped, and never undercuts Retry-After', () => {
-    expect(backoffMs(1, 1000, 60_000, undefined, () => 0.5)).to.equal(1000);
-    expect(backoffMs(3, 1000, 60_000, undefined, () => 0.5)).to.equal(4000);
-    expect(backoffMs(3, 1000, 60_000, undefined, () => 0)).to.equal(3000);
-    expect(backoffMs(3, 1000, 60_000, undefined, () => 1)).to.equal(5000);
-    expect(backoffMs(20, 1000, 60_000, undefined, () => 0.5)).to.equal(60_000);
-    expect(backoffMs(1, 1000, 60_000, 30_000, () => 0.5)).to.equal(30_000);
-  });
-});
 
 /** What ltijs's registerPlatform stores: the platform document, and the tool key pair encrypted. */
 async function register(db: Db, platform: DevPlatform, c: DevComponent, key: ToolKey): Promise<void> {
