@@ -73,9 +73,12 @@ export class LeaseQueue {
     return this.finish(q, id, holder, { ...set, status: this.t.ready, [this.t.dueColumn]: at });
   }
 
-  /** Given back ready at once (shutdown, a host that cannot do it); false when `holder` no longer held it. */
-  release(q: Knex | Knex.Transaction, id: number, holder: string, now: number, set: RowUpdate = {}): Promise<boolean> {
-    return this.retryAt(q, id, holder, now, set);
+  /**
+   * Given back (shutdown, a host that cannot do it): ready for any holder at once, in its old
+   * place (it was due when claimed, and stays due from then). False when `holder` no longer held it.
+   */
+  release(q: Knex | Knex.Transaction, id: number, holder: string, set: RowUpdate = {}): Promise<boolean> {
+    return this.finish(q, id, holder, { ...set, status: this.t.ready });
   }
 
   private held(q: Knex | Knex.Transaction, ids: number[], holder: string): Knex.QueryBuilder {

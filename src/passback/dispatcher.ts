@@ -167,7 +167,7 @@ export class Dispatcher {
     }
     // leased but not started: give them back at once
     for (const { row } of ready.splice(0)) {
-      await this.o.outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => this.o.log.error('cannot give back a passback', { passback: row.id, error: e.message }));
+      await this.o.outbox.release(row.id, this.id).catch((e: Error) => this.o.log.error('cannot give back a passback', { passback: row.id, error: e.message }));
     }
     await Promise.all([...this.inflight.values()].map((f) => f.done));
     await this.flushSent();
@@ -222,7 +222,7 @@ export class Dispatcher {
       await this.record(row, await this.deliver(row, signal, lookups));
     } catch (err) {
       if (signal.aborted) {
-        await outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
+        await outbox.release(row.id, this.id).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
         return;
       }
       // The database or a bug, not the platform: try again later like any transient failure,

@@ -237,9 +237,9 @@ export class PassbackOutbox {
     return lease.retryAt(this.db, id, dispatcherId, at, { last_error: reason, attempts: this.db.raw('attempts + 1') });
   }
 
-  /** Gives a row back untouched (shutdown): due at once; the attempt does not count. */
-  release(id: number, dispatcherId: string, now: number): Promise<boolean> {
-    return lease.release(this.db, id, dispatcherId, now);
+  /** Gives a row back untouched (shutdown): due at once, in its old place; the attempt does not count. */
+  release(id: number, dispatcherId: string): Promise<boolean> {
+    return lease.release(this.db, id, dispatcherId);
   }
 
   /** A learner launched or linked their hub account: their waiting grades are due now. Returns how many. */

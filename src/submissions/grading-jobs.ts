@@ -137,12 +137,12 @@ export class GradingJobsTable {
   }
 
   /**
-   * Given back untouched and claimable at once by any worker: the attempt does not count, and the
-   * claim is forgotten (the learner's turn is not spent). `engineFailure`: the engine failed
+   * Given back untouched and claimable at once by any worker, in its old place: the attempt does
+   * not count, and the claim is forgotten (the learner's turn is not spent). `engineFailure`: the engine failed
    * under it (counted apart). False when the lease was lost.
    */
   release(trx: Knex.Transaction, jobId: number, workerId: string, now: number, o: { reason?: string; engineFailure?: boolean } = {}): Promise<boolean> {
-    return lease.release(trx, jobId, workerId, now, {
+    return lease.release(trx, jobId, workerId, {
       attempts: trx.raw('attempts - 1'),
       claimed_at: null,
       updated_at: now,

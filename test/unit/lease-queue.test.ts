@@ -59,7 +59,7 @@ describe('LeaseQueue transitions (SQLite in memory)', () => {
     expect(await q.renew(db, 1, 'w1', 5000)).to.equal(false);
     expect(await q.finish(db, 1, 'w1', { status: 'done' })).to.equal(false);
     expect(await q.retryAt(db, 1, 'w1', 9000)).to.equal(false);
-    expect(await q.release(db, 1, 'w1', 2100)).to.equal(false);
+    expect(await q.release(db, 1, 'w1')).to.equal(false);
     expect(await q.finishMany(db, [1], 'w1', { status: 'done' })).to.deep.equal([]);
     expect(await row(1)).to.include({ status: 'busy', locked_by: 'w2', locked_until: 3000 });
   });
@@ -82,10 +82,11 @@ describe('LeaseQueue transitions (SQLite in memory)', () => {
     expect(await q.claim(db, 'w3', 10_000, candidates(9000), ['id'])).to.deep.equal([{ id: 1 }]);
   });
 
-  it('release gives the row back due now, for another holder to claim at once', async () => {
-    await q.claim(db, 'w1', 1100, candidates(100), ['id']);
-    expect(await q.release(db, 1, 'w1', 150)).to.equal(true);
-    expect(await q.claim(db, 'w2', 1200, candidates(150), ['id'])).to.deep.equal([{ id: 1 }]);
+  it('release gives the row back in its old place, for another holder to claim at once', async () => {
+    await q.claim(db, 'w1', 1100, candidates(600), ['id']);
+    expect(await q.release(db, 1, 'w1', { tries: 3 })).to.equal(true);
+    expect(await row(1)).to.include({ status: 'ready', due_at: 0, locked_by: null, locked_until: null, tries: 3 });
+    expect(await q.claim(db, 'w2', 1200, candidates(600), ['id']), 'row 1 (due at 0) before row 2 (due at 500)').to.deep.equal([{ id: 1 }]);
   });
 
   it('finishMany ends only the rows the holder still holds', async () => {
