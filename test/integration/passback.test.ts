@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { SignJWT, exportJWK, type JWK } from 'jose';
 import { courseSchema } from '../../src/config/schema.js';
 import type { Db } from '../../src/db/knex.js';
+import { ConfigError } from '../../src/lib/errors.js';
 import { assignmentComponent, blockKey, startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { JobQueue } from '../../src/submissions/job-queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
@@ -337,6 +338,25 @@ describe('passback to an edX-like platform (sqlite)', function () {
     const row = await rowOf(id);
     expect(row).to.include({ status: 'failed', attempts: 1 });
     expect(row.lastError).to.match(/answered 400: \{"scoreGiven":\["A valid number is required."\]\}/);
+  });
+
+  it('fails a row at once on an error no retry can help (a ConfigError), and retries any other error', async () => {
+    await bind('lab01');
+    const broken = await grade('ada', 'lab01', 0.5);
+    await newDispatcher({
+      policy: () => {
+        throw new ConfigError('the course configuration cannot be read');
+      },
+    }).drain();
+    expect(await rowOf(broken)).to.include({ status: 'failed', attempts: 0, lastError: 'Gofer could not send it: the course configuration cannot be read' });
+
+    const flaky = await grade('bob', 'lab01', 0.5);
+    await newDispatcher({
+      policy: () => {
+        throw new Error('database connection reset');
+      },
+    }).drain();
+    expect(await rowOf(flaky)).to.include({ status: 'pending', attempts: 1, lastError: 'Gofer could not send it: database connection reset' });
   });
 
   it('waits for the next launch when the line item is gone and there is no container to look in', async () => {
