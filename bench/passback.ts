@@ -37,7 +37,8 @@ import { systemClock } from '../src/lib/clock.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { KnexLtiPlugin } from '../src/lti/knex-plugin.js';
 import { LtiStore } from '../src/lti/store.js';
-import { AGS_SCOPE, AgsClient, LtijsToolKeys } from '../src/passback/ags-client.js';
+import { AGS_SCOPE, AgsClient } from '../src/passback/ags-client.js';
+import { LtijsToolKeys } from '../src/lti/tool-keys.js';
 import { Dispatcher } from '../src/passback/dispatcher.js';
 import { PassbackOutbox } from '../src/passback/outbox.js';
 

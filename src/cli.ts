@@ -12,11 +12,13 @@ import { gradeNotebook, readAssignment } from './grading/grader.js';
 import { buildImage, LOCAL_BASE } from './grading/image.js';
 import { createDb, migrate, type Db } from './db/knex.js';
 import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
+import { ResultStore } from './grading/result-store.js';
 import { systemClock } from './lib/clock.js';
 import { stringify as stringifyYaml } from 'yaml';
 import { demoPlatformOptions, devPlatformConfig } from './dev-platform/demo.js';
 import { startDevPlatform } from './dev-platform/index.js';
 import { createProvider, ltiBaseUrl } from './lti/provider.js';
+import { KnexLtiPlugin } from './lti/knex-plugin.js';
 import { LtiStore } from './lti/store.js';
 import { run } from './server.js';
 import { ApiTokenStore, userNameProblem } from './submissions/identity.js';
@@ -155,7 +157,7 @@ export async function main(argv: string[]): Promise<number> {
       if (opts.legacy && opts.course) throw new InputError("--legacy writes gofer's gradebook shape, which has no course; filter with --assignment.");
       await withDb(async (db, config) => {
         const filter = { ...(opts.course ? { course: opts.course } : {}), ...(opts.assignment ? { assignment: opts.assignment } : {}) };
-        const csv = opts.legacy ? await legacyCsv(db, filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter));
+        const csv = opts.legacy ? await legacyCsv(new ResultStore(db), filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter));
         process.stdout.write(csv);
         if (csvRows(csv) === 0) {
           process.stderr.write(`gofer: warning: no grades match ${describeFilter(filter, config)}; the CSV has only its header\n`);
@@ -237,7 +239,7 @@ export async function main(argv: string[]): Promise<number> {
       await withProvider(async (_lti, config, db) => {
         const base = ltiBaseUrl(config);
         process.stdout.write(`Tool URLs for the platform: login ${base}/lti/login   launch ${base}/lti   keyset ${base}/lti/keys\n`);
-        const rows = (await db('lti_platforms').select('doc').orderBy('id')).map((r) => JSON.parse(r.doc as string) as Record<string, string>);
+        const rows = (await platformsOf(db).platforms()) as Array<Record<string, string>>;
         if (!rows.length) process.stdout.write('no platforms registered\n');
         for (const r of rows) process.stdout.write(`${r.platformName}\t${r.platformUrl}\tclient ${r.clientId}\ttoken ${r.accesstokenEndpoint}\n`);
       });
@@ -249,8 +251,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--client-id <id>')
     .action(async (opts: { issuer: string; clientId: string }) => {
       await withProvider(async (lti, _config, db) => {
-        const known = await db('lti_platforms').where({ platform_url: opts.issuer, client_id: opts.clientId }).first();
-        if (!known) throw new InputError(`No platform ${opts.issuer} with client ${opts.clientId} is registered.`);
+        if (!(await platformsOf(db).hasPlatform(opts.issuer, opts.clientId))) throw new InputError(`No platform ${opts.issuer} with client ${opts.clientId} is registered.`);
         await lti.deletePlatform(opts.issuer, opts.clientId);
         process.stdout.write(`removed ${opts.issuer} client ${opts.clientId}\n`);
       });
@@ -364,4 +365,9 @@ function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
   return n;
+}
+
+/** The registered platforms, read through ltijs's store (their one owner). */
+function platformsOf(db: Db): KnexLtiPlugin {
+  return new KnexLtiPlugin(db, systemClock, createLogger({ level: 'error' }));
 }

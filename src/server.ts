@@ -12,7 +12,7 @@ import { EngineMonitor } from './grading/engine-monitor.js';
 import { gradeNotebook } from './grading/grader.js';
 import { healthHandler, startHealthServer, type HealthDeps } from './grading/health.js';
 import { HeartbeatStore } from './grading/heartbeats.js';
-import { JobQueue } from './grading/queue.js';
+import { JobQueue } from './submissions/job-queue.js';
 import { WorkerPool } from './grading/worker.js';
 import { systemClock, uuid, type Clock } from './lib/clock.js';
 import { ConfigError } from './lib/errors.js';
@@ -26,9 +26,10 @@ import { LaunchService } from './lti/launch.js';
 import { KnexLtiPlugin } from './lti/knex-plugin.js';
 import { ltiBaseUrl, ltiEncryptionKey, registerPlatforms, setupLti } from './lti/provider.js';
 import { LtiStore } from './lti/store.js';
-import { AgsClient, LtijsToolKeys } from './passback/ags-client.js';
+import { AgsClient } from './passback/ags-client.js';
+import { LtijsToolKeys } from './lti/tool-keys.js';
 import { Dispatcher } from './passback/dispatcher.js';
-import { PassbackOutbox, passbackHook } from './passback/outbox.js';
+import { PassbackOutbox } from './passback/outbox.js';
 import { passbackNotice } from './passback/notice.js';
 import { policyLookup } from './passback/policy.js';
 import { Signer } from './submissions/identity.js';
@@ -137,19 +138,17 @@ async function start(
   const heartbeats = new HeartbeatStore(db);
   const submissions = new SubmissionStore(db);
   // With LTI, a graded result and its passback row are stored in one transaction.
-  const lti = await ltiEnabled(config, db);
+  const lti = await ltiEnabled(config, db, clock, log);
   const outbox = lti ? new PassbackOutbox(db) : undefined;
   const policy = policyLookup(config);
-  let dispatcher: Dispatcher | undefined;
   const queue = new JobQueue(db, {
     retryDelayMs: config.queue.retryDelaySeconds * 1000,
     maxRunningPerLearner: config.queue.maxRunningPerLearner,
     log,
-    ...(outbox ? { onRecorded: passbackHook(outbox, policy, { onEnqueued: () => dispatcher?.notify() }) } : {}),
+    ...(outbox ? { passback: { outbox, policy } } : {}),
   });
   const pool = new WorkerPool({
     queue,
-    submissions,
     clock,
     log,
     name,
@@ -219,7 +218,6 @@ async function start(
         // a lease outlives the few requests one send makes, each with its own timeout
         leaseMs: Math.max(120_000, 12 * config.passback.requestTimeoutSeconds * 1000),
       });
-      dispatcher = d;
       d.start();
       started.push(() => d.stop(config.queue.shutdownGraceSeconds * 1000));
       const wake = async (hubUser: string): Promise<void> => {
@@ -390,9 +388,9 @@ async function warnIfOversubscribed(
  * LTI is on when platforms are configured or were added with `gofer platform add`, Gofer's public
  * URL is set, or the dev platform runs beside it.
  */
-export async function ltiEnabled(config: Config, db: Db): Promise<boolean> {
+export async function ltiEnabled(config: Config, db: Db, clock: Clock, log: Logger): Promise<boolean> {
   if (ltiConfigured(config)) return true;
-  return Boolean(await db('lti_platforms').first('id'));
+  return new KnexLtiPlugin(db, clock, log).hasPlatform();
 }
 
 /** The scopes a hub token must carry to submit to this service (JupyterHub 2+ tells managed services). */

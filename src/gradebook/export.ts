@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import type { Db } from '../db/knex.js';
+import type { ResultStore } from '../grading/result-store.js';
 import type { Submission, SubmissionStore } from '../submissions/store.js';
 
 export interface GradeRow {
@@ -63,10 +63,8 @@ export function gradesCsv(rows: GradeRow[]): string {
  * gofer's gradebook.db dump: every graded result, `userid,grade,section,lab,timestamp`, read from
  * the `grades` view. That shape has no course, so it filters by assignment (lab) only.
  */
-export async function legacyCsv(db: Db, filter: { assignment?: string }): Promise<string> {
-  const q = db('grades').select('userid', 'grade', 'section', 'lab', 'timestamp').orderBy([{ column: 'timestamp' }, { column: 'userid' }]);
-  if (filter.assignment) q.where('lab', filter.assignment);
-  const rows = (await q) as Array<{ userid: string; grade: number; section: string | null; lab: string; timestamp: string }>;
+export async function legacyCsv(results: Pick<ResultStore, 'legacyGrades'>, filter: { assignment?: string }): Promise<string> {
+  const rows = await results.legacyGrades(filter);
   return toCsv(
     ['userid', 'grade', 'section', 'lab', 'timestamp'],
     rows.map((r) => [r.userid, r.grade, r.section, r.lab, r.timestamp]),

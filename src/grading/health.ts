@@ -3,7 +3,7 @@ import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import type { EngineMonitor } from './engine-monitor.js';
 import type { HeartbeatStore } from './heartbeats.js';
-import type { JobQueue } from './queue.js';
+import type { GradingJobs } from './jobs.js';
 
 /** Database calls of a health check get this long: a check that hangs is an answer too. */
 const DB_DEADLINE_MS = 5000;
@@ -12,7 +12,7 @@ const LISTED_MS = 24 * 3600 * 1000;
 
 export interface HealthDeps {
   db: Db;
-  queue: JobQueue;
+  queue: Pick<GradingJobs, 'backlog'>;
   heartbeats: HeartbeatStore;
   clock: Clock;
   /** This process's grading workers (0: it grades nothing and needs no engine). */

@@ -1,19 +1,19 @@
 import type { Clock } from '../lib/clock.js';
-import { ConfigError } from '../lib/errors.js';
+import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import type { Submission, SubmissionStore } from '../submissions/store.js';
+import { PollLoop } from '../lib/poll-loop.js';
 import { EngineError, GradingAbortedError } from './container-runner.js';
 import type { EngineMonitor } from './engine-monitor.js';
 import type { HeartbeatStore } from './heartbeats.js';
 import { AssignmentMissingError } from './catalog.js';
-import type { AssignmentKey, ClaimedJob, JobQueue } from './queue.js';
+import type { AssignmentKey, ClaimedJob, GradingJobs, GradingSubject } from './jobs.js';
 import type { GradingResult } from './result.js';
 
-export type GradeFn = (submission: Submission, notebook: Buffer, signal: AbortSignal) => Promise<GradingResult>;
+export type GradeFn = (submission: GradingSubject, notebook: Buffer, signal: AbortSignal) => Promise<GradingResult>;
 
 export interface WorkerPoolOptions {
-  queue: JobQueue;
-  submissions: SubmissionStore;
+  /** The jobs to claim: each comes with its submission and notebook. */
+  queue: GradingJobs;
   grade: GradeFn;
   clock: Clock;
   log: Logger;
@@ -38,7 +38,7 @@ export interface WorkerPoolOptions {
  */
 export class WorkerPool {
   private stopping = false;
-  private readonly sleepers = new Set<() => void>();
+  private readonly poll = new PollLoop();
   private readonly running = new Map<number, AbortController>();
   private loops: Promise<void>[] = [];
   /** Assignments this process cannot grade (its configuration lacks them): their jobs are left for others. */
@@ -73,7 +73,7 @@ export class WorkerPool {
 
   /** Work may be waiting: stop sleeping (called by the intake in the same process). */
   notify(): void {
-    for (const wake of [...this.sleepers]) wake();
+    this.poll.wake();
   }
 
   get busy(): number {
@@ -110,27 +110,15 @@ export class WorkerPool {
         this.o.log.error('cannot claim grading jobs', { error: (err as Error).message });
       }
       if (!job) {
-        await this.idle();
+        await this.poll.idle(this.o.pollMs);
         continue;
       }
       await this.process(id, job);
     }
   }
 
-  private idle(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(finish);
-        resolve();
-      };
-      const timer = setTimeout(finish, this.o.pollMs);
-      this.sleepers.add(finish);
-    });
-  }
-
   private async process(id: string, job: ClaimedJob): Promise<void> {
-    const { queue, submissions, clock, log } = this.o;
+    const { queue, clock, log } = this.o;
     const abort = new AbortController();
     this.running.set(job.id, abort);
     let leaseLost = false;
@@ -145,12 +133,9 @@ export class WorkerPool {
         (err: Error) => log.warn('cannot renew a lease', { job: job.id, error: err.message }),
       );
     }, Math.max(1000, Math.floor(this.o.leaseMs / 3)));
-    let submission: Submission | undefined;
+    const { submission } = job;
     try {
-      submission = await submissions.get(job.submissionId);
-      const notebook = await submissions.notebook(job.submissionId);
-      if (!submission || notebook === undefined) throw new Error(`submission ${job.submissionId} is missing`);
-      const result = await this.o.grade(submission, Buffer.from(notebook), abort.signal);
+      const result = await this.o.grade(submission, job.notebook, abort.signal);
       const producer = { worker: id, engine: this.o.engineName ?? '' };
       if (await queue.complete(job.id, id, submission.id, result, clock.now(), producer)) {
         const fields = { submission: submission.id, status: result.status, score: result.score, ms: Math.round(result.durationMs), ...producer };
@@ -167,9 +152,9 @@ export class WorkerPool {
       }
       const reason = (err as Error).message;
       if (err instanceof EngineError) return await this.engineFailed(id, job, reason);
-      if (err instanceof AssignmentMissingError && submission && (await this.othersMayGrade())) return await this.cannotGradeHere(id, job, submission, reason);
-      if (err instanceof ConfigError) {
-        // the queue logs it at error level: the course set-up must be fixed
+      if (err instanceof AssignmentMissingError && (await this.othersMayGrade())) return await this.cannotGradeHere(id, job, submission, reason);
+      if (err instanceof NonRetryableError) {
+        // a ConfigError: the queue logs it at error level, the course set-up must be fixed
         await queue.failForStaff(job, id, reason, clock.now()).catch((e: Error) => log.error('cannot record a grading failure', { job: job.id, error: e.message }));
         return;
       }
@@ -179,6 +164,7 @@ export class WorkerPool {
       });
       // a failure for good is logged at error level by the queue
       if (outcome === 'retry') log.warn('grading failed; will retry', { job: job.id, attempt: job.attempts, reason });
+      else if (outcome === 'lost') log.warn('lost the lease while grading; the failure was not recorded', { job: job.id, reason });
     } finally {
       clearInterval(renew);
       this.running.delete(job.id);
@@ -209,7 +195,7 @@ export class WorkerPool {
   }
 
   /** This host's configuration cannot grade the assignment: leave its jobs to hosts that can, and say so. */
-  private async cannotGradeHere(id: string, job: ClaimedJob, submission: Submission, reason: string): Promise<void> {
+  private async cannotGradeHere(id: string, job: ClaimedJob, submission: GradingSubject, reason: string): Promise<void> {
     const { queue, clock, log } = this.o;
     const key = `${submission.course}\u0000${submission.assignment}`;
     const first = !this.cannotGrade.has(key);

@@ -20,8 +20,14 @@ export class InputError extends GoferError {
   override readonly exitCode = 2;
 }
 
-/** The configuration (file, environment or instructor tests) is wrong. */
-export class ConfigError extends GoferError {
+/**
+ * Work that hits one fails for good at once: no retry can help (the lease queues' non-retryable
+ * kind). Any other error a job or a passback hits is retried with back-off.
+ */
+export class NonRetryableError extends GoferError {}
+
+/** The configuration (file, environment or instructor tests) is wrong: no retry can help. */
+export class ConfigError extends NonRetryableError {
   override readonly status = 500;
   override readonly exitCode = 78;
 }

@@ -45,6 +45,19 @@ export class KnexLtiPlugin {
     return true;
   }
 
+  /** The registered platform documents, oldest first (`gofer platform list`). */
+  async platforms(): Promise<Doc[]> {
+    const rows = await this.db<{ id: number; doc: string }>('lti_platforms').select('doc').orderBy('id');
+    return rows.map((r) => JSON.parse(r.doc) as Doc);
+  }
+
+  /** Whether (issuer, client id) is registered; with no arguments, whether any platform is. */
+  async hasPlatform(issuer?: string, clientId?: string): Promise<boolean> {
+    const q = this.db<{ id: number; platform_url: string; client_id: string }>('lti_platforms').first('id');
+    if (issuer !== undefined) q.where({ platform_url: issuer, client_id: clientId });
+    return Boolean(await q);
+  }
+
   async Close(): Promise<boolean> {
     return true;
   }

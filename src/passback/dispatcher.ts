@@ -1,15 +1,18 @@
 import type { Clock } from '../lib/clock.js';
+import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import type { Binding, LaunchRecord, LtiIdentity, LtiStore } from '../lti/store.js';
-import type { AgsClient, AgsOutcome, LineItemOutcome } from './ags-client.js';
+import { PollLoop } from '../lib/poll-loop.js';
+import type { AgsClient } from './ags-client.js';
+import { LineItemResolver, type Lookups, type TargetRecords } from './line-items.js';
 import type { ClaimedPassback, PassbackOutbox } from './outbox.js';
-import { isLate, type AssignmentPolicy, type PolicyLookup } from './policy.js';
+import { settle, worst, type PairOutcome, type SettlementPolicy } from './outcome.js';
+import type { PolicyLookup } from './policy.js';
 
 export interface DispatcherOptions {
   outbox: PassbackOutbox;
   ags: AgsClient;
   /** Identities (hub name ↔ platform sub), bindings (assignment ↔ line item) and who launched which. */
-  lti: Pick<LtiStore, 'identitiesOf' | 'bindingsFor' | 'binding' | 'setLineItem' | 'launchesOf'>;
+  lti: TargetRecords;
   policy: PolicyLookup;
   clock: Clock;
   log: Logger;
@@ -31,54 +34,53 @@ export interface DispatcherOptions {
   waitingRecheckMs?: number;
   /**
    * How long an assignment's bindings are reused before being read again. Default 5 s. A launch
-   * in this process calls `wakeAssignment`, which forgets them at once; a changed line item URL
-   * is also noticed on its 404.
+   * in this process calls `wakeAssignment`, which forgets them at once.
    */
   bindingCacheMs?: number;
   random?: () => number;
 }
 
-/** What happened to one (identity, binding) pair of a row. */
-type PairOutcome =
-  | AgsOutcome
-  | { kind: 'late'; detail: string }
-  | { kind: 'waiting'; detail: string };
-
 /**
- * Drains the passback outbox: leases due rows, resolves who the learner is on the platform and
- * where the assignment's grades go, sends the score to every such pair, and records the outcome
- * (sent, superseded, late, waiting, failed, or a retry with back-off). `stop()` stops claiming,
- * lets sends in flight finish within a grace period and gives back the rest.
+ * Drains the passback outbox: leases due rows, finds who the learner is on the platform and where
+ * the assignment's grades go (LineItemResolver), sends the score to every such pair, and records
+ * the outcome (outcome.ts decides: sent, superseded, late, waiting, failed, or a retry with
+ * back-off). A grade recorded in this process wakes it (it subscribes to the outbox). `stop()`
+ * stops claiming, lets sends in flight finish within a grace period and gives back the rest.
  */
 export class Dispatcher {
   private stopping = false;
   private running: Promise<void> | undefined;
-  private readonly sleepers = new Set<() => void>();
-  /** New work may be due (notify): claim at the next turn, and do not sleep before it. */
-  private nudged = false;
+  private readonly poll = new PollLoop();
+  private unsubscribe: (() => void) | undefined;
   private readonly sentQueue: ClaimedPassback[] = [];
   private flushing: Promise<void> | undefined;
-  /** Line items being looked up or created, per binding: concurrent rows must not create one each. */
-  private readonly resolving = new Map<number, Promise<LineItemOutcome>>();
-  /** Bindings per assignment: every row of an assignment reads the same few (performance.now() time). */
-  private readonly bindingCache = new Map<string, { at: number; bindings: Promise<Binding[]> }>();
   private readonly inflight = new Map<number, { done: Promise<void>; abort: AbortController }>();
   private readonly id: string;
+  private readonly resolver: LineItemResolver;
+  private readonly settlement: SettlementPolicy;
 
   constructor(private readonly o: DispatcherOptions) {
     this.id = o.name;
+    this.resolver = new LineItemResolver({ lti: o.lti, ags: o.ags, log: o.log, bindingCacheMs: o.bindingCacheMs ?? 5000 });
+    this.settlement = {
+      maxAttempts: o.maxAttempts,
+      retryDelayMs: o.retryDelayMs,
+      maxRetryDelayMs: o.maxRetryDelayMs ?? 3600_000,
+      waitingRecheckMs: o.waitingRecheckMs ?? 600_000,
+      random: o.random ?? Math.random,
+    };
   }
 
   start(): void {
     if (this.running) return;
     this.stopping = false;
+    this.unsubscribe = this.o.outbox.subscribe(() => this.notify());
     this.running = this.loop();
   }
 
   /** Rows may be due (a grade was recorded, a learner launched): stop sleeping. */
   notify(): void {
-    this.nudged = true;
-    for (const wake of [...this.sleepers]) wake();
+    this.poll.nudge();
   }
 
   /** Makes a learner's waiting rows due and wakes the loop (the launch handler's `onIdentity`). */
@@ -90,21 +92,21 @@ export class Dispatcher {
 
   /** Makes an assignment's waiting rows due (a launch created or updated its binding). */
   async wakeAssignment(course: string, assignment: string): Promise<number> {
-    this.forgetBindings(course, assignment);
+    this.resolver.forget(course, assignment);
     const n = await this.o.outbox.wakeAssignment(course, assignment, this.o.clock.now());
     if (n > 0) this.notify();
     return n;
   }
 
-  get busy(): number {
-    return this.inflight.size;
-  }
-
   async stop(graceMs: number): Promise<void> {
     if (!this.running) return;
     this.stopping = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     this.notify();
-    const finished = await Promise.race([this.running.then(() => true), sleep(graceMs).then(() => false)]);
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([this.running.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+    clearTimeout(timer);
     if (!finished) {
       this.o.log.warn('giving back scores still being sent at shutdown', { count: this.inflight.size });
       for (const f of this.inflight.values()) f.abort.abort();
@@ -118,7 +120,7 @@ export class Dispatcher {
     for (;;) {
       const rows = await this.o.outbox.claim(this.id, this.o.clock.now(), this.leaseMs, this.o.concurrency);
       if (rows.length === 0) break;
-      const lookups = new Lookups(this.o.lti, (c, a) => this.bindingsFor(c, a));
+      const lookups = this.resolver.lookups();
       await Promise.all(rows.map((r) => this.process(r, new AbortController().signal, lookups)));
     }
     await this.flushSent();
@@ -146,8 +148,7 @@ export class Dispatcher {
       const room = 2 * concurrency - this.inflight.size - ready.length;
       const idle = this.inflight.size === 0 && ready.length === 0;
       const pollDue = performance.now() - lastClaim >= this.o.pollMs;
-      if (room > 0 && (this.nudged || pollDue || (!exhausted && (idle || room >= Math.ceil(concurrency / 2))))) {
-        this.nudged = false;
+      if (room > 0 && (this.poll.takeNudge() || pollDue || (!exhausted && (idle || room >= Math.ceil(concurrency / 2))))) {
         lastClaim = performance.now();
         let rows: ClaimedPassback[] = [];
         try {
@@ -156,17 +157,17 @@ export class Dispatcher {
           this.o.log.error('cannot claim passbacks', { error: (err as Error).message });
         }
         exhausted = rows.length < room;
-        const lookups = new Lookups(this.o.lti, (c, a) => this.bindingsFor(c, a));
+        const lookups = this.resolver.lookups();
         // read who and where now, while the rows wait for a slot: off each send's critical path
         for (const row of rows) lookups.prefetch(row);
         ready.push(...rows.map((row) => ({ row, lookups })));
         if (rows.length > 0) continue;
       }
-      await this.idle(Math.max(1, this.o.pollMs - (performance.now() - lastClaim)));
+      await this.poll.idle(Math.max(1, this.o.pollMs - (performance.now() - lastClaim)));
     }
     // leased but not started: give them back at once
     for (const { row } of ready.splice(0)) {
-      await this.o.outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => this.o.log.error('cannot give back a passback', { passback: row.id, error: e.message }));
+      await this.o.outbox.release(row.id, this.id).catch((e: Error) => this.o.log.error('cannot give back a passback', { passback: row.id, error: e.message }));
     }
     await Promise.all([...this.inflight.values()].map((f) => f.done));
     await this.flushSent();
@@ -176,27 +177,10 @@ export class Dispatcher {
     const abort = new AbortController();
     const done = this.process(row, abort.signal, lookups).finally(() => {
       this.inflight.delete(row.id);
-      this.wakeLoop();
+      // a slot freed: look at the buffer again (not a sign of new work, unlike notify)
+      this.poll.wake();
     });
     this.inflight.set(row.id, { done, abort });
-  }
-
-  /** A slot freed: look at the buffer again (not a sign of new work, unlike notify). */
-  private wakeLoop(): void {
-    for (const wake of [...this.sleepers]) wake();
-  }
-
-  private idle(ms: number): Promise<void> {
-    if (this.nudged) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(finish);
-        resolve();
-      };
-      const timer = setTimeout(finish, ms);
-      this.sleepers.add(finish);
-    });
   }
 
   /**
@@ -235,15 +219,17 @@ export class Dispatcher {
   private async process(row: ClaimedPassback, signal: AbortSignal, lookups: Lookups): Promise<void> {
     const { outbox, log } = this.o;
     try {
-      await this.settle(row, await this.deliver(row, signal, lookups));
+      await this.record(row, await this.deliver(row, signal, lookups));
     } catch (err) {
       if (signal.aborted) {
-        await outbox.release(row.id, this.id, this.o.clock.now()).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
+        await outbox.release(row.id, this.id).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
         return;
       }
-      // The database or a bug, not the platform: try again later like any transient failure.
+      // The database or a bug, not the platform: try again later like any transient failure,
+      // unless no retry can help (a configuration that must be fixed first).
       log.warn('passback attempt failed', { passback: row.id, error: (err as Error).message });
-      await this.settle(row, { kind: 'retry', detail: `Gofer could not send it: ${(err as Error).message}` }).catch((e: Error) =>
+      const detail = `Gofer could not send it: ${(err as Error).message}`;
+      await this.record(row, err instanceof NonRetryableError ? { kind: 'failed', status: 0, detail } : { kind: 'retry', detail }).catch((e: Error) =>
         log.error('cannot record a passback failure', { passback: row.id, error: e.message }),
       );
     }
@@ -253,209 +239,44 @@ export class Dispatcher {
   private async deliver(row: ClaimedPassback, signal: AbortSignal, lookups: Lookups): Promise<PairOutcome> {
     const policy = this.o.policy(row.course, row.assignment);
     if (!policy) return { kind: 'failed', status: 0, detail: `Not sent: assignment ${row.assignment} of course ${row.course} is no longer in Gofer's configuration.` };
-    const identities = await lookups.identitiesOf(row.owner);
-    if (identities.length === 0) {
-      return { kind: 'waiting', detail: `Waiting: hub user ${row.owner} has not launched an assignment from the course yet (or not linked their hub account), so Gofer does not know who they are on the platform.` };
-    }
-    // A grade goes to the line item of each component this learner launched for the assignment:
-    // never to a component or course run they did not launch from.
-    const pairsOf = (bs: Binding[], launched: LaunchRecord[]): Array<[LtiIdentity, Binding]> =>
-      bs.flatMap((b) => identities.filter((i) => launched.some((l) => l.bindingId === b.id && l.issuer === i.issuer && l.sub === i.sub)).map((i): [LtiIdentity, Binding] => [i, b]));
-    let bindings = await lookups.bindingsFor(row.course, row.assignment);
-    let pairs = pairsOf(bindings, await lookups.launchesOf(row.owner, identities, row.course, row.assignment));
-    if (pairs.length === 0) {
-      // the cached bindings and launches may predate a launch: decide "waiting" on a fresh read only
-      this.forgetBindings(row.course, row.assignment);
-      bindings = await this.bindingsFor(row.course, row.assignment);
-      pairs = pairsOf(bindings, await this.o.lti.launchesOf(identities, row.course, row.assignment));
-    }
-    if (pairs.length === 0) {
-      return bindings.length === 0
-        ? { kind: 'waiting', detail: `Waiting: no component of the course has been launched for assignment ${row.assignment} yet, so Gofer does not know its line item. Anyone launching it once (staff or learner) binds it.` }
-        : { kind: 'waiting', detail: `Waiting: hub user ${row.owner} has not launched assignment ${row.assignment} from the course yet. Gofer sends a grade only to the components a learner launched; they must launch it once.` };
-    }
+    const pairs = await this.resolver.pairs(row, lookups);
+    if (!Array.isArray(pairs)) return pairs;
     const outcomes: PairOutcome[] = [];
-    for (const [identity, binding] of pairs) outcomes.push(await this.sendPair(row, policy, identity, binding, signal));
+    for (const [identity, binding] of pairs) outcomes.push(await this.resolver.send(row, policy, identity, binding, signal));
     return worst(outcomes);
   }
 
-  private async sendPair(row: ClaimedPassback, policy: AssignmentPolicy, identity: LtiIdentity, cached: Binding, signal: AbortSignal): Promise<PairOutcome> {
-    let binding = cached;
-    if (policy.late === 'reject' && !isLate(row.receivedAt, policy.due, null) && isLate(row.receivedAt, undefined, binding.endAt)) {
-      // "late" is final: decide it on the binding as it is now, not as cached
-      binding = (await this.o.lti.binding(binding.id)) ?? binding;
-    }
-    if (policy.late === 'reject' && isLate(row.receivedAt, policy.due, binding.endAt)) {
-      const due = [policy.due?.getTime(), binding.endAt].filter((x): x is number => typeof x === 'number' && row.receivedAt > x);
-      return {
-        kind: 'late',
-        detail: `Not sent: received ${new Date(row.receivedAt).toISOString()}, after the due date ${new Date(Math.min(...due)).toISOString()}, and late work is not accepted (late: reject).`,
-      };
-    }
-    const target = { issuer: binding.issuer, clientId: binding.clientId };
-    const score = {
-      userId: identity.sub,
-      scoreGiven: round6(row.score * policy.points),
-      scoreMaximum: policy.points,
-      timestamp: row.gradedAt,
-    };
-    let lineItemUrl = binding.lineItemUrl;
-    for (let resolved = 0; ; resolved++) {
-      if (!lineItemUrl) {
-        if (!binding.lineItemsUrl) return { kind: 'waiting', detail: `Waiting: the platform gave no line item for assignment ${row.assignment}; the next launch of its component will.` };
-        const lineItemsUrl = binding.lineItemsUrl;
-        let resolving = this.resolving.get(binding.id);
-        if (!resolving) {
-          resolving = this.o.ags
-            .findOrCreateLineItem(
-              target,
-              lineItemsUrl,
-              { resourceLinkId: binding.resourceLinkId, resourceId: row.assignment, label: policy.label, scoreMaximum: policy.points, ...(policy.due ? { endDateTime: policy.due.toISOString() } : {}) },
-              signal,
-            )
-            .finally(() => this.resolving.delete(binding.id));
-          this.resolving.set(binding.id, resolving);
-        }
-        const found = await resolving;
-        if (found.kind === 'gone') return { kind: 'retry', status: 404, detail: `${found.detail}: the platform's line item container is gone.` };
-        if (!('url' in found)) return found;
-        lineItemUrl = found.url;
-        await this.o.lti.setLineItem(binding.id, lineItemUrl);
-        this.forgetBindings(row.course, row.assignment);
-        if (found.kind === 'created') this.o.log.info('passback: created a line item', { course: row.course, assignment: row.assignment, lineItem: lineItemUrl });
-      }
-      const out = await this.o.ags.postScore(target, lineItemUrl, score, signal);
-      if (out.kind !== 'gone') return out;
-      if (resolved > 0) return { kind: 'retry', status: 404, detail: out.detail };
-      // A launch may have recorded another line item since the bindings were read: use that one.
-      this.forgetBindings(row.course, row.assignment);
-      const fresh = await this.o.lti.binding(binding.id);
-      if (fresh?.lineItemUrl && fresh.lineItemUrl !== lineItemUrl) {
-        lineItemUrl = fresh.lineItemUrl;
-        continue;
-      }
-      // The line item was deleted on the platform: look for (or create) it again, once per attempt.
-      if (!binding.lineItemsUrl) return { kind: 'waiting', detail: `Waiting: ${out.detail} The next launch of the component will give its new line item.` };
-      await this.o.lti.setLineItem(binding.id, null);
-      lineItemUrl = null;
-    }
-  }
-
-  private bindingsFor(course: string, assignment: string): Promise<Binding[]> {
-    const key = `${course}\n${assignment}`;
-    const now = performance.now();
-    const hit = this.bindingCache.get(key);
-    if (hit && now - hit.at < (this.o.bindingCacheMs ?? 5000)) return hit.bindings;
-    const bindings = this.o.lti.bindingsFor(course, assignment);
-    this.bindingCache.set(key, { at: now, bindings });
-    bindings.catch(() => this.bindingCache.delete(key));
-    return bindings;
-  }
-
-  private forgetBindings(course: string, assignment: string): void {
-    this.bindingCache.delete(`${course}\n${assignment}`);
-  }
-
-  private async settle(row: ClaimedPassback, out: PairOutcome): Promise<void> {
+  /** Makes the outbox transition `settle` decides for the attempt's outcome. */
+  private async record(row: ClaimedPassback, out: PairOutcome): Promise<void> {
     const { outbox, log, clock } = this.o;
     const now = clock.now();
-    let held: boolean;
-    switch (out.kind) {
-      case 'delivered':
-        if (out.note) held = await outbox.markSent(row.id, this.id, now, out.note);
-        else {
-          this.markSentLater(row);
-          held = true;
-        }
-        log.debug('passback sent', { passback: row.id, owner: row.owner, assignment: row.assignment, score: row.score });
+    const s = settle(out, row.attempts, now, this.settlement);
+    const who = { passback: row.id, owner: row.owner, assignment: row.assignment };
+    let held = true;
+    switch (s.kind) {
+      case 'sent':
+        if (s.note) held = await outbox.markSent(row.id, this.id, now, s.note);
+        else this.markSentLater(row);
+        log.debug('passback sent', { ...who, score: row.score });
         break;
       case 'superseded':
-        held = await outbox.markSuperseded(row.id, this.id, out.detail);
+        held = await outbox.markSuperseded(row.id, this.id, s.reason);
         break;
       case 'late':
-        held = await outbox.markLate(row.id, this.id, out.detail);
+        held = await outbox.markLate(row.id, this.id, s.reason);
         break;
       case 'waiting':
-        held = await outbox.markWaiting(row.id, this.id, out.detail, now + (this.o.waitingRecheckMs ?? 600_000));
+        held = await outbox.markWaiting(row.id, this.id, s.reason, s.recheckAt);
         break;
       case 'failed':
-        // status 0: decided without asking the platform
-        held = await outbox.markFailed(row.id, this.id, out.detail, out.status !== 0);
-        log.warn('passback failed for good', { passback: row.id, owner: row.owner, assignment: row.assignment, reason: out.detail });
+        held = await outbox.markFailed(row.id, this.id, s.reason, s.attempted);
+        log.warn('passback failed for good', { ...who, attempts: row.attempts + (s.attempted ? 1 : 0), reason: s.reason });
         break;
-      case 'gone':
-      case 'retry': {
-        const retryAfter = out.kind === 'retry' ? out.retryAfterMs : undefined;
-        const attempts = row.attempts + 1;
-        if (attempts >= this.o.maxAttempts) {
-          held = await outbox.markFailed(row.id, this.id, `Gave up after ${attempts} attempts: ${out.detail}`);
-          log.warn('passback failed for good', { passback: row.id, owner: row.owner, assignment: row.assignment, attempts, reason: out.detail });
-          break;
-        }
-        const at = now + backoffMs(attempts, this.o.retryDelayMs, this.o.maxRetryDelayMs ?? 3600_000, retryAfter, this.o.random ?? Math.random);
-        held = await outbox.retryAt(row.id, this.id, at, out.detail);
-        log.info('passback will be retried', { passback: row.id, attempt: attempts, inMs: at - now, reason: out.detail });
+      case 'retry':
+        held = await outbox.retryAt(row.id, this.id, s.at, s.reason);
+        log.info('passback will be retried', { passback: row.id, attempt: s.attempt, inMs: s.at - now, reason: s.reason });
         break;
-      }
     }
     if (!held) log.warn('lost the lease of a passback while sending it; another dispatcher took it over', { passback: row.id });
   }
-}
-
-/** Identities and launches read once per claimed batch (a learner's grades often come together); bindings from the dispatcher's short cache. */
-class Lookups {
-  private readonly identities = new Map<string, Promise<LtiIdentity[]>>();
-  private readonly launches = new Map<string, Promise<LaunchRecord[]>>();
-
-  constructor(
-    private readonly lti: DispatcherOptions['lti'],
-    readonly bindingsFor: (course: string, assignment: string) => Promise<Binding[]>,
-  ) {}
-
-  identitiesOf(owner: string): Promise<LtiIdentity[]> {
-    let p = this.identities.get(owner);
-    if (!p) this.identities.set(owner, (p = this.lti.identitiesOf(owner)));
-    return p;
-  }
-
-  launchesOf(owner: string, identities: LtiIdentity[], course: string, assignment: string): Promise<LaunchRecord[]> {
-    const key = `${owner}\n${course}\n${assignment}`;
-    let p = this.launches.get(key);
-    if (!p) this.launches.set(key, (p = this.lti.launchesOf(identities, course, assignment)));
-    return p;
-  }
-
-  /** Starts the reads a row will need; a failure surfaces when the row awaits them. */
-  prefetch(row: ClaimedPassback): void {
-    this.identitiesOf(row.owner).catch(() => undefined);
-    this.bindingsFor(row.course, row.assignment).catch(() => undefined);
-  }
-}
-
-/**
- * Exponential back-off with ±25 % jitter (so a platform coming back is not hit by every row at
- * once), never sooner than the platform's Retry-After.
- */
-export function backoffMs(attempts: number, baseMs: number, maxMs: number, retryAfterMs: number | undefined, random: () => number): number {
-  const base = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
-  const jittered = Math.round(base * (0.75 + random() * 0.5));
-  return Math.max(jittered, retryAfterMs ?? 0);
-}
-
-/** Most pressing first: a pair to retry keeps the row alive (delivered pairs answer "already exists" next time). */
-function worst(outcomes: PairOutcome[]): PairOutcome {
-  const rank: Record<PairOutcome['kind'], number> = { retry: 6, gone: 6, waiting: 5, failed: 4, late: 3, superseded: 2, delivered: 1 };
-  let w = outcomes[0]!;
-  for (const o of outcomes) if (rank[o.kind] > rank[w.kind]) w = o;
-  // Some pairs delivered, the others superseded: the score is where it could go.
-  if (w.kind === 'superseded' && outcomes.some((o) => o.kind === 'delivered')) return { kind: 'delivered', status: 200, note: w.detail };
-  return w;
-}
-
-function round6(x: number): number {
-  return Math.round(x * 1e6) / 1e6;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

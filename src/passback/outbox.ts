@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { isPostgres } from '../db/knex.js';
-import type { OnRecorded } from '../grading/queue.js';
-import type { AssignmentPolicy, PolicyLookup } from './policy.js';
+import { LeaseQueue } from '../lib/lease-queue.js';
+import type { AssignmentPolicy } from './policy.js';
 
 /**
  * waiting: no identity or binding yet (re-checked now and then, and at once on `wake`) ·
@@ -59,6 +59,30 @@ export interface PassbackFilter {
 }
 
 /** Statuses whose score is, or will be, what the platform holds (the ones `best`/`latest` compare with). */
+interface Row {
+  id: number;
+  submission_id: string;
+  result_id: number;
+  owner: string;
+  course: string;
+  assignment: string;
+  score: number | string;
+  graded_at: number | string;
+  received_at: number | string;
+  status: PassbackStatus;
+  attempts: number;
+  next_attempt_at: number | string;
+  locked_by: string | null;
+  locked_until: number | string | null;
+  last_error: string | null;
+  sent_at: number | string | null;
+  created_at: number | string;
+}
+
+const lease = new LeaseQueue({ table: 'passbacks', leased: 'sending', ready: 'pending', dueColumn: 'next_attempt_at' });
+
+const CLAIMED_COLUMNS = ['id', 'submission_id', 'result_id', 'owner', 'course', 'assignment', 'score', 'graded_at', 'received_at', 'attempts'];
+
 const COUNTED: PassbackStatus[] = ['waiting', 'pending', 'sending', 'sent', 'superseded'];
 
 /**
@@ -67,7 +91,18 @@ const COUNTED: PassbackStatus[] = ['waiting', 'pending', 'sending', 'sent', 'sup
  * process dies and is sent again (harmlessly: same timestamp) when a lease expires.
  */
 export class PassbackOutbox {
+  private readonly listeners = new Set<() => void>();
+
   constructor(private readonly db: Db) {}
+
+  /**
+   * Calls `listener` after the commit of every transaction that added a pending row (a dispatcher
+   * in this process wakes up). Returns the unsubscribe function.
+   */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   /**
    * Adds a grade to send, inside the transaction recording it. `best` adds only a score that
@@ -85,6 +120,7 @@ export class PassbackOutbox {
       assignment: p.assignment,
       score: p.score,
       graded_at: p.gradedAt,
+      received_at: p.receivedAt,
       attempts: 0,
       next_attempt_at: now,
       created_at: now,
@@ -99,11 +135,10 @@ export class PassbackOutbox {
       return { kind: 'enqueued', id, status: 'late' };
     }
 
-    const prior = (await trx('passbacks as p')
-      .join('submissions as s', 's.id', 'p.submission_id')
-      .where({ 'p.owner': p.owner, 'p.course': p.course, 'p.assignment': p.assignment })
-      .whereIn('p.status', COUNTED)
-      .select('p.score', 's.received_at')) as Array<{ score: number | string; received_at: number | string }>;
+    const prior = (await trx<Row>('passbacks')
+      .where({ owner: p.owner, course: p.course, assignment: p.assignment })
+      .whereIn('status', COUNTED)
+      .select('score', 'received_at')) as Array<Pick<Row, 'score' | 'received_at'>>;
     if (p.policy.select === 'best') {
       const best = Math.max(...prior.map((r) => Number(r.score)));
       if (prior.length > 0 && p.score <= best) return { kind: 'skipped', reason: `not better than ${best}, already sent or queued (select: best)` };
@@ -120,6 +155,13 @@ export class PassbackOutbox {
         .update({ status: 'superseded', last_error: 'Not sent: a newer grade replaced it before it was sent.', locked_by: null, locked_until: null });
     }
     const id = await insertId(trx, { ...base, status: 'pending' });
+    if (this.listeners.size > 0) {
+      const listeners = [...this.listeners];
+      trx.executionPromise.then(
+        () => listeners.forEach((l) => l()),
+        () => undefined,
+      );
+    }
     return { kind: 'enqueued', id, status: 'pending' };
   }
 
@@ -138,43 +180,26 @@ export class PassbackOutbox {
       [`status = 'waiting' AND next_attempt_at <= ?`, 'next_attempt_at, id'],
     ];
     const until = now + leaseMs;
-    const columns = ['id', 'submission_id', 'result_id', 'owner', 'course', 'assignment', 'score', 'graded_at', 'attempts'];
     const rows: Array<Record<string, unknown>> = [];
     if (isPostgres(this.db)) {
       // FOR UPDATE SKIP LOCKED cannot apply to a UNION: one statement per source
       for (const [where, order] of sources) {
         if (rows.length >= limit) break;
-        const result = await this.db.raw(
-          `WITH c AS (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ? FOR UPDATE SKIP LOCKED)
-           UPDATE passbacks AS p SET status = 'sending', locked_by = ?, locked_until = ? FROM c WHERE p.id = c.id
-           RETURNING ${columns.map((c) => `p.${c}`).join(', ')}`,
-          [now, limit - rows.length, dispatcherId, until],
-        );
-        rows.push(...(result.rows as Array<Record<string, unknown>>));
+        const candidates = { sql: `SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ? FOR UPDATE SKIP LOCKED`, bindings: [now, limit - rows.length] };
+        rows.push(...(await lease.claim(this.db, dispatcherId, until, candidates, CLAIMED_COLUMNS)));
       }
     } else {
       // SQLite has one writer: a single statement, so a claim costs one commit
       const union = sources.map(([where, order]) => `SELECT id FROM (SELECT id FROM passbacks WHERE ${where} ORDER BY ${order} LIMIT ?)`).join(' UNION ALL ');
-      const result = (await this.db.raw(
-        `UPDATE passbacks SET status = 'sending', locked_by = ?, locked_until = ?
-          WHERE id IN (SELECT id FROM (${union}) LIMIT ?)
-         RETURNING ${columns.join(', ')}`,
-        [dispatcherId, until, ...sources.flatMap(() => [now, limit]), limit],
-      )) as Array<Record<string, unknown>>;
-      rows.push(...result);
+      const candidates = { sql: `SELECT id FROM (${union}) LIMIT ?`, bindings: [...sources.flatMap(() => [now, limit]), limit] };
+      rows.push(...(await lease.claim(this.db, dispatcherId, until, candidates, CLAIMED_COLUMNS)));
     }
-    if (rows.length === 0) return [];
-    const received = new Map<string, number>();
-    const subs = (await this.db('submissions')
-      .select('id', 'received_at')
-      .whereIn('id', [...new Set(rows.map((r) => String(r.submission_id)))])) as Array<{ id: string; received_at: number | string }>;
-    for (const s of subs) received.set(s.id, Number(s.received_at));
-    return rows.map((r) => toClaimed(r, received.get(String(r.submission_id)) ?? Number(r.graded_at))).sort((a, b) => a.id - b.id);
+    return rows.map((r) => toClaimed(r as unknown as Row)).sort((a, b) => a.id - b.id);
   }
 
   /** Extends a lease; false when this dispatcher no longer holds the row. */
-  async renew(id: number, dispatcherId: string, until: number): Promise<boolean> {
-    return (await this.db('passbacks').where({ id, locked_by: dispatcherId, status: 'sending' }).update({ locked_until: until })) === 1;
+  renew(id: number, dispatcherId: string, until: number): Promise<boolean> {
+    return lease.renew(this.db, id, dispatcherId, until);
   }
 
   /** The platform holds this score; `note` says anything worth showing (e.g. a retried POST that had arrived). */
@@ -183,14 +208,8 @@ export class PassbackOutbox {
   }
 
   /** markSent for many rows at once; returns the ids this dispatcher still held. */
-  async markSentMany(ids: number[], dispatcherId: string, now: number): Promise<number[]> {
-    if (ids.length === 0) return [];
-    const rows = (await this.db('passbacks')
-      .whereIn('id', ids)
-      .where({ locked_by: dispatcherId, status: 'sending' })
-      .update({ status: 'sent', sent_at: now, last_error: null, locked_by: null, locked_until: null, attempts: this.db.raw('attempts + 1') })
-      .returning('id')) as Array<{ id: number } | number>;
-    return rows.map((r) => Number(typeof r === 'object' ? r.id : r));
+  markSentMany(ids: number[], dispatcherId: string, now: number): Promise<number[]> {
+    return lease.finishMany(this.db, ids, dispatcherId, { status: 'sent', sent_at: now, last_error: null, attempts: this.db.raw('attempts + 1') });
   }
 
   /** The platform already holds a newer score: nothing more to do. */
@@ -213,14 +232,14 @@ export class PassbackOutbox {
     return this.finish(id, dispatcherId, { status: 'waiting', last_error: reason, next_attempt_at: recheckAt });
   }
 
-  /** Try again at `at` (back-off chosen by the dispatcher). */
+  /** Try again at `at` (back-off chosen by the dispatcher); the attempt counts. */
   retryAt(id: number, dispatcherId: string, at: number, reason: string): Promise<boolean> {
-    return this.finish(id, dispatcherId, { status: 'pending', last_error: reason, next_attempt_at: at }, true);
+    return lease.retryAt(this.db, id, dispatcherId, at, { last_error: reason, attempts: this.db.raw('attempts + 1') });
   }
 
-  /** Gives a row back untouched (shutdown): the attempt does not count. */
-  async release(id: number, dispatcherId: string, now: number): Promise<boolean> {
-    return this.finish(id, dispatcherId, { status: 'pending', next_attempt_at: now }, false);
+  /** Gives a row back untouched (shutdown): due at once, in its old place; the attempt does not count. */
+  release(id: number, dispatcherId: string): Promise<boolean> {
+    return lease.release(this.db, id, dispatcherId);
   }
 
   /** A learner launched or linked their hub account: their waiting grades are due now. Returns how many. */
@@ -253,9 +272,8 @@ export class PassbackOutbox {
 
   /** Rows for the instructor page, newest first. */
   async list(filter: PassbackFilter = {}, opts: { limit?: number; ids?: number[] } = {}): Promise<PassbackView[]> {
-    const q = this.db('passbacks as p')
-      .join('submissions as s', 's.id', 'p.submission_id')
-      .select('p.*', 's.received_at')
+    const q = this.db<Row>('passbacks as p')
+      .select('p.*')
       .orderBy('p.id', 'desc');
     if (filter.course) q.where('p.course', filter.course);
     if (filter.assignment) q.where('p.assignment', filter.assignment);
@@ -264,7 +282,7 @@ export class PassbackOutbox {
     if (filter.submissionIds) q.whereIn('p.submission_id', filter.submissionIds);
     if (opts.ids) q.whereIn('p.id', opts.ids);
     if (opts.limit) q.limit(opts.limit);
-    return ((await q) as Array<Record<string, unknown>>).map(toView);
+    return ((await q) as Row[]).map(toView);
   }
 
   /** Per submission, its newest passback row (a regrade adds a row): what the page shows next to a grade. */
@@ -278,42 +296,13 @@ export class PassbackOutbox {
 
   /** Counts by status, for health pages, benchmarks and tests. */
   async counts(): Promise<Partial<Record<PassbackStatus, number>>> {
-    const rows = (await this.db('passbacks').select('status').count({ n: '*' }).groupBy('status')) as Array<{ status: PassbackStatus; n: number | string }>;
+    const rows = (await this.db<Row>('passbacks').select('status').count({ n: '*' }).groupBy('status')) as Array<{ status: PassbackStatus; n: number | string }>;
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
-  private async finish(id: number, dispatcherId: string, update: Record<string, unknown>, attempted = false): Promise<boolean> {
-    const n = await this.db('passbacks')
-      .where({ id, locked_by: dispatcherId, status: 'sending' })
-      .update({ ...update, locked_by: null, locked_until: null, ...(attempted ? { attempts: this.db.raw('attempts + 1') } : {}) });
-    return n === 1;
+  private finish(id: number, dispatcherId: string, update: Record<string, unknown>, attempted = false): Promise<boolean> {
+    return lease.finish(this.db, id, dispatcherId, { ...update, ...(attempted ? { attempts: this.db.raw('attempts + 1') } : {}) });
   }
-}
-
-/**
- * The JobQueue hook: a graded result adds its passback in the result's transaction. A result
- * that is not `graded` (timeout, broken notebook…) sends nothing, and infrastructure failures
- * never reach here. `onEnqueued` runs after the commit (wake the dispatcher in this process).
- */
-export function passbackHook(outbox: PassbackOutbox, lookupPolicy: PolicyLookup, opts: { onEnqueued?: () => void } = {}): OnRecorded {
-  return async (trx, { submissionId, resultId, result, now }) => {
-    if (result.status !== 'graded') return;
-    const s = (await trx('submissions').select('owner', 'course', 'assignment', 'received_at').where({ id: submissionId }).first()) as
-      | { owner: string; course: string; assignment: string; received_at: number | string }
-      | undefined;
-    if (!s) throw new Error(`submission ${submissionId} is missing`);
-    // An assignment gone from the configuration is still queued: the dispatcher says why it cannot be sent.
-    const policy = lookupPolicy(s.course, s.assignment) ?? { select: 'latest', late: 'accept' };
-    const out = await outbox.enqueue(
-      trx,
-      { submissionId, resultId, owner: s.owner, course: s.course, assignment: s.assignment, score: result.score, gradedAt: now, receivedAt: Number(s.received_at), policy },
-      now,
-    );
-    if (out.kind === 'enqueued' && out.status === 'pending' && opts.onEnqueued) {
-      const notify = opts.onEnqueued;
-      trx.executionPromise.then(() => notify(), () => undefined);
-    }
-  };
 }
 
 async function insertId(trx: Knex.Transaction, row: Record<string, unknown>): Promise<number> {
@@ -321,7 +310,7 @@ async function insertId(trx: Knex.Transaction, row: Record<string, unknown>): Pr
   return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
 }
 
-function toClaimed(r: Record<string, unknown>, receivedAt: number): ClaimedPassback {
+function toClaimed(r: Row): ClaimedPassback {
   return {
     id: Number(r.id),
     submissionId: String(r.submission_id),
@@ -331,18 +320,18 @@ function toClaimed(r: Record<string, unknown>, receivedAt: number): ClaimedPassb
     assignment: String(r.assignment),
     score: Number(r.score),
     gradedAt: Number(r.graded_at),
-    receivedAt,
+    receivedAt: Number(r.received_at),
     attempts: Number(r.attempts),
   };
 }
 
-function toView(r: Record<string, unknown>): PassbackView {
+function toView(r: Row): PassbackView {
   const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
   return {
-    ...toClaimed(r, Number(r.received_at)),
-    status: r.status as PassbackStatus,
+    ...toClaimed(r),
+    status: r.status,
     nextAttemptAt: Number(r.next_attempt_at),
-    lastError: (r.last_error as string | null) ?? null,
+    lastError: r.last_error ?? null,
     sentAt: num(r.sent_at),
     createdAt: Number(r.created_at),
   };

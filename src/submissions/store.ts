@@ -2,6 +2,8 @@ import type { Knex } from 'knex';
 import type { Db } from '../db/knex.js';
 import { isPostgres, writeTransaction } from '../db/knex.js';
 import type { GradingResult, TestResult } from '../grading/result.js';
+import { ResultStore } from '../grading/result-store.js';
+import { GradingJobsTable } from './grading-jobs.js';
 
 export type SubmissionStatus = 'queued' | 'grading' | GradingResult['status'] | 'failed';
 
@@ -71,9 +73,18 @@ interface Row {
 
 const COLUMNS = ['id', 'owner', 'course', 'assignment', 'section', 'received_at', 'sha256', 'status', 'score', 'points', 'max_points', 'message', 'graded_at'];
 
-/** Submissions and their grading jobs, created together in one transaction. */
+/**
+ * The `submissions` and `submission_notebooks` tables. A submission is stored with its grading
+ * job (kept by GradingJobsTable) in one transaction; its results are kept by ResultStore.
+ */
 export class SubmissionStore {
-  constructor(private readonly db: Db) {}
+  private readonly jobs: GradingJobsTable;
+  private readonly results: ResultStore;
+
+  constructor(private readonly db: Db) {
+    this.jobs = new GradingJobsTable(db);
+    this.results = new ResultStore(db);
+  }
 
   /**
    * Stores a submission and its grading job in one transaction, unless the same learner sent the
@@ -181,7 +192,10 @@ export class SubmissionStore {
       // one statement per table: each statement is a round trip through a busy event loop
       await trx('submissions').insert(created.map(({ sub, opts }) => submissionRow(sub, opts)));
       await trx('submission_notebooks').insert(created.map(({ sub }) => notebookRow(sub)));
-      await trx('grading_jobs').insert(created.map(({ sub, opts }) => jobRow(sub.id, sub.owner, opts)));
+      await this.jobs.addIn(
+        trx,
+        created.map(({ sub, opts }) => ({ submissionId: sub.id, owner: sub.owner, course: sub.course, assignment: sub.assignment, maxAttempts: opts.maxAttempts, now: opts.now })),
+      );
     }
     return outcomes;
   }
@@ -189,43 +203,62 @@ export class SubmissionStore {
   /** Grades a stored submission again (instructor action): a new grading job, a new result. */
   async regrade(id: string, now: number, maxAttempts: number): Promise<boolean> {
     return writeTransaction(this.db, async (trx) => {
-      const sub = await trx('submissions').select('owner').where({ id }).first();
+      const sub = await trx<Row>('submissions').select('owner', 'course', 'assignment').where({ id }).first();
       if (!sub) return false;
-      await trx('submissions').where({ id }).update({ status: 'queued' });
-      await trx('grading_jobs').insert(jobRow(id, sub.owner as string, { now, maxAttempts }));
+      await this.setStatus(trx, id, 'queued');
+      await this.jobs.addIn(trx, [{ submissionId: id, owner: sub.owner, course: sub.course, assignment: sub.assignment, maxAttempts, now }]);
       return true;
     });
   }
 
   async get(id: string): Promise<Submission | undefined> {
-    const row = (await this.db('submissions').select(COLUMNS).where({ id }).first()) as Row | undefined;
+    return this.getIn(this.db, id);
+  }
+
+  /** `get` inside a transaction. */
+  async getIn(q: Db | Knex.Transaction, id: string): Promise<Submission | undefined> {
+    const row = (await q('submissions').select(COLUMNS).where({ id }).first()) as Row | undefined;
     return row && toSubmission(row);
   }
 
   async notebook(id: string): Promise<string | undefined> {
-    const row = await this.db('submission_notebooks').select('notebook').where({ submission_id: id }).first();
-    return row?.notebook as string | undefined;
+    const row = await this.db<{ submission_id: string; notebook: string }>('submission_notebooks').select('notebook').where({ submission_id: id }).first();
+    return row?.notebook;
+  }
+
+  /** Queued again, or being graded (the grading job's lease moved). */
+  async setStatus(trx: Knex.Transaction, id: string, status: 'queued' | 'grading'): Promise<void> {
+    await trx<Row>('submissions').where({ id }).update({ status });
+  }
+
+  /** The grade of a finished job, in the transaction recording its result. */
+  async recordResult(trx: Knex.Transaction, id: string, result: GradingResult, now: number): Promise<void> {
+    const graded = result.status === 'graded';
+    await trx<Row>('submissions')
+      .where({ id })
+      .update({
+        status: result.status,
+        score: graded ? result.score : null,
+        points: graded ? result.points : null,
+        max_points: graded ? result.maxPoints : null,
+        message: result.message ?? null,
+        graded_at: now,
+      });
+  }
+
+  /** Grading failed for good: the learner reads `message`. */
+  async recordFailure(trx: Knex.Transaction, id: string, message: string, now: number): Promise<void> {
+    await trx<Row>('submissions').where({ id }).update({ status: 'failed', message, graded_at: now });
   }
 
   /** Why the submission's latest grading job last failed (for staff), or null. */
-  async problem(id: string): Promise<string | null> {
-    const row = await this.db('grading_jobs').select('last_error').where({ submission_id: id }).orderBy('id', 'desc').first();
-    return (row?.last_error as string | null | undefined) ?? null;
+  problem(id: string): Promise<string | null> {
+    return this.jobs.lastError(id);
   }
 
   /** Per-test detail of the submission's latest result. */
-  async tests(id: string): Promise<TestResult[]> {
-    const latest = await this.db('results').select('id').where({ submission_id: id }).orderBy('id', 'desc').first();
-    if (!latest) return [];
-    const rows = await this.db('result_tests').where({ result_id: latest.id }).orderBy('position');
-    return rows.map((r) => ({
-      name: r.name,
-      points: r.points,
-      maxPoints: r.max_points,
-      passed: Boolean(r.passed),
-      hidden: Boolean(r.hidden),
-      ...(r.message ? { message: r.message } : {}),
-    }));
+  tests(id: string): Promise<TestResult[]> {
+    return this.results.tests(id);
   }
 
   async list(filter: { course?: string; assignment?: string; owner?: string } = {}): Promise<Submission[]> {
@@ -252,10 +285,6 @@ function submissionRow(sub: NewSubmission, opts: CreateOptions): Record<string, 
 
 function notebookRow(sub: NewSubmission): Record<string, unknown> {
   return { submission_id: sub.id, notebook: sub.notebook };
-}
-
-function jobRow(submissionId: string, owner: string, opts: Pick<CreateOptions, 'now' | 'maxAttempts'>): Record<string, unknown> {
-  return { submission_id: submissionId, owner, status: 'queued', attempts: 0, max_attempts: opts.maxAttempts, run_at: opts.now, created_at: opts.now, updated_at: opts.now };
 }
 
 function toSubmission(r: Row): Submission {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { loadConfig } from '../../src/config/load.js';
 import { createDb, migrate } from '../../src/db/knex.js';
-import { SETUP_PROBLEM } from '../../src/grading/queue.js';
+import { SETUP_PROBLEM } from '../../src/submissions/job-queue.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { run, type Running } from '../../src/server.js';

@@ -9,7 +9,7 @@ import { CONTAINER_LABEL, ContainerRunner, EngineError, OWNER_LABEL } from '../.
 import { EngineMonitor } from '../../src/grading/engine-monitor.js';
 import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
 import { HeartbeatStore } from '../../src/grading/heartbeats.js';
-import { JobQueue } from '../../src/grading/queue.js';
+import { JobQueue } from '../../src/submissions/job-queue.js';
 import { WorkerPool, type GradeFn } from '../../src/grading/worker.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
@@ -88,7 +88,7 @@ describe('a dying Docker engine (real engine behind a misbehaving socket)', func
     const runner = runnerOn(proxy.socketPath);
     const monitor = new EngineMonitor(runner, { images: [IMAGE], log, cacheMs: 200, engine: 'proxy' });
     const grade: GradeFn = (_s, notebook, signal) => gradeNotebook(runner, { notebook, image: IMAGE, policy: 'otter', limits: LIMITS, ...assignment, signal });
-    const pool = new WorkerPool({ queue, submissions: store, grade, clock: systemClock, log, name: 'w-dead', size: 1, leaseMs: 30_000, pollMs: 100, engine: monitor, engineName: 'proxy' });
+    const pool = new WorkerPool({ queue, grade, clock: systemClock, log, name: 'w-dead', size: 1, leaseMs: 30_000, pollMs: 100, engine: monitor, engineName: 'proxy' });
     try {
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) {
@@ -122,7 +122,7 @@ describe('a dying Docker engine (real engine behind a misbehaving socket)', func
     const stale = capturingLogger();
     const store = new SubmissionStore(db);
     const { runner } = await requireEngine();
-    const common = { submissions: store, clock: systemClock, size: 1, leaseMs: 30_000, pollMs: 100 };
+    const common = { clock: systemClock, size: 1, leaseMs: 30_000, pollMs: 100 };
     // the stale host's configuration has another assignment only
     const staleCatalog = await AssignmentCatalog.load({ grading: gradingSchema.parse({}), courses: [{ id: '8x', contexts: [], instructors: [], assignments: [{ id: 'other', aliases: [], tests: EXAMPLE_TESTS, directory: path.dirname(EXAMPLE_TESTS), files: [], points: 1, late: 'accept', select: 'latest' }] }] });
     const staleGrade: GradeFn = async (s, notebook, signal) => {

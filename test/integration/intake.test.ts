@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createDb } from '../../src/db/knex.js';
-import { JobQueue } from '../../src/grading/queue.js';
+import { JobQueue } from '../../src/submissions/job-queue.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { ApiTokenStore } from '../../src/submissions/identity.js';
 import { notebook } from '../helpers/notebooks.js';

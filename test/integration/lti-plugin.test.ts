@@ -110,6 +110,20 @@ for (const engine of ENGINES) {
     });
     afterEach(async () => drop?.());
 
+    it('lists the registered platforms, oldest first, and says whether one is registered', async () => {
+      expect(await plugin.hasPlatform()).to.equal(false);
+      expect(await plugin.platforms()).to.deep.equal([]);
+      await register('client-1', 'kid-1');
+      await register('client-2', 'kid-2', 'https://other.example.edu');
+      expect((await plugin.platforms()).map((d) => [d.platformUrl, d.clientId])).to.deep.equal([
+        [PLATFORM_URL, 'client-1'],
+        ['https://other.example.edu', 'client-2'],
+      ]);
+      expect(await plugin.hasPlatform()).to.equal(true);
+      expect(await plugin.hasPlatform(PLATFORM_URL, 'client-1')).to.equal(true);
+      expect(await plugin.hasPlatform(PLATFORM_URL, 'client-2'), 'client-2 is registered for the other platform only').to.equal(false);
+    });
+
     async function raw(table: string): Promise<Array<Record<string, unknown>>> {
       return (await db(table).select().orderBy('created_at')) as Array<Record<string, unknown>>;
     }

@@ -5,16 +5,18 @@ import { expect } from 'chai';
 import { SignJWT, exportJWK, type JWK } from 'jose';
 import { courseSchema } from '../../src/config/schema.js';
 import type { Db } from '../../src/db/knex.js';
+import { ConfigError } from '../../src/lib/errors.js';
 import { assignmentComponent, blockKey, startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
-import { JobQueue } from '../../src/grading/queue.js';
+import { JobQueue } from '../../src/submissions/job-queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { KnexLtiPlugin } from '../../src/lti/knex-plugin.js';
 import { LtiStore } from '../../src/lti/store.js';
-import { AGS_SCOPE, AgsClient, LtijsToolKeys } from '../../src/passback/ags-client.js';
-import { Dispatcher, backoffMs, type DispatcherOptions } from '../../src/passback/dispatcher.js';
+import { AGS_SCOPE, AgsClient } from '../../src/passback/ags-client.js';
+import { LtijsToolKeys } from '../../src/lti/tool-keys.js';
+import { Dispatcher, type DispatcherOptions } from '../../src/passback/dispatcher.js';
 import { passbackNotice } from '../../src/passback/notice.js';
-import { PassbackOutbox, passbackHook, type PassbackView } from '../../src/passback/outbox.js';
+import { PassbackOutbox, type PassbackView } from '../../src/passback/outbox.js';
 import { policyLookup } from '../../src/passback/policy.js';
 import { SubmissionStore } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
@@ -118,7 +120,7 @@ describe('passback to an edX-like platform (sqlite)', function () {
     outbox = new PassbackOutbox(db);
     subs = new SubmissionStore(db);
     // two of a learner's jobs run at once in "a slow grade of an older submission"
-    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 2, onRecorded: passbackHook(outbox, lookup) });
+    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 2, passback: { outbox, policy: lookup } });
     ags = newClient();
     dispatcher = newDispatcher();
     for (const u of LEARNERS.filter((x) => x !== 'newbie')) await identify(u);
@@ -338,6 +340,25 @@ describe('passback to an edX-like platform (sqlite)', function () {
     expect(row.lastError).to.match(/answered 400: \{"scoreGiven":\["A valid number is required."\]\}/);
   });
 
+  it('fails a row at once on an error no retry can help (a ConfigError), and retries any other error', async () => {
+    await bind('lab01');
+    const broken = await grade('ada', 'lab01', 0.5);
+    await newDispatcher({
+      policy: () => {
+        throw new ConfigError('the course configuration cannot be read');
+      },
+    }).drain();
+    expect(await rowOf(broken)).to.include({ status: 'failed', attempts: 0, lastError: 'Gofer could not send it: the course configuration cannot be read' });
+
+    const flaky = await grade('bob', 'lab01', 0.5);
+    await newDispatcher({
+      policy: () => {
+        throw new Error('database connection reset');
+      },
+    }).drain();
+    expect(await rowOf(flaky)).to.include({ status: 'pending', attempts: 1, lastError: 'Gofer could not send it: database connection reset' });
+  });
+
   it('waits for the next launch when the line item is gone and there is no container to look in', async () => {
     await bind('lab01');
     const id = await grade('ada', 'lab01', 0.5);
@@ -519,8 +540,8 @@ describe('passback to an edX-like platform (sqlite)', function () {
 
   it('wakes the running dispatcher after a grade is recorded (no waiting for the poll)', async () => {
     await bind('lab01');
-    const d = start(newDispatcher({ pollMs: 60_000 }));
-    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 1, onRecorded: passbackHook(outbox, lookup, { onEnqueued: () => d.notify() }) });
+    start(newDispatcher({ pollMs: 60_000 }));
+    queue = new JobQueue(db, { retryDelayMs: 1000, maxRunningPerLearner: 1, passback: { outbox, policy: lookup } });
     await new Promise((r) => setTimeout(r, 50));
     const id = await grade('ada', 'lab01', 0.5);
     await until('sent', async () => (await rowOf(id)).status === 'sent', 5_000);
@@ -711,23 +732,13 @@ for (const engine of ENGINES) {
       expect(await outbox.claim('d', T0 + 999, 60_000)).to.have.length(0);
       const [retried] = await outbox.claim('d', T0 + 1000, 60_000);
       expect(retried!.attempts).to.equal(1);
-      expect(await outbox.release(retried!.id, 'd', T0 + 1001)).to.equal(true);
-      expect((await outbox.get(retried!.id))!).to.include({ status: 'pending', attempts: 1, nextAttemptAt: T0 + 1001 });
+      expect(await outbox.release(retried!.id, 'd')).to.equal(true);
+      // due at once, in its old place
+      expect((await outbox.get(retried!.id))!).to.include({ status: 'pending', attempts: 1, nextAttemptAt: T0 + 1000 });
       expect(await outbox.markSent(retried!.id, 'd', T0 + 1002), 'released: no longer held').to.equal(false);
     });
   });
 }
-
-describe('passback back-off', () => {
-  it('doubles with jitter, is capped, and never undercuts Retry-After', () => {
-    expect(backoffMs(1, 1000, 60_000, undefined, () => 0.5)).to.equal(1000);
-    expect(backoffMs(3, 1000, 60_000, undefined, () => 0.5)).to.equal(4000);
-    expect(backoffMs(3, 1000, 60_000, undefined, () => 0)).to.equal(3000);
-    expect(backoffMs(3, 1000, 60_000, undefined, () => 1)).to.equal(5000);
-    expect(backoffMs(20, 1000, 60_000, undefined, () => 0.5)).to.equal(60_000);
-    expect(backoffMs(1, 1000, 60_000, 30_000, () => 0.5)).to.equal(30_000);
-  });
-});
 
 /** What ltijs's registerPlatform stores: the platform document, and the tool key pair encrypted. */
 async function register(db: Db, platform: DevPlatform, c: DevComponent, key: ToolKey): Promise<void> {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { createDb, type Db } from '../../src/db/knex.js';
 import { migrationSource } from '../../src/db/migrations.js';
 import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
-import { FAILED_MESSAGE, JobQueue } from '../../src/grading/queue.js';
+import { FAILED_MESSAGE, JobQueue } from '../../src/submissions/job-queue.js';
+import { ResultStore } from '../../src/grading/result-store.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { SubmissionStore, type NewSubmission } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
@@ -12,6 +13,7 @@ import { capturingLogger } from '../helpers/logs.js';
 
 const T0 = 1_780_000_000_000;
 const FAIR_QUEUE_MIGRATION = '20261127_004_fair_queue';
+const ONE_OWNER_MIGRATION = '20261204_008_one_owner';
 const opts = { now: T0, duplicateWindowMs: 120_000, perMinute: 5, maxAttempts: 3 };
 let seq = 0;
 function sub(owner = 'ada', sha = 'a'.repeat(64), assignment = 'lab01'): NewSubmission {
@@ -197,6 +199,47 @@ for (const engine of ENGINES) {
       expect(await db('grading_jobs').select('owner', 'claimed_at')).to.deep.equal([{ owner: 'ada', claimed_at: null }]);
     });
 
+    it("gives existing jobs their assignment and passbacks their submission's arrival when the one-owner migration runs", async () => {
+      await db.migrate.down({ migrationSource, name: ONE_OWNER_MIGRATION });
+      expect(await db.schema.hasColumn('passbacks', 'received_at'), 'the migration undone').to.equal(false);
+      await db('submissions').insert({ id: 's-old', owner: 'ada', course: '8x', assignment: 'lab01', section: null, received_at: T0, sha256: 'a'.repeat(64), status: 'graded' });
+      const [job] = await db('grading_jobs').insert({ submission_id: 's-old', owner: 'ada', status: 'done', attempts: 1, max_attempts: 3, run_at: T0, created_at: T0, updated_at: T0 }).returning('id');
+      const jobId = Number(typeof job === 'object' ? job.id : job);
+      const [result] = await db('results').insert({ submission_id: 's-old', job_id: jobId, status: 'graded', score: 1, points: 2, max_points: 2, duration_ms: 5, created_at: T0 + 5 }).returning('id');
+      const resultId = Number(typeof result === 'object' ? result.id : result);
+      await db('passbacks').insert({ submission_id: 's-old', result_id: resultId, owner: 'ada', course: '8x', assignment: 'lab01', score: 1, graded_at: T0 + 5, status: 'pending', attempts: 0, next_attempt_at: T0 + 5, created_at: T0 + 5 });
+      await db.migrate.up({ migrationSource, name: ONE_OWNER_MIGRATION });
+      expect(await db('grading_jobs').select('course', 'assignment')).to.deep.equal([{ course: '8x', assignment: 'lab01' }]);
+      expect((await db('passbacks').select('received_at')).map((r) => Number(r.received_at))).to.deep.equal([T0]);
+    });
+
+    it('a worker that lost its lease changes nothing: no retry, no failure, no release resets the submission', async () => {
+      const { id } = (await store.create(sub(), opts)) as { id: string };
+      const first = (await queue.claim('dead', T0, 60_000))!;
+      const second = (await queue.claim('w2', T0 + 61_000, 60_000))!;
+      expect(second.id).to.equal(first.id);
+      expect(await queue.retryOrFail(first, 'dead', 'boom', T0 + 62_000)).to.equal('lost');
+      expect(await queue.retryOrFail({ ...first, attempts: first.maxAttempts }, 'dead', 'boom', T0 + 62_000)).to.equal('lost');
+      expect(await queue.engineFailed(first, 'dead', 'engine gone', T0 + 62_000)).to.equal('lost');
+      await queue.release(first.id, 'dead', T0 + 62_000);
+      expect(await store.get(id)).to.include({ status: 'grading' });
+      expect(await db('grading_jobs').select('status', 'locked_by', 'attempts', 'last_error')).to.deep.equal([{ status: 'running', locked_by: 'w2', attempts: 2, last_error: null }]);
+      expect(await queue.complete(second.id, 'w2', id, graded(1), T0 + 63_000)).to.equal(true);
+      expect(await store.get(id)).to.include({ status: 'graded', score: 1 });
+    });
+
+    it("a released job is claimable at once and does not spend its learner's turn", async () => {
+      await store.create(sub(), opts);
+      await store.create(sub('bob', 'b'.repeat(64)), { ...opts, now: T0 + 1 });
+      const job = (await queue.claim('w1', T0 + 10, 60_000))!;
+      expect(job.submission.owner).to.equal('ada');
+      await queue.release(job.id, 'w1', T0 + 20);
+      expect(await db('grading_jobs').where({ id: job.id }).first()).to.include({ status: 'queued', locked_by: null, locked_until: null, claimed_at: null });
+      const again = (await queue.claim('w2', T0 + 20, 60_000))!;
+      expect(again.id, "ada's released job first: her turn was not spent").to.equal(job.id);
+      expect(again.attempts).to.equal(1);
+    });
+
     it('records the result with the job in one transaction, and the legacy grades view shows it', async () => {
       const { id } = (await store.create(sub(), opts)) as { id: string };
       const job = (await queue.claim('w1', T0, 60_000))!;
@@ -334,7 +377,7 @@ for (const engine of ENGINES) {
       const csv = gradesCsv(rows).split('\n');
       expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission');
       expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,/);
-      const legacy = (await legacyCsv(db, { assignment: 'lab01' })).trim().split('\n');
+      const legacy = (await legacyCsv(new ResultStore(db), { assignment: 'lab01' })).trim().split('\n');
       expect(legacy[0]).to.equal('userid,grade,section,lab,timestamp');
       expect(legacy.slice(1).map((l) => l.split(',').slice(0, 4).join(','))).to.deep.equal(['ada,1,1,lab01', 'ada,0.5,1,lab01']);
     });
