@@ -27,7 +27,8 @@ function course(extra = ''): string {
 }
 
 describe('the command line of the first hour (no engine needed)', function () {
-  this.timeout(60_000);
+  // each case starts several node processes (npm link, npx): seconds each on a loaded machine
+  this.timeout(180_000);
 
   it('npx gofer runs the command from a clone, and npm link puts gofer on the PATH', async () => {
     const { code, stdout } = await run('npx', ['--no-install', 'gofer', '--help']);
