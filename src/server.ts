@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { buildApp } from './app.js';
+import { allAssignments } from './config/courses.js';
 import { ltiCookies, type Config } from './config/schema.js';
 import { WalCheckpointer } from './db/checkpointer.js';
 import { createDb, migrate, sqliteFile, type Db } from './db/knex.js';
@@ -247,7 +248,7 @@ async function start(
         toolUrl,
         launches,
         openPage: (session, req, res) => pageSessions.open(req, res, session),
-        assignmentsForDeepLinking: () => config.courses.flatMap((c) => c.assignments.map((a) => ({ id: a.id, title: `${c.id}: ${a.id}` }))),
+        assignmentsForDeepLinking: () => allAssignments(config).map(({ course, assignment }) => ({ id: assignment.id, title: `${course.id}: ${assignment.id}` })),
       });
       const platforms = [...config.lti.platforms];
       if (config.devPlatform.enabled) {

@@ -8,7 +8,8 @@ import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError, GoferError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { esc, page } from '../web/html.js';
+import { html } from '../lib/html.js';
+import { messagePage, page } from '../lib/page.js';
 import { KnexLtiPlugin } from './knex-plugin.js';
 import { claimsFromLtijs, isStaff, type LaunchService, type LtiSession } from './launch.js';
 
@@ -93,7 +94,7 @@ export async function setupLti(deps: {
   const lti = await createProvider(deps);
 
   const problem = (res: Response, status: number, title: string, message: string): void => {
-    res.status(status).type('html').send(page(title, `<p>${esc(message)}</p>`));
+    res.status(status).type('html').send(messagePage(title, message));
   };
   // ltijs runs on express 4, which leaves a rejected handler unhandled: each handler answers its own errors.
   const answered =
@@ -127,9 +128,8 @@ export async function setupLti(deps: {
       const ltik = res.locals.ltik as string;
       const items = deps
         .assignmentsForDeepLinking(token)
-        .map((a) => `<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${esc(a.id)}"><button type="submit">${esc(a.title)}</button></form></li>`)
-        .join('');
-      res.type('html').send(page('Choose an assignment', `<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
+        .map((a) => html`<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${a.id}"><button type="submit">${a.title}</button></form></li>`);
+      res.type('html').send(page('Choose an assignment', html`<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
     })(req, res),
   );
   lti.app.post(

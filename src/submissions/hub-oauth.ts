@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { parse as parseCookies, serialize } from 'cookie';
 import express, { type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
 import { AuthError, InfrastructureError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
@@ -150,9 +151,20 @@ export class HubOAuth {
       throw new InfrastructureError(`JupyterHub does not answer (${(err as Error).message}); try again in a minute.`);
     }
     if (!res.ok) throw new AuthError(`JupyterHub refused the login (${res.status}). Open Gofer again from JupyterHub.`);
-    const json = (await res.json()) as { access_token?: string };
-    if (!json.access_token) throw new AuthError('JupyterHub answered the login without a token.');
-    return json.access_token;
+    const parsed = tokenAnswerSchema.safeParse(safeJson(await res.text()));
+    if (!parsed.success) throw new AuthError('JupyterHub answered the login without a token.');
+    return parsed.data.access_token;
+  }
+}
+
+/** The hub's answer to the OAuth token request (only the token is read). */
+export const tokenAnswerSchema = z.object({ access_token: z.string().min(1) }).passthrough();
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 
