@@ -6,8 +6,43 @@ import { ConfigError } from '../lib/errors.js';
 import { supportPatternProblem } from '../lib/globs.js';
 import { configSchema, type Config } from './schema.js';
 
+/** Every environment variable Gofer reads (JupyterHub sets the JUPYTERHUB_* ones for a managed service). */
+export const ENVIRONMENT_VARIABLES = [
+  'GOFER_CONFIG',
+  'GOFER_LOG_LEVEL',
+  'GOFER_LOG_FORMAT',
+  'GOFER_PORT',
+  'GOFER_SECRET',
+  'GOFER_LTI_KEY',
+  'DATABASE_URL',
+  'DOCKER_HOST',
+  'JUPYTERHUB_API_TOKEN',
+  'JUPYTERHUB_API_URL',
+  'JUPYTERHUB_BASE_URL',
+  'JUPYTERHUB_CLIENT_ID',
+  'JUPYTERHUB_HOST',
+  'JUPYTERHUB_OAUTH_ACCESS_SCOPES',
+  'JUPYTERHUB_OAUTH_CALLBACK_URL',
+  'JUPYTERHUB_SERVICE_NAME',
+  'JUPYTERHUB_SERVICE_PREFIX',
+  'JUPYTERHUB_SERVICE_URL',
+] as const;
+
+/** The environment as Gofer sees it: only the variables it reads, read once (readEnvironment). */
+export type Environment = Readonly<Partial<Record<(typeof ENVIRONMENT_VARIABLES)[number], string>>>;
+
+/** Reads the process environment once, at start; every other module is handed the result. */
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
+  const out: Partial<Record<(typeof ENVIRONMENT_VARIABLES)[number], string>> = {};
+  for (const name of ENVIRONMENT_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return Object.freeze(out);
+}
+
 /** Where the configuration comes from: `--config`, else GOFER_CONFIG, else built-in defaults. */
-export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function configPath(explicit: string | undefined, env: Environment): string | undefined {
   return explicit ?? (env.GOFER_CONFIG || undefined);
 }
 
@@ -15,7 +50,7 @@ export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv 
  * Reads and validates the configuration once, at start. Environment variables GOFER_LOG_LEVEL
  * and GOFER_LOG_FORMAT override the file (handy for containers).
  */
-export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(path: string | undefined, env: Environment = readEnvironment()): Config {
   let raw: unknown = {};
   const source = path ?? 'the built-in defaults';
   if (path) {
@@ -76,7 +111,7 @@ function isDir(p: string): boolean {
   return existsSync(p) && statSync(p).isDirectory();
 }
 
-function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+function applyEnv(raw: Record<string, unknown>, env: Environment): Record<string, unknown> {
   const log = { ...(raw.log as Record<string, unknown> | undefined) };
   if (env.GOFER_LOG_LEVEL) log.level = env.GOFER_LOG_LEVEL;
   if (env.GOFER_LOG_FORMAT) log.format = env.GOFER_LOG_FORMAT;

@@ -2,6 +2,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { Config } from '../config/schema.js';
+import { readEnvironment, type Environment } from '../config/load.js';
 import { ConfigError } from '../lib/errors.js';
 import { migrationSource } from './migrations.js';
 
@@ -13,7 +14,7 @@ export type Db = Knex;
  */
 export function createDb(
   config: Pick<Config, 'database' | 'dataDir'>,
-  env: NodeJS.ProcessEnv = process.env,
+  env: Environment = readEnvironment(),
   opts: { /** A WalCheckpointer copies the log; this connection never does. */ backgroundCheckpoints?: boolean } = {},
 ): Db {
   const db = config.database;

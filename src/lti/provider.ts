@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Express, Request, Response } from 'express';
+import type { Environment } from '../config/load.js';
 import { ltiCookies, type Config, type CookieAttributes, type PlatformConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
@@ -38,7 +39,7 @@ export interface LtiMount {
 }
 
 /** The encryption key for ltijs's stored keys and tokens; refuses to start without one outside development. */
-export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: NodeJS.ProcessEnv): string {
+export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: Environment): string {
   const key = config.lti.encryptionKey ?? env.GOFER_LTI_KEY;
   if (key) return key;
   if (!config.lti.development) {
@@ -53,7 +54,7 @@ export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: N
 }
 
 /** ltijs on Gofer's database, deployed in serverless mode, with no handlers yet. */
-export async function createProvider(deps: { config: Config; db: Db; clock: Clock; log: Logger; env: NodeJS.ProcessEnv }): Promise<LtijsProvider> {
+export async function createProvider(deps: { config: Config; db: Db; clock: Clock; log: Logger; env: Environment }): Promise<LtijsProvider> {
   const { config } = deps;
   const lti = require('ltijs').Provider as LtijsProvider;
   const key = ltiEncryptionKey(config, deps.env);
@@ -83,7 +84,7 @@ export async function setupLti(deps: {
   db: Db;
   clock: Clock;
   log: Logger;
-  env: NodeJS.ProcessEnv;
+  env: Environment;
   launches: LaunchService;
   /** Where platforms and browsers reach Gofer. */
   toolUrl: string;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parse as parseCookies, serialize } from 'cookie';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
+import type { Environment } from '../config/load.js';
 import type { Clock } from '../lib/clock.js';
 import { AuthError, InfrastructureError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
@@ -26,7 +27,7 @@ export interface HubOAuthSettings {
   hubUrl: string;
 }
 
-export function hubOAuthSettings(env: NodeJS.ProcessEnv, prefix: string): HubOAuthSettings | undefined {
+export function hubOAuthSettings(env: Environment, prefix: string): HubOAuthSettings | undefined {
   if (!env.JUPYTERHUB_API_TOKEN || !env.JUPYTERHUB_API_URL) return undefined;
   return {
     clientId: env.JUPYTERHUB_CLIENT_ID ?? `service-${env.JUPYTERHUB_SERVICE_NAME ?? 'gofer'}`,
@@ -37,7 +38,7 @@ export function hubOAuthSettings(env: NodeJS.ProcessEnv, prefix: string): HubOAu
 }
 
 /** The cookie secret: configured, from GOFER_SECRET, or made once and kept in the data directory. */
-export function cookieSecret(configured: string | undefined, env: NodeJS.ProcessEnv, dataDir: string): string {
+export function cookieSecret(configured: string | undefined, env: Environment, dataDir: string): string {
   if (configured) return configured;
   if (env.GOFER_SECRET) return env.GOFER_SECRET;
   const file = path.join(dataDir, 'cookie-secret');

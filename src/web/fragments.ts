@@ -1,4 +1,5 @@
 import { html, type Html } from '../lib/html.js';
+import type { PassbackState } from '../passback/actions.js';
 
 /** One test's result as a learner may see it (hidden tests are filtered out before). */
 export interface VisibleTest {
@@ -17,11 +18,6 @@ export function testFeedback(tests: readonly VisibleTest[], withPoints: boolean)
   )}</ul>`;
 }
 
-/** How a submission's grade stands with the platform, for the pages. */
-export interface PassbackState {
-  status: string;
-  detail: string | null;
-}
 
 const PASSBACK_WORDS: Record<string, string> = {
   sent: 'sent to edX',

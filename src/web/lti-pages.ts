@@ -15,10 +15,10 @@ import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { html, joinHtml, type Html } from '../lib/html.js';
 import { messagePage, page } from '../lib/page.js';
-import { passbackCell, passbackWords, testFeedback, type PassbackState } from './fragments.js';
+import type { PassbackActions } from '../passback/actions.js';
+import { passbackCell, passbackWords, testFeedback } from './fragments.js';
 import type { LtiPageSessions } from './lti-session.js';
 
-export type { PassbackState } from './fragments.js';
 
 export interface LtiPagesDeps {
   config: Config;
@@ -29,8 +29,7 @@ export interface LtiPagesDeps {
   clock: Clock;
   /** The hub service prefix (for "Connect your JupyterHub account"). */
   prefix: string;
-  passbackStates: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
-  resend: (submissionId: string) => Promise<boolean>;
+  passback: Pick<PassbackActions, 'states' | 'resend'>;
   onLinked: (hubUser: string) => Promise<void>;
   wakeGrading: () => void;
   hubIdentity?: (req: Request) => Promise<Identity | undefined>;
@@ -92,7 +91,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 <a id="connect-hub" href="${onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`)}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
     } else {
       const subs = (await deps.submissions.list({ owner: hubUser, course: ses.course, assignment: ses.assignment })).reverse();
-      const states = await deps.passbackStates(subs.map((x) => x.id));
+      const states = await deps.passback.states(subs.map((x) => x.id));
       const rows = await Promise.all(
         subs.map(async (x) => {
           const tests = (await deps.submissions.tests(x.id)).filter((t) => !t.hidden);
@@ -128,7 +127,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   router.get('/course', async (req: Request, res: Response) => {
     const { launch, session: ses } = await staffOnly(req);
     const rows = await gradeRows(deps.submissions, deps.config, { course: ses.course });
-    const states = await deps.passbackStates(rows.map((r) => r.submission));
+    const states = await deps.passback.states(rows.map((r) => r.submission));
     const csrf = deps.signer.tag('csrf', launch);
     const action = (path: string, label: string, submission: string) =>
       html`<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${launch}"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="submission" value="${submission}"><button type="submit">${label}</button></form>`;
@@ -172,7 +171,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const { launch, session: ses } = await staffOnly(req);
     checkCsrf(req, launch);
     const sub = await own(ses, String(req.body.submission ?? ''));
-    await deps.resend(sub.id);
+    await deps.passback.resend(sub.id);
     res.redirect(303, `course?l=${encodeURIComponent(launch)}`);
   });
   // These are pages in a browser (often in edX's iframe): what cannot be done is a page too.
