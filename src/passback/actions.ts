@@ -27,9 +27,7 @@ export class PassbackActions {
 
   async states(submissionIds: string[]): Promise<Map<string, PassbackState>> {
     const rows = await this.o.outbox.bySubmission(submissionIds);
-    return new Map(
-      [...rows].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, this.o.policy(v.course, v.assignment)).sentences.join(' ') || null }]),
-    );
+    return new Map([...rows].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, this.o.policy(v.course, v.assignment)).sentences.join(' ') || null }]));
   }
 
   /** Queues the submission's latest passback row again; false when it has none to resend. */

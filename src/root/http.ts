@@ -94,7 +94,22 @@ export async function createHttp(deps: {
     const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: deps.wakeGrading });
     let lti: Lti | undefined;
     if (deps.outbox) {
-      lti = await createLti({ config, db, env, clock, log, hub, sessions, oauth, intake, submissions, outbox: deps.outbox, policy: deps.policy, wakeGrading: deps.wakeGrading, ...(deps.platforms ? { platforms: deps.platforms } : {}) });
+      lti = await createLti({
+        config,
+        db,
+        env,
+        clock,
+        log,
+        hub,
+        sessions,
+        oauth,
+        intake,
+        submissions,
+        outbox: deps.outbox,
+        policy: deps.policy,
+        wakeGrading: deps.wakeGrading,
+        ...(deps.platforms ? { platforms: deps.platforms } : {}),
+      });
       stops.push(lti.stop);
       deps.onDispatcher(lti.notifyPassback);
     }

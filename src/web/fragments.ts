@@ -13,11 +13,9 @@ export interface VisibleTest {
 /** Per-test feedback: the list under a submission, with points when `withPoints`. */
 export function testFeedback(tests: readonly VisibleTest[], withPoints: boolean): Html {
   return html`<ul>${tests.map(
-    (t) =>
-      html`<li>${t.name}: ${t.passed ? 'passed' : 'failed'}${withPoints ? html` (${t.points}/${t.maxPoints})` : ''}${t.message ? html`<pre>${t.message}</pre>` : ''}</li>`,
+    (t) => html`<li>${t.name}: ${t.passed ? 'passed' : 'failed'}${withPoints ? html` (${t.points}/${t.maxPoints})` : ''}${t.message ? html`<pre>${t.message}</pre>` : ''}</li>`,
   )}</ul>`;
 }
-
 
 const PASSBACK_WORDS: Record<string, string> = {
   sent: 'sent to edX',

@@ -17,7 +17,7 @@ describe('retryAfterMs (a Retry-After header)', () => {
   });
 });
 
-describe('classifyFailure (a platform answer that is not the line item\'s verdict)', () => {
+describe("classifyFailure (a platform answer that is not the line item's verdict)", () => {
   it('retries timeouts, throttling and server trouble, with the wait the platform asks for', () => {
     expect(classifyFailure(429, new Headers({ 'retry-after': '7' }), 'slow down', NOW)).to.deep.equal({ kind: 'retry', status: 429, detail: 'slow down', retryAfterMs: 7000 });
     expect(classifyFailure(408, new Headers(), 'timeout', NOW)).to.deep.equal({ kind: 'retry', status: 408, detail: 'timeout' });

@@ -4,7 +4,13 @@ import { courseSchema } from '../../src/config/schema.js';
 import { UnprocessableError } from '../../src/lib/errors.js';
 
 const courses = [
-  courseSchema.parse({ id: '8x', assignments: [{ id: 'lab01', aliases: ['lab1', 'Lab 1'], section: 'default-section', tests: 't' }, { id: 'lab02', tests: 't' }] }),
+  courseSchema.parse({
+    id: '8x',
+    assignments: [
+      { id: 'lab01', aliases: ['lab1', 'Lab 1'], section: 'default-section', tests: 't' },
+      { id: 'lab02', tests: 't' },
+    ],
+  }),
   courseSchema.parse({ id: 'data8', assignments: [{ id: 'hw01', tests: 't' }] }),
 ];
 const config = { courses, defaultCourse: '8x' };
@@ -24,7 +30,7 @@ describe('the course/assignment lookup (config/courses)', () => {
     expect(allAssignments(config).map((x) => `${x.course.id}/${x.assignment.id}`)).to.deep.equal(['8x/lab01', '8x/lab02', 'data8/hw01']);
   });
 
-  describe('resolveAssignment (a notebook\'s metadata)', () => {
+  describe("resolveAssignment (a notebook's metadata)", () => {
     it('reads gofer metadata, with an alias, the default course and the configured section', () => {
       const r = resolveAssignment(config, { lab: 'lab1' });
       expect([r.course.id, r.assignment.id, r.section]).to.deep.equal(['8x', 'lab01', 'default-section']);
@@ -55,7 +61,7 @@ describe('the course/assignment lookup (config/courses)', () => {
     }
   });
 
-  it('resolveTarget takes a launch\'s course and assignment ids, and says when they are gone', () => {
+  it("resolveTarget takes a launch's course and assignment ids, and says when they are gone", () => {
     const r = resolveTarget(config, { course: '8x', assignment: 'lab02' }, { section: 's' });
     expect([r.course.id, r.assignment.id, r.section]).to.deep.equal(['8x', 'lab02', 's']);
     expect(resolveTarget(config, { course: '8x', assignment: 'lab01' }, {}).section).to.equal('default-section');

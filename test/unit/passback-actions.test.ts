@@ -4,7 +4,24 @@ import type { PassbackView } from '../../src/passback/outbox.js';
 
 const T = Date.parse('2026-12-01T10:00:00Z');
 function row(id: number, submissionId: string, over: Partial<PassbackView> = {}): PassbackView {
-  return { id, submissionId, resultId: id, owner: 'ada', course: '8x', assignment: 'lab01', score: 1, gradedAt: T, receivedAt: T, attempts: 0, status: 'pending', nextAttemptAt: T, lastError: null, sentAt: null, createdAt: T, ...over };
+  return {
+    id,
+    submissionId,
+    resultId: id,
+    owner: 'ada',
+    course: '8x',
+    assignment: 'lab01',
+    score: 1,
+    gradedAt: T,
+    receivedAt: T,
+    attempts: 0,
+    status: 'pending',
+    nextAttemptAt: T,
+    lastError: null,
+    sentAt: null,
+    createdAt: T,
+    ...over,
+  };
 }
 
 /** An outbox holding rows in memory: only what PassbackActions uses. */
