@@ -64,12 +64,9 @@ export async function run(opts: RunOptions): Promise<Running> {
     const outbox = (await ltiEnabled(config, db, opts.platforms)) ? new PassbackOutbox(db) : undefined;
     const policy = policyLookup(config);
     let notifyPassback = (): void => undefined;
+    const base = { config, db, env, clock, log };
     const grading = await createGrading({
-      config,
-      db,
-      env,
-      clock,
-      log,
+      ...base,
       submissions,
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
       ...(outbox ? { onRecorded: passbackHook(outbox, policy, { onEnqueued: () => notifyPassback() }) } : {}),
@@ -81,11 +78,7 @@ export async function run(opts: RunOptions): Promise<Running> {
       const unguard = guardUnhandledRejections(log);
       started.push(async () => unguard());
       const http = await createHttp({
-        config,
-        db,
-        env,
-        clock,
-        log,
+        ...base,
         submissions,
         health: grading.health,
         wakeGrading: () => grading.pool.notify(),

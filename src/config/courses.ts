@@ -28,6 +28,11 @@ export function findAssignment(config: Pick<Config, 'courses'>, course: string, 
   return c && a ? { course: c, assignment: a } : undefined;
 }
 
+/** The course whose LTI contexts (edX course keys) include this one. */
+export function courseForContext(config: Pick<Config, 'courses'>, contextId: string | null): CourseConfig | undefined {
+  return contextId ? config.courses.find((c) => c.contexts.includes(contextId)) : undefined;
+}
+
 /** Every configured assignment with its course. */
 export function allAssignments(config: Pick<Config, 'courses'>): Array<{ course: CourseConfig; assignment: AssignmentConfig }> {
   return config.courses.flatMap((course) => course.assignments.map((assignment) => ({ course, assignment })));

@@ -1,4 +1,4 @@
-import { assignmentOf, findCourse } from '../config/courses.js';
+import { assignmentOf, courseForContext, findCourse } from '../config/courses.js';
 import type { Config, CourseConfig } from '../config/schema.js';
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
@@ -141,7 +141,7 @@ export class LaunchService {
    */
   private course(c: LaunchClaims): { course: CourseConfig | undefined } | { refused: string } {
     const { courses, defaultCourse } = this.deps.config;
-    const owner = courses.find((x) => c.contextId && x.contexts.includes(c.contextId));
+    const owner = courseForContext(this.deps.config, c.contextId);
     if (typeof c.custom.course === 'string' && c.custom.course !== owner?.id) {
       const named = findCourse(this.deps.config, c.custom.course);
       return {

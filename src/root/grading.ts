@@ -1,8 +1,5 @@
 import { hostname } from 'node:os';
 import { availableParallelism } from 'node:os';
-import type { Environment } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import type { Db } from '../db/knex.js';
 import { AssignmentCatalog } from '../grading/catalog.js';
 import { ContainerRunner, ENGINE_CALL_MS } from '../grading/container-runner.js';
 import { createDocker, engineName } from '../grading/docker.js';
@@ -15,6 +12,7 @@ import { WorkerPool } from '../grading/worker.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { SubmissionStore } from '../submissions/store.js';
+import type { RootDeps } from './deps.js';
 
 export interface Grading {
   pool: WorkerPool;
@@ -35,17 +33,14 @@ export function processName(): string {
  * The grading side: the assignment catalog and its images, the queue and the worker pool
  * (started), with the engine checked first when this process grades at all.
  */
-export async function createGrading(deps: {
-  config: Config;
-  db: Db;
-  env: Environment;
-  clock: Clock;
-  log: Logger;
-  submissions: SubmissionStore;
-  workers?: number;
-  /** Called in the transaction that stores a result (the passback outbox's hook). */
-  onRecorded?: ConstructorParameters<typeof JobQueue>[1]['onRecorded'];
-}): Promise<Grading> {
+export async function createGrading(
+  deps: RootDeps & {
+    submissions: SubmissionStore;
+    workers?: number;
+    /** Called in the transaction that stores a result (the passback outbox's hook). */
+    onRecorded?: ConstructorParameters<typeof JobQueue>[1]['onRecorded'];
+  },
+): Promise<Grading> {
   const { config, db, clock, log } = deps;
   const docker = createDocker(config);
   const runner = new ContainerRunner(docker, log);

@@ -2,10 +2,8 @@ import type { Server } from 'node:http';
 import { buildApp } from '../app.js';
 import type { Environment } from '../config/load.js';
 import type { Config, PlatformConfig } from '../config/schema.js';
-import type { Db } from '../db/knex.js';
 import { healthHandler, startHealthServer, type HealthDeps } from '../grading/health.js';
-import { uuid, type Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
+import { uuid } from '../lib/clock.js';
 import { listRoutes, type RouteEntry } from '../lib/routes.js';
 import { ltiBaseUrl } from '../lti/provider.js';
 import type { PassbackOutbox } from '../passback/outbox.js';
@@ -17,6 +15,7 @@ import { Intake } from '../submissions/intake.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { BrowserSessions } from '../web/browser-sessions.js';
 import { origins } from '../web/headers.js';
+import type { RootDeps } from './deps.js';
 import { createLti, type Lti } from './lti.js';
 
 /** Where the hub tells a managed service to listen and what prefix it is reached at. */
@@ -56,27 +55,24 @@ export interface Http {
  * `gofer serve`'s HTTP side: identity (hub, API tokens, hub login), intake, LTI when it is on,
  * the app, listening. Stops in reverse order (listener, LTI and its dispatcher, examiners).
  */
-export async function createHttp(deps: {
-  config: Config;
-  db: Db;
-  env: Environment;
-  clock: Clock;
-  log: Logger;
-  submissions: SubmissionStore;
-  health: HealthDeps;
-  wakeGrading: () => void;
-  /** The passback outbox when LTI is on. */
-  outbox: PassbackOutbox | undefined;
-  policy: PolicyLookup;
-  /** Hands over the dispatcher's notify (grading calls it when a grade is ready to send). */
-  onDispatcher: (notify: () => void) => void;
-  platforms?: PlatformConfig[];
-  /** Routes of a dev platform started beside Gofer, for the route listing. */
-  devPlatform?: { url: string; routes(): RouteEntry[] };
-  workers: number;
-  engine: string;
-  describeDb: string;
-}): Promise<Http> {
+export async function createHttp(
+  deps: RootDeps & {
+    submissions: SubmissionStore;
+    health: HealthDeps;
+    wakeGrading: () => void;
+    /** The passback outbox when LTI is on. */
+    outbox: PassbackOutbox | undefined;
+    policy: PolicyLookup;
+    /** Hands over the dispatcher's notify (grading calls it when a grade is ready to send). */
+    onDispatcher: (notify: () => void) => void;
+    platforms?: PlatformConfig[];
+    /** Routes of a dev platform started beside Gofer, for the route listing. */
+    devPlatform?: { url: string; routes(): RouteEntry[] };
+    workers: number;
+    engine: string;
+    describeDb: string;
+  },
+): Promise<Http> {
   const { config, db, env, clock, log, submissions } = deps;
   const stops: Array<() => Promise<void>> = [];
   const stop = async (): Promise<void> => {

@@ -1,11 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { allAssignments } from '../config/courses.js';
-import type { Environment } from '../config/load.js';
-import { ltiCookies, type Config, type PlatformConfig } from '../config/schema.js';
-import type { Db } from '../db/knex.js';
-import type { Clock } from '../lib/clock.js';
+import { ltiCookies, type PlatformConfig } from '../config/schema.js';
 import { ConfigError } from '../lib/errors.js';
-import type { Logger } from '../lib/logger.js';
 import { LaunchService } from '../lti/launch.js';
 import { ltiBaseUrl, registerPlatforms, setupLti } from '../lti/provider.js';
 import { LtiStore } from '../lti/store.js';
@@ -19,6 +15,7 @@ import type { BrowserSessions } from '../web/browser-sessions.js';
 import { origins, partitionCrossSiteCookies } from '../web/headers.js';
 import { linkRouter, ltiPagesRouter } from '../web/lti-pages.js';
 import { LtiPageSessions } from '../web/lti-session.js';
+import type { RootDeps } from './deps.js';
 import { createPassback } from './passback.js';
 
 export interface Lti {
@@ -37,23 +34,20 @@ export interface Lti {
  * LTI 1.3: ltijs with Gofer's launch handling, the platforms registered, the passback
  * dispatcher (started) and the pages reached after a launch.
  */
-export async function createLti(deps: {
-  config: Config;
-  db: Db;
-  env: Environment;
-  clock: Clock;
-  log: Logger;
-  hub: { prefix: string; host: string; port: number };
-  sessions: BrowserSessions;
-  oauth: HubOAuth | undefined;
-  intake: Intake;
-  submissions: SubmissionStore;
-  outbox: PassbackOutbox;
-  policy: PolicyLookup;
-  wakeGrading: () => void;
-  /** Platforms besides the configured ones (the dev platform `gofer serve` started beside Gofer). */
-  platforms?: PlatformConfig[];
-}): Promise<Lti> {
+export async function createLti(
+  deps: RootDeps & {
+    hub: { prefix: string; host: string; port: number };
+    sessions: BrowserSessions;
+    oauth: HubOAuth | undefined;
+    intake: Intake;
+    submissions: SubmissionStore;
+    outbox: PassbackOutbox;
+    policy: PolicyLookup;
+    wakeGrading: () => void;
+    /** Platforms besides the configured ones (the dev platform `gofer serve` started beside Gofer). */
+    platforms?: PlatformConfig[];
+  },
+): Promise<Lti> {
   const { config, db, env, clock, log, hub, oauth } = deps;
   const toolUrl = ltiBaseUrl(config, hub);
   if (!config.lti.url && hub.port === 0) throw new ConfigError('LTI needs a fixed server.port (or lti.url): platforms must know where Gofer is.');

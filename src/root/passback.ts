@@ -1,8 +1,3 @@
-import type { Environment } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import type { Db } from '../db/knex.js';
-import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
 import { KnexLtiPlugin } from '../lti/knex-plugin.js';
 import { ltiEncryptionKey } from '../lti/provider.js';
 import type { LtiStore } from '../lti/store.js';
@@ -11,6 +6,7 @@ import { AgsClient, LtijsToolKeys } from '../passback/ags-client.js';
 import { Dispatcher } from '../passback/dispatcher.js';
 import type { PassbackOutbox } from '../passback/outbox.js';
 import type { PolicyLookup } from '../passback/policy.js';
+import type { RootDeps } from './deps.js';
 import { processName } from './grading.js';
 
 export interface Passback {
@@ -22,7 +18,7 @@ export interface Passback {
 }
 
 /** The sending side: the AGS client and the dispatcher (started) over the outbox. */
-export function createPassback(deps: { config: Config; db: Db; env: Environment; clock: Clock; log: Logger; outbox: PassbackOutbox; policy: PolicyLookup; lti: LtiStore }): Passback {
+export function createPassback(deps: RootDeps & { outbox: PassbackOutbox; policy: PolicyLookup; lti: LtiStore }): Passback {
   const { config, clock, log } = deps;
   const ags = new AgsClient({
     keys: new LtijsToolKeys(new KnexLtiPlugin(deps.db, clock, log), ltiEncryptionKey(config, deps.env)),

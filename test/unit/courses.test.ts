@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { allAssignments, assignmentKey, findAssignment, findCourse, resolveAssignment, resolveTarget } from '../../src/config/courses.js';
+import { allAssignments, assignmentKey, courseForContext, findAssignment, findCourse, resolveAssignment, resolveTarget } from '../../src/config/courses.js';
 import { courseSchema } from '../../src/config/schema.js';
 import { UnprocessableError } from '../../src/lib/errors.js';
 
@@ -11,7 +11,7 @@ const courses = [
       { id: 'lab02', tests: 't' },
     ],
   }),
-  courseSchema.parse({ id: 'data8', assignments: [{ id: 'hw01', tests: 't' }] }),
+  courseSchema.parse({ id: 'data8', contexts: ['course-v1:B+data8+2026'], assignments: [{ id: 'hw01', tests: 't' }] }),
 ];
 const config = { courses, defaultCourse: '8x' };
 
