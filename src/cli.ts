@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { configPath, formatProblems, inspectConfig, loadConfig } from './config/load.js';
+import { configPath, formatProblems, inspectConfig, loadConfig, readEnvironment, type Environment } from './config/load.js';
 import { preflight } from './preflight.js';
-import { POLICIES, type Config, type Policy } from './config/schema.js';
+import { POLICIES, type Config, type PlatformConfig, type Policy } from './config/schema.js';
 import { ContainerRunner } from './grading/container-runner.js';
 import { createDocker } from './grading/docker.js';
 import { formatResult } from './grading/format.js';
@@ -16,11 +16,11 @@ import { ResultStore } from './grading/result-store.js';
 import { systemClock } from './lib/clock.js';
 import { stringify as stringifyYaml } from 'yaml';
 import { demoPlatformOptions, devPlatformConfig } from './dev-platform/demo.js';
-import { startDevPlatform } from './dev-platform/index.js';
+import { startDevPlatform, type DevPlatform } from './dev-platform/index.js';
 import { createProvider, ltiBaseUrl } from './lti/provider.js';
 import { KnexLtiPlugin } from './lti/knex-plugin.js';
 import { LtiStore } from './lti/store.js';
-import { run } from './server.js';
+import { hubSettings, run } from './server.js';
 import { ApiTokenStore, userNameProblem } from './submissions/identity.js';
 import { SubmissionStore } from './submissions/store.js';
 import { ConfigError, GoferError, InputError } from './lib/errors.js';
@@ -42,16 +42,18 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError()
     .exitOverride();
 
+  // the environment is read here, once, and handed to whatever needs it
+  const env = readEnvironment();
   const setup = (): { config: Config; log: Logger } => {
     const opts = program.opts<GlobalOptions>();
-    const config = loadConfig(configPath(opts.config));
+    const config = loadConfig(configPath(opts.config, env), env);
     const log = createLogger({ level: config.log.level, format: opts.logFormat ?? config.log.format });
     return { config, log };
   };
   /** Runs `fn` with the migrated database of the configuration, and closes it. */
   const withDb = async <T>(fn: (db: Db, config: Config, log: Logger) => Promise<T>): Promise<T> => {
     const { config, log } = setup();
-    const db = createDb(config);
+    const db = createDb(config, env);
     try {
       const applied = await migrate(db);
       if (applied.length) log.info(`applied ${applied.join(', ')}`);
@@ -62,7 +64,20 @@ export async function main(argv: string[]): Promise<number> {
   };
   const runService = async (http: boolean, workers: number | undefined): Promise<void> => {
     const { config, log } = setup();
-    await runUntilSignal(await run({ config, log, http, ...(workers !== undefined ? { workers } : {}) }));
+    const dev = http && config.devPlatform.enabled ? await startBesideGofer(config, env, log) : undefined;
+    try {
+      const running = await run({ config, log, env, http, ...(workers !== undefined ? { workers } : {}), ...(dev ? { platforms: [dev.entry], devPlatform: dev.platform } : {}) });
+      await runUntilSignal({
+        stop: async () => {
+          await running.stop();
+          await dev?.platform.stop();
+        },
+        hurry: () => running.hurry(),
+      });
+    } catch (err) {
+      await dev?.platform.stop();
+      throw err;
+    }
   };
 
   program
@@ -202,7 +217,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const platform = program.command('platform').description('LTI platforms (edX instances) Gofer accepts launches from');
   const withProvider = <T>(fn: (lti: Awaited<ReturnType<typeof createProvider>>, config: Config, db: Db) => Promise<T>): Promise<T> =>
-    withDb(async (db, config, log) => fn(await createProvider({ config, db, clock: systemClock, log, env: process.env }), config, db));
+    withDb(async (db, config, log) => fn(await createProvider({ config, db, clock: systemClock, log, env }), config, db));
   platform
     .command('add')
     .description('register a platform client (edX: one per LTI component); idempotent')
@@ -276,8 +291,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('check the configuration as serve and worker would, and print every problem at once')
     .action(async () => {
       const opts = program.opts<GlobalOptions>();
-      const found = inspectConfig(configPath(opts.config));
-      const problems = found.config ? (await preflight(found.config, process.env)).map((p) => found.problem(p.where, p.message)) : found.problems;
+      const found = inspectConfig(configPath(opts.config, env), env);
+      const problems = found.config ? (await preflight(found.config, env)).map((p) => found.problem(p.where, p.message)) : found.problems;
       if (problems.length) throw new ConfigError(formatProblems(found.source, problems));
       const config = found.config!;
       const assignments = config.courses.reduce((n, c) => n + c.assignments.length, 0);
@@ -370,4 +385,12 @@ function positiveNumber(value: string): number {
 /** The registered platforms, read through ltijs's store (their one owner). */
 function platformsOf(db: Db): KnexLtiPlugin {
   return new KnexLtiPlugin(db, systemClock, createLogger({ level: 'error' }));
+}
+
+/** The dev platform `gofer serve` starts beside Gofer (devPlatform.enabled), as one more platform. */
+async function startBesideGofer(config: Config, env: Environment, log: Logger): Promise<{ platform: DevPlatform; entry: PlatformConfig }> {
+  const options = demoPlatformOptions(config, ltiBaseUrl(config, hubSettings(config, env)), log);
+  const platform = await startDevPlatform(options);
+  log.info(`dev platform: open ${platform.url}/ to launch as a learner or an instructor`);
+  return { platform, entry: devPlatformConfig(platform, options.components) };
 }

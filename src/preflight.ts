@@ -1,9 +1,11 @@
+import type { Environment } from './config/load.js';
 import { ltiConfigured, type Config } from './config/schema.js';
 import { databaseUrl } from './db/knex.js';
 import { readAssignment } from './grading/grader.js';
 import { GoferError } from './lib/errors.js';
 import { ltiEncryptionKey } from './lti/provider.js';
-import { hubSettings, LTI_PORT_PROBLEM } from './server.js';
+import { hubSettings } from './root/http.js';
+import { LTI_PORT_PROBLEM } from './root/lti.js';
 
 /** A problem at a path of the configuration (`['courses', 0, 'assignments', 1, 'tests']`). */
 export interface PreflightProblem {
@@ -16,7 +18,7 @@ export interface PreflightProblem {
  * the checks they make at start, and each assignment's tests and support files read as grading
  * reads them. Nothing is written and no service is contacted.
  */
-export async function preflight(config: Config, env: NodeJS.ProcessEnv): Promise<PreflightProblem[]> {
+export async function preflight(config: Config, env: Environment): Promise<PreflightProblem[]> {
   const problems: PreflightProblem[] = [];
   const check = async (where: PreflightProblem['where'], fn: () => unknown): Promise<void> => {
     try {

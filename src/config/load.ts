@@ -6,8 +6,43 @@ import { ConfigError } from '../lib/errors.js';
 import { supportPatternProblem } from '../lib/globs.js';
 import { configSchema, type Config } from './schema.js';
 
+/** Every environment variable Gofer reads (JupyterHub sets the JUPYTERHUB_* ones for a managed service). */
+export const ENVIRONMENT_VARIABLES = [
+  'GOFER_CONFIG',
+  'GOFER_LOG_LEVEL',
+  'GOFER_LOG_FORMAT',
+  'GOFER_PORT',
+  'GOFER_SECRET',
+  'GOFER_LTI_KEY',
+  'DATABASE_URL',
+  'DOCKER_HOST',
+  'JUPYTERHUB_API_TOKEN',
+  'JUPYTERHUB_API_URL',
+  'JUPYTERHUB_BASE_URL',
+  'JUPYTERHUB_CLIENT_ID',
+  'JUPYTERHUB_HOST',
+  'JUPYTERHUB_OAUTH_ACCESS_SCOPES',
+  'JUPYTERHUB_OAUTH_CALLBACK_URL',
+  'JUPYTERHUB_SERVICE_NAME',
+  'JUPYTERHUB_SERVICE_PREFIX',
+  'JUPYTERHUB_SERVICE_URL',
+] as const;
+
+/** The environment as Gofer sees it: only the variables it reads, read once (readEnvironment). */
+export type Environment = Readonly<Partial<Record<(typeof ENVIRONMENT_VARIABLES)[number], string>>>;
+
+/** Reads the process environment once, at start; every other module is handed the result. */
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
+  const out: Partial<Record<(typeof ENVIRONMENT_VARIABLES)[number], string>> = {};
+  for (const name of ENVIRONMENT_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return Object.freeze(out);
+}
+
 /** Where the configuration comes from: `--config`, else GOFER_CONFIG, else built-in defaults. */
-export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function configPath(explicit: string | undefined, env: Environment): string | undefined {
   return explicit ?? (env.GOFER_CONFIG || undefined);
 }
 
@@ -35,7 +70,7 @@ export interface ConfigInspection {
  * Reads and validates the configuration once, at start, and throws a ConfigError listing every
  * problem. Environment variables GOFER_LOG_LEVEL and GOFER_LOG_FORMAT override the file.
  */
-export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(file: string | undefined, env: Environment = readEnvironment()): Config {
   const found = inspectConfig(file, env);
   if (!found.config) throw new ConfigError(formatProblems(found.source, found.problems));
   return found.config;
@@ -45,7 +80,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
  * Every problem of a configuration in one pass: YAML syntax, schema, and directories that do not
  * exist (checked even when other problems exist), each located by ids and file line.
  */
-export function inspectConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ConfigInspection {
+export function inspectConfig(file: string | undefined, env: Environment = readEnvironment()): ConfigInspection {
   const source = file ?? 'the built-in defaults';
   if (!file) return fromRaw(source, {}, env, process.cwd());
   let text: string;
@@ -68,7 +103,7 @@ function only(source: string, problem: ConfigProblem): ConfigInspection {
   return { source, problems: [problem], problem: (_where, message) => ({ at: '', message }) };
 }
 
-function fromRaw(source: string, raw: unknown, env: NodeJS.ProcessEnv, base: string, locate?: Locator): ConfigInspection {
+function fromRaw(source: string, raw: unknown, env: Environment, base: string, locate?: Locator): ConfigInspection {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return only(source, { at: '', message: `the top level must be a mapping (key: value), not ${describe(raw)}` });
   }
@@ -254,7 +289,7 @@ function record(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
-function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+function applyEnv(raw: Record<string, unknown>, env: Environment): Record<string, unknown> {
   const log = { ...(raw.log as Record<string, unknown> | undefined) };
   if (env.GOFER_LOG_LEVEL) log.level = env.GOFER_LOG_LEVEL;
   if (env.GOFER_LOG_FORMAT) log.format = env.GOFER_LOG_FORMAT;

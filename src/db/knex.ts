@@ -2,13 +2,14 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { Config } from '../config/schema.js';
+import { readEnvironment, type Environment } from '../config/load.js';
 import { ConfigError } from '../lib/errors.js';
 import { migrationSource } from './migrations.js';
 
 export type Db = Knex;
 
 /** PostgreSQL's connection string: database.url, else $DATABASE_URL. */
-export function databaseUrl(config: Pick<Config, 'database'>, env: NodeJS.ProcessEnv = process.env): string {
+export function databaseUrl(config: Pick<Config, 'database'>, env: Environment = readEnvironment()): string {
   const url = config.database.url ?? env.DATABASE_URL;
   if (!url) throw new ConfigError('database.client is pg but no database.url (or DATABASE_URL) is set.');
   return url;
@@ -20,7 +21,7 @@ export function databaseUrl(config: Pick<Config, 'database'>, env: NodeJS.Proces
  */
 export function createDb(
   config: Pick<Config, 'database' | 'dataDir'>,
-  env: NodeJS.ProcessEnv = process.env,
+  env: Environment = readEnvironment(),
   opts: { /** A WalCheckpointer copies the log; this connection never does. */ backgroundCheckpoints?: boolean } = {},
 ): Db {
   const db = config.database;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { allAssignments } from '../config/courses.js';
 import type { Config, PlatformConfig } from '../config/schema.js';
 import type { Logger } from '../lib/logger.js';
 import type { DevComponent, DevPlatform, DevPlatformOptions, DevUser } from './types.js';
@@ -47,13 +48,8 @@ export function assignmentComponent(
  */
 export function demoPlatformOptions(config: Pick<Config, 'courses' | 'devPlatform'>, toolUrl: string, log?: Logger): DevPlatformOptions {
   const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
-  const components: DevComponent[] = config.courses.flatMap((course) =>
-    course.assignments.map((a) =>
-      assignmentComponent(
-        { courseRun: 'DEMO', assignment: a.id, clientId: `gofer-demo-${a.id}`, tool },
-        { weight: Math.max(1, Math.round(a.points)), ...(a.due ? { due: a.due } : {}) },
-      ),
-    ),
+  const components: DevComponent[] = allAssignments(config).map(({ assignment: a }) =>
+    assignmentComponent({ courseRun: 'DEMO', assignment: a.id, clientId: `gofer-demo-${a.id}`, tool }, { weight: Math.max(1, Math.round(a.points)), ...(a.due ? { due: a.due } : {}) }),
   );
   components.push({
     usageKey: blockKey('DEMO', 'picker'),

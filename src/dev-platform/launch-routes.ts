@@ -1,5 +1,6 @@
 import express, { Router, type Request, type Response } from 'express';
-import { esc, page } from '../web/html.js';
+import { html } from '../lib/html.js';
+import { page } from '../lib/page.js';
 import { LTI, launchClaims, mayDeepLink, parseCustom } from './claims.js';
 import type { PlatformContext } from './context.js';
 import { notFound, serverError } from './faults.js';
@@ -156,9 +157,9 @@ async function auth(ctx: PlatformContext, req: Request, res: Response): Promise<
   res.type('html').send(
     page(
       'LTI launch',
-      `<form id="lti-launch" action="${esc(redirectUri)}" method="post" enctype="application/x-www-form-urlencoded">
-<input type="hidden" name="state" value="${esc(p('state'))}">
-<input type="hidden" name="id_token" value="${esc(idToken)}">
+      html`<form id="lti-launch" action="${redirectUri}" method="post" enctype="application/x-www-form-urlencoded">
+<input type="hidden" name="state" value="${p('state')}">
+<input type="hidden" name="id_token" value="${idToken}">
 <input type="submit" value="Press to Launch">
 </form>
 <script>document.getElementById('lti-launch').submit();</script>`,
@@ -201,5 +202,5 @@ async function deepLinkResponse(ctx: PlatformContext, c: DevComponent, req: Requ
   }
   ctx.deepLinks.set(c.configId, { usageKey: c.usageKey, items });
   ctx.log.info('dev-platform: deep-linking content saved', { component: c.usageKey, items: items.length });
-  res.type('html').send(page('Deep linking', '<p>The LTI Deep Linking content was saved successfully. You can close this window.</p>'));
+  res.type('html').send(page('Deep linking', html`<p>The LTI Deep Linking content was saved successfully. You can close this window.</p>`));
 }

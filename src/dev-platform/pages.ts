@@ -1,4 +1,5 @@
-import { esc, page } from '../web/html.js';
+import { html, joinHtml, type Html } from '../lib/html.js';
+import { messagePage, page } from '../lib/page.js';
 import type { PlatformContext } from './context.js';
 import type { DevComponent, DevUser } from './types.js';
 
@@ -7,44 +8,48 @@ import type { DevComponent, DevUser } from './types.js';
  * and the gradebook. Plain HTML so browser-driven tests can find links by their text.
  */
 export function coursePage(ctx: PlatformContext): string {
-  const sections = ctx.components.map((c) => componentSection(ctx, c)).join('\n');
+  const sections = joinHtml(
+    ctx.components.map((c) => componentSection(ctx, c)),
+    '\n',
+  );
   return page(
     ctx.course.title,
-    `<p>Course <code>${esc(ctx.course.key)}</code> on the development LTI platform (behaves like Open edX). Issuer <code>${esc(ctx.issuer)}</code>.</p>
+    html`<p>Course <code>${ctx.course.key}</code> on the development LTI platform (behaves like Open edX). Issuer <code>${ctx.issuer}</code>.</p>
 <p><a href="/gradebook">Gradebook</a></p>
 ${sections}`,
   );
 }
 
-function componentSection(ctx: PlatformContext, c: DevComponent): string {
+function componentSection(ctx: PlatformContext, c: DevComponent): Html {
   const ep = ctx.endpoints(c);
-  const launches = ctx.users
-    .map((u) => {
+  const launches = joinHtml(
+    ctx.users.map((u) => {
       const unit = unitPath(c, u, 'resource');
-      return `<li><a href="${esc(unit)}">Launch as ${esc(u.username)}</a> (${esc(roleLabel(u))}) · <a href="${esc(ctx.launchStartUrl(u.username, c.usageKey, 'resource'))}" target="_blank" rel="noopener">new window</a></li>`;
-    })
-    .join('\n');
+      return html`<li><a href="${unit}">Launch as ${u.username}</a> (${roleLabel(u)}) · <a href="${ctx.launchStartUrl(u.username, c.usageKey, 'resource')}" target="_blank" rel="noopener">new window</a></li>`;
+    }),
+    '\n',
+  );
   const staff = ctx.users.find((u) => u.role === 'staff' || u.role === 'admin');
   const deepLink =
     c.deepLinking && staff
-      ? `<p><a href="${esc(unitPath(c, staff, 'deep-link'))}">Deep link as staff</a> (${esc(staff.username)}) · <a href="${esc(ctx.launchStartUrl(staff.username, c.usageKey, 'deep-link'))}" target="_blank" rel="noopener">new window</a></p>`
+      ? html`<p><a href="${unitPath(c, staff, 'deep-link')}">Deep link as staff</a> (${staff.username}) · <a href="${ctx.launchStartUrl(staff.username, c.usageKey, 'deep-link')}" target="_blank" rel="noopener">new window</a></p>`
       : '';
   const links = ctx.deepLinks.get(c.configId);
-  const linked = links ? `<p>Deep-linked content: <code>${esc(JSON.stringify(links.items))}</code></p>` : '';
-  return `<section>
-<h2>${esc(c.name)}</h2>
+  const linked = links ? html`<p>Deep-linked content: <code>${JSON.stringify(links.items)}</code></p>` : '';
+  return html`<section>
+<h2>${c.name}</h2>
 <table>
-<tr><th>Usage key</th><td><code>${esc(c.usageKey)}</code></td></tr>
-<tr><th>Graded</th><td>${c.graded ? `yes, weight ${esc(c.weight)}` : 'no (scores are stored, never published)'}</td></tr>
-<tr><th>Due</th><td>${c.due ? esc(c.due.toISOString()) : 'none'}${c.due ? (c.acceptGradesPastDue ? ' (grades accepted past due)' : ' (grades past due are not published)') : ''}</td></tr>
-<tr><th>Custom parameters</th><td><code>${esc(c.custom.join(' '))}</code></td></tr>
-<tr><th>AGS mode</th><td>${esc(c.agsMode)}</td></tr>
-<tr><th>Client id</th><td><code>${esc(c.clientId)}</code></td></tr>
+<tr><th>Usage key</th><td><code>${c.usageKey}</code></td></tr>
+<tr><th>Graded</th><td>${c.graded ? html`yes, weight ${c.weight}` : 'no (scores are stored, never published)'}</td></tr>
+<tr><th>Due</th><td>${c.due ? c.due.toISOString() : 'none'}${c.due ? (c.acceptGradesPastDue ? ' (grades accepted past due)' : ' (grades past due are not published)') : ''}</td></tr>
+<tr><th>Custom parameters</th><td><code>${c.custom.join(' ')}</code></td></tr>
+<tr><th>AGS mode</th><td>${c.agsMode}</td></tr>
+<tr><th>Client id</th><td><code>${c.clientId}</code></td></tr>
 <tr><th>Deployment id</th><td><code>1</code></td></tr>
-<tr><th>Auth endpoint</th><td><code>${esc(ep.authUrl)}</code></td></tr>
-<tr><th>Token endpoint</th><td><code>${esc(ep.tokenUrl)}</code></td></tr>
-<tr><th>Keyset</th><td><code>${esc(ep.keysetUrl)}</code></td></tr>
-<tr><th>Tool login / launch / keyset</th><td><code>${esc(c.tool.loginUrl)}</code><br><code>${esc(c.tool.launchUrl)}</code><br><code>${esc(c.tool.keysetUrl)}</code></td></tr>
+<tr><th>Auth endpoint</th><td><code>${ep.authUrl}</code></td></tr>
+<tr><th>Token endpoint</th><td><code>${ep.tokenUrl}</code></td></tr>
+<tr><th>Keyset</th><td><code>${ep.keysetUrl}</code></td></tr>
+<tr><th>Tool login / launch / keyset</th><td><code>${c.tool.loginUrl}</code><br><code>${c.tool.launchUrl}</code><br><code>${c.tool.keysetUrl}</code></td></tr>
 </table>
 <ul>
 ${launches}
@@ -58,43 +63,40 @@ export function unitPage(ctx: PlatformContext, c: DevComponent, u: DevUser, kind
   const src = ctx.launchStartUrl(u.username, c.usageKey, kind);
   return page(
     c.name,
-    `<p><a href="/">${esc(ctx.course.title)}</a> › ${esc(c.name)} · viewing as <strong>${esc(u.username)}</strong> (${esc(roleLabel(u))})${kind === 'deep-link' ? ' · deep linking' : ''}</p>
-<iframe title="${esc(c.name)}" src="${esc(src)}" style="width:100%;height:40rem;border:1px solid #ddd"></iframe>
-<p><a href="${esc(src)}" target="_blank" rel="noopener">Open in a new window</a> (edX's "new window" presentation).</p>`,
+    html`<p><a href="/">${ctx.course.title}</a> › ${c.name} · viewing as <strong>${u.username}</strong> (${roleLabel(u)})${kind === 'deep-link' ? ' · deep linking' : ''}</p>
+<iframe title="${c.name}" src="${src}" style="width:100%;height:40rem;border:1px solid #ddd"></iframe>
+<p><a href="${src}" target="_blank" rel="noopener">Open in a new window</a> (edX's "new window" presentation).</p>`,
   );
 }
 
 export function gradebookPage(ctx: PlatformContext): string {
   const grades = new Map(ctx.store.gradebook().map((g) => [`${g.username}\n${g.usageKey}`, g.published]));
-  const head = ctx.components.map((c) => `<th>${esc(c.name)}<br><small>weight ${esc(c.weight)}${c.graded ? '' : ', not graded'}</small></th>`).join('');
-  const rows = ctx.users
-    .map((u) => {
-      const cells = ctx.components
-        .map((c) => {
-          const v = grades.get(`${u.username}\n${c.usageKey}`) ?? null;
-          return `<td>${v === null ? '—' : esc(formatPoints(v))}</td>`;
-        })
-        .join('');
-      return `<tr><th>${esc(u.username)}</th>${cells}</tr>`;
-    })
-    .join('\n');
-  const items = ctx.store
-    .all()
-    .map((i) => {
+  const head = ctx.components.map((c) => html`<th>${c.name}<br><small>weight ${c.weight}${c.graded ? '' : ', not graded'}</small></th>`);
+  const rows = joinHtml(
+    ctx.users.map((u) => {
+      const cells = ctx.components.map((c) => {
+        const v = grades.get(`${u.username}\n${c.usageKey}`) ?? null;
+        return html`<td>${v === null ? '—' : formatPoints(v)}</td>`;
+      });
+      return html`<tr><th>${u.username}</th>${cells}</tr>`;
+    }),
+    '\n',
+  );
+  const items = joinHtml(
+    ctx.store.all().map((i) => {
       const scores = i.scores.length
-        ? i.scores
-            .map((s) => {
-              const who = ctx.userBySub(s.userId)?.username ?? s.userId;
-              return `<li>${esc(who)}: ${s.scoreGiven === null ? 'no score' : `${esc(s.scoreGiven)} / ${esc(s.scoreMaximum)}`} · ${esc(s.gradingProgress)} · ${esc(s.timestamp)}</li>`;
-            })
-            .join('')
-        : '<li>no scores</li>';
-      return `<li><code>${esc(i.id)}</code> “${esc(i.label)}” max ${esc(i.scoreMaximum)}, resource link <code>${esc(i.resourceLinkId ?? '—')}</code><ul>${scores}</ul></li>`;
-    })
-    .join('\n');
+        ? i.scores.map((s) => {
+            const who = ctx.userBySub(s.userId)?.username ?? s.userId;
+            return html`<li>${who}: ${s.scoreGiven === null ? 'no score' : html`${s.scoreGiven} / ${s.scoreMaximum}`} · ${s.gradingProgress} · ${s.timestamp}</li>`;
+          })
+        : html`<li>no scores</li>`;
+      return html`<li><code>${i.id}</code> “${i.label}” max ${i.scoreMaximum}, resource link <code>${i.resourceLinkId ?? '—'}</code><ul>${scores}</ul></li>`;
+    }),
+    '\n',
+  );
   return page(
     `Gradebook: ${ctx.course.title}`,
-    `<p><a href="/">Back to the course</a></p>
+    html`<p><a href="/">Back to the course</a></p>
 <table>
 <tr><th>User</th>${head}</tr>
 ${rows}
@@ -104,13 +106,13 @@ A score of 0 is stored but never published (a known edX bug): a learner whose la
 Scores for ungraded components, for line items of another block, or arriving past due when the component does not accept late grades are stored and not published.</p>
 <h2>Line items and stored scores</h2>
 <ul>
-${items || '<li>none</li>'}
+${ctx.store.all().length ? items : html`<li>none</li>`}
 </ul>`,
   );
 }
 
 export function errorPage(title: string, message: string): string {
-  return page(title, `<p>${esc(message)}</p>`);
+  return messagePage(title, message);
 }
 
 function unitPath(c: DevComponent, u: DevUser, kind: 'resource' | 'deep-link'): string {

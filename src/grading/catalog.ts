@@ -1,3 +1,4 @@
+import { assignmentKey } from '../config/courses.js';
 import type { AssignmentConfig, Config, GradingLimits, Policy } from '../config/schema.js';
 import { ConfigError } from '../lib/errors.js';
 import { readSupportFiles, readTests, type JobFile } from './assignment-files.js';
@@ -32,7 +33,7 @@ export class AssignmentCatalog {
           ...(a.timeoutSeconds ? { timeoutSeconds: a.timeoutSeconds } : {}),
           ...(a.memoryMb ? { memoryMb: a.memoryMb } : {}),
         };
-        entries.set(key(course.id, a.id), {
+        entries.set(assignmentKey(course.id, a.id), {
           assignment: a,
           image: a.image ?? config.grading.image,
           policy: a.policy ?? config.grading.policy,
@@ -46,7 +47,7 @@ export class AssignmentCatalog {
   }
 
   get(course: string, assignment: string): AssignmentGrading {
-    const entry = this.entries.get(key(course, assignment));
+    const entry = this.entries.get(assignmentKey(course, assignment));
     if (!entry) throw new AssignmentMissingError(`Assignment "${assignment}" of course "${course}" is no longer in the configuration.`);
     return entry;
   }
@@ -54,8 +55,4 @@ export class AssignmentCatalog {
   images(): string[] {
     return [...new Set([...this.entries.values()].map((e) => e.image))];
   }
-}
-
-function key(course: string, assignment: string): string {
-  return `${course}\u0000${assignment}`;
 }

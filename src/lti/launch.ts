@@ -1,5 +1,8 @@
+import { assignmentOf, courseForContext, findCourse } from '../config/courses.js';
 import type { Config, CourseConfig } from '../config/schema.js';
+import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
+import { InputError } from '../lib/errors.js';
 import type { Binding, LtiIdentity, LtiStore } from './store.js';
 
 const AGS_CLAIM = 'https://purl.imsglobal.org/spec/lti-ags/claim/endpoint';
@@ -82,7 +85,7 @@ export class LaunchService {
     if (!wanted) {
       return fail('No assignment', `This component does not say which notebook assignment it is. In Studio, edit the component and add the custom parameter assignment=<id> (one of: ${course.assignments.map((a) => a.id).join(', ')}).`);
     }
-    const assignment = course.assignments.find((a) => a.id === wanted || a.aliases.includes(wanted));
+    const assignment = assignmentOf(course, wanted, { aliases: true });
     if (!assignment) {
       return fail('Unknown assignment', `The custom parameter assignment=${wanted} names no assignment of course ${course.id}. Use one of: ${course.assignments.map((a) => a.id).join(', ')}.`);
     }
@@ -138,9 +141,9 @@ export class LaunchService {
    */
   private course(c: LaunchClaims): { course: CourseConfig | undefined } | { refused: string } {
     const { courses, defaultCourse } = this.deps.config;
-    const owner = courses.find((x) => c.contextId && x.contexts.includes(c.contextId));
+    const owner = courseForContext(this.deps.config, c.contextId);
     if (typeof c.custom.course === 'string' && c.custom.course !== owner?.id) {
-      const named = courses.find((x) => x.id === c.custom.course);
+      const named = findCourse(this.deps.config, c.custom.course);
       return {
         refused: named
           ? `This component's custom parameter course=${c.custom.course} names Gofer course ${named.id}, but this platform course ("${c.contextId ?? '(none)'}") is not one of its contexts. Remove course=${c.custom.course} from the component in Studio${owner ? ` (this platform course is Gofer course ${owner.id})` : ''}, or add "${c.contextId ?? ''}" to the contexts of course ${named.id} in Gofer's configuration.`
@@ -150,28 +153,67 @@ export class LaunchService {
     return {
       course:
         owner ??
-        (defaultCourse ? courses.find((x) => x.id === defaultCourse) : undefined) ??
+        (defaultCourse ? findCourse(this.deps.config, defaultCourse) : undefined) ??
         (courses.length === 1 ? courses[0] : undefined),
     };
   }
 }
 
-/** Reads the AGS claim and the rest of what Gofer needs from ltijs's token object. */
-export function claimsFromLtijs(token: Record<string, any>): LaunchClaims {
-  const ctx = (token.platformContext ?? {}) as Record<string, any>;
+const text = z.string().min(1);
+/** Optional text the platform may send in another shape: anything but text counts as absent. */
+const looseText = z.unknown().transform((v) => (typeof v === 'string' ? v : null));
+const idOf = z.object({ id: z.union([z.string(), z.number()]).transform(String).nullish() }).passthrough().nullish();
+
+/** The parts of ltijs's verified token object that Gofer reads (ltijs names them, not the LTI spec). */
+const ltijsTokenSchema = z
+  .object({
+    iss: text,
+    clientId: text,
+    deploymentId: text,
+    user: text,
+    userInfo: z.object({ name: looseText, email: looseText }).passthrough().nullish(),
+    platformContext: z
+      .object({
+        roles: z.array(z.unknown()).nullish(),
+        context: idOf,
+        resource: idOf,
+        custom: z.record(z.unknown()).nullish(),
+        endpoint: z
+          .object({ scope: z.array(z.string()).optional(), lineitems: z.string().optional(), lineitem: z.string().optional() })
+          .passthrough()
+          .nullish(),
+      })
+      .passthrough()
+      .nullish(),
+  })
+  .passthrough();
+
+/**
+ * Reads the AGS claim and the rest of what Gofer needs from ltijs's token object, validated: a
+ * token without them is refused with what is missing.
+ */
+export function claimsFromLtijs(token: unknown): LaunchClaims {
+  const parsed = ltijsTokenSchema.safeParse(token);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InputError(`The launch cannot be read: ${issue.path.join('.') || 'the token'}: ${issue.message}. Launch the assignment again from the course.`);
+  }
+  const t = parsed.data;
+  const ctx = t.platformContext ?? {};
+  const endpoint = ctx.endpoint ?? null;
   return {
-    issuer: String(token.iss),
-    clientId: String(token.clientId),
-    deploymentId: String(token.deploymentId),
-    sub: String(token.user),
-    name: token.userInfo?.name ?? null,
-    email: token.userInfo?.email ?? null,
-    roles: Array.isArray(ctx.roles) ? ctx.roles.map(String) : [],
+    issuer: t.iss,
+    clientId: t.clientId,
+    deploymentId: t.deploymentId,
+    sub: t.user,
+    name: t.userInfo?.name ?? null,
+    email: t.userInfo?.email ?? null,
+    roles: (ctx.roles ?? []).map(String),
     contextId: ctx.context?.id ?? null,
     resourceLinkId: ctx.resource?.id ?? null,
-    custom: (ctx.custom ?? {}) as Record<string, unknown>,
-    ags: (ctx.endpoint ?? null) as LaunchClaims['ags'],
-    raw: { sub: token.user, name: token.userInfo?.name, email: token.userInfo?.email, [AGS_CLAIM]: ctx.endpoint, custom: ctx.custom },
+    custom: ctx.custom ?? {},
+    ags: endpoint,
+    raw: { sub: t.user, name: t.userInfo?.name ?? undefined, email: t.userInfo?.email ?? undefined, [AGS_CLAIM]: ctx.endpoint ?? undefined, custom: ctx.custom ?? undefined },
   };
 }
 

@@ -3,12 +3,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Express, Request, Response } from 'express';
+import type { Environment } from '../config/load.js';
 import { ltiCookies, type Config, type CookieAttributes, type PlatformConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError, GoferError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { esc, page } from '../web/html.js';
+import { html } from '../lib/html.js';
+import { messagePage, page } from '../lib/page.js';
 import { KnexLtiPlugin } from './knex-plugin.js';
 import { claimsFromLtijs, isStaff, type LaunchService, type LtiSession } from './launch.js';
 
@@ -37,7 +39,7 @@ export interface LtiMount {
 }
 
 /** The encryption key for ltijs's stored keys and tokens; refuses to start without one outside development. */
-export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: NodeJS.ProcessEnv): string {
+export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: Environment): string {
   const key = config.lti.encryptionKey ?? env.GOFER_LTI_KEY;
   if (key) return key;
   if (!config.lti.development) {
@@ -52,7 +54,7 @@ export function ltiEncryptionKey(config: Pick<Config, 'lti' | 'dataDir'>, env: N
 }
 
 /** ltijs on Gofer's database, deployed in serverless mode, with no handlers yet. */
-export async function createProvider(deps: { config: Config; db: Db; clock: Clock; log: Logger; env: NodeJS.ProcessEnv }): Promise<LtijsProvider> {
+export async function createProvider(deps: { config: Config; db: Db; clock: Clock; log: Logger; env: Environment }): Promise<LtijsProvider> {
   const { config } = deps;
   const lti = require('ltijs').Provider as LtijsProvider;
   const key = ltiEncryptionKey(config, deps.env);
@@ -82,7 +84,7 @@ export async function setupLti(deps: {
   db: Db;
   clock: Clock;
   log: Logger;
-  env: NodeJS.ProcessEnv;
+  env: Environment;
   launches: LaunchService;
   /** Where platforms and browsers reach Gofer. */
   toolUrl: string;
@@ -93,7 +95,7 @@ export async function setupLti(deps: {
   const lti = await createProvider(deps);
 
   const problem = (res: Response, status: number, title: string, message: string): void => {
-    res.status(status).type('html').send(page(title, `<p>${esc(message)}</p>`));
+    res.status(status).type('html').send(messagePage(title, message));
   };
   // ltijs runs on express 4, which leaves a rejected handler unhandled: each handler answers its own errors.
   const answered =
@@ -127,9 +129,8 @@ export async function setupLti(deps: {
       const ltik = res.locals.ltik as string;
       const items = deps
         .assignmentsForDeepLinking(token)
-        .map((a) => `<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${esc(a.id)}"><button type="submit">${esc(a.title)}</button></form></li>`)
-        .join('');
-      res.type('html').send(page('Choose an assignment', `<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
+        .map((a) => html`<li><form method="post" action="deeplink?ltik=${encodeURIComponent(ltik)}"><input type="hidden" name="assignment" value="${a.id}"><button type="submit">${a.title}</button></form></li>`);
+      res.type('html').send(page('Choose an assignment', html`<p>Pick the notebook assignment this component is:</p><ul>${items}</ul>`));
     })(req, res),
   );
   lti.app.post(

@@ -310,7 +310,7 @@ export class AgsClient {
 }
 
 /** Answers that are not the line item's own verdict: throttling and server trouble retry later, other refusals are final. */
-function classifyFailure(status: number, headers: Headers, detail: string, now: number): Extract<AgsOutcome, { kind: 'retry' | 'failed' }> {
+export function classifyFailure(status: number, headers: Headers, detail: string, now: number): Extract<AgsOutcome, { kind: 'retry' | 'failed' }> {
   if (status === 408 || status === 429 || status >= 500) {
     const after = retryAfterMs(headers, now);
     return { kind: 'retry', status, detail, ...(after !== undefined ? { retryAfterMs: after } : {}) };

@@ -1,3 +1,4 @@
+import { allAssignments, assignmentKey } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 
 /** What decides whether and how an assignment's grades are sent: its points, which score counts, its due date and late policy. */
@@ -17,18 +18,16 @@ export type PolicyLookup = (course: string, assignment: string) => AssignmentPol
 /** Policies from the validated configuration (assignment ids, not aliases: submissions store ids). */
 export function policyLookup(config: Pick<Config, 'courses'>): PolicyLookup {
   const policies = new Map<string, AssignmentPolicy>();
-  for (const course of config.courses) {
-    for (const a of course.assignments) {
-      policies.set(`${course.id}\n${a.id}`, {
-        points: a.points,
-        select: a.select,
-        late: a.late,
-        label: a.id,
-        ...(a.due ? { due: a.due } : {}),
-      });
-    }
+  for (const { course, assignment: a } of allAssignments(config)) {
+    policies.set(assignmentKey(course.id, a.id), {
+      points: a.points,
+      select: a.select,
+      late: a.late,
+      label: a.id,
+      ...(a.due ? { due: a.due } : {}),
+    });
   }
-  return (course, assignment) => policies.get(`${course}\n${assignment}`);
+  return (course, assignment) => policies.get(assignmentKey(course, assignment));
 }
 
 /** Received after the due date (the configured one, or the platform's end date of the line item). */

@@ -3,6 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { parse as parseCookies, serialize } from 'cookie';
 import express, { type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import type { Environment } from '../config/load.js';
 import type { Clock } from '../lib/clock.js';
 import { AuthError, InfrastructureError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
@@ -25,7 +27,7 @@ export interface HubOAuthSettings {
   hubUrl: string;
 }
 
-export function hubOAuthSettings(env: NodeJS.ProcessEnv, prefix: string): HubOAuthSettings | undefined {
+export function hubOAuthSettings(env: Environment, prefix: string): HubOAuthSettings | undefined {
   if (!env.JUPYTERHUB_API_TOKEN || !env.JUPYTERHUB_API_URL) return undefined;
   return {
     clientId: env.JUPYTERHUB_CLIENT_ID ?? `service-${env.JUPYTERHUB_SERVICE_NAME ?? 'gofer'}`,
@@ -36,7 +38,7 @@ export function hubOAuthSettings(env: NodeJS.ProcessEnv, prefix: string): HubOAu
 }
 
 /** The cookie secret: configured, from GOFER_SECRET, or made once and kept in the data directory. */
-export function cookieSecret(configured: string | undefined, env: NodeJS.ProcessEnv, dataDir: string): string {
+export function cookieSecret(configured: string | undefined, env: Environment, dataDir: string): string {
   if (configured) return configured;
   if (env.GOFER_SECRET) return env.GOFER_SECRET;
   const file = path.join(dataDir, 'cookie-secret');
@@ -150,9 +152,20 @@ export class HubOAuth {
       throw new InfrastructureError(`JupyterHub does not answer (${(err as Error).message}); try again in a minute.`);
     }
     if (!res.ok) throw new AuthError(`JupyterHub refused the login (${res.status}). Open Gofer again from JupyterHub.`);
-    const json = (await res.json()) as { access_token?: string };
-    if (!json.access_token) throw new AuthError('JupyterHub answered the login without a token.');
-    return json.access_token;
+    const parsed = tokenAnswerSchema.safeParse(safeJson(await res.text()));
+    if (!parsed.success) throw new AuthError('JupyterHub answered the login without a token.');
+    return parsed.data.access_token;
+  }
+}
+
+/** The hub's answer to the OAuth token request (only the token is read). */
+export const tokenAnswerSchema = z.object({ access_token: z.string().min(1) }).passthrough();
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

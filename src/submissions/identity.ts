@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { AuthError, ForbiddenError, InfrastructureError } from '../lib/errors.js';
@@ -20,6 +21,32 @@ interface HubUser {
   admin?: boolean;
   groups?: string[];
   scopes?: string[];
+}
+
+/** The hub's answer to `GET {api}/user` (JupyterHub's user model; only these fields are read). */
+export const hubUserSchema = z
+  .object({
+    name: z.string().min(1),
+    admin: z.boolean().nullish(),
+    groups: z.array(z.string()).nullish(),
+    scopes: z.array(z.string()).nullish(),
+  })
+  .passthrough();
+
+/** Parses a hub answer with its schema, or says what was wrong with it. */
+export function hubAnswer<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: string, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new InfrastructureError(`JupyterHub answered ${what} with something that is not JSON: ${JSON.stringify(body.slice(0, 120))}.`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InfrastructureError(`JupyterHub answered ${what} without a usable ${issue.path.join('.') || 'body'} (${issue.message}).`);
+  }
+  return parsed.data;
 }
 
 /** Asks the hub who owns a token (`GET {api}/user`), caching answers briefly. */
@@ -54,13 +81,12 @@ export class HubClient {
     }
     let user: HubUser | null = null;
     if (res.ok) {
-      const body = (await res.json()) as HubUser;
-      if (typeof body?.name !== 'string') throw new InfrastructureError('JupyterHub answered /user without a name.');
+      const body = hubAnswer(hubUserSchema, await res.text(), '/user');
       user = {
         name: body.name,
         admin: Boolean(body.admin),
-        groups: Array.isArray(body.groups) ? body.groups : [],
-        ...(Array.isArray(body.scopes) ? { scopes: body.scopes.map(String) } : {}),
+        groups: body.groups ?? [],
+        ...(body.scopes ? { scopes: body.scopes } : {}),
       };
     } else if (res.status !== 401 && res.status !== 403) {
       throw new InfrastructureError(`JupyterHub answered ${res.status} when asked who a token belongs to; try again in a minute.`);

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Clock, IdSource } from '../lib/clock.js';
 import { ForbiddenError, RateLimitError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { resolveAssignment, resolveTarget } from './assignment.js';
+import { resolveAssignment, resolveTarget } from '../config/courses.js';
 import { examinationError, type ExaminerPool, type ReceivedNotebook } from './examine.js';
 import type { Identity } from './identity.js';
 import type { SubmissionStore } from './store.js';

@@ -1,5 +1,6 @@
 import Busboy from 'busboy';
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
+import { findCourse } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, tooLargeMessage, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
@@ -125,7 +126,7 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
 }
 
 export function isInstructor(who: Identity, course: string, config: Pick<Config, 'courses'>): boolean {
-  return who.admin || Boolean(config.courses.find((c) => c.id === course)?.instructors.includes(who.name));
+  return who.admin || Boolean(findCourse(config, course)?.instructors.includes(who.name));
 }
 
 /** A JSON submission body as received: UTF-8 (as JSON must be), possibly empty. */

@@ -1,7 +1,9 @@
 import express, { type Router } from 'express';
 import type { Identity } from '../submissions/identity.js';
 import type { SubmissionStore } from '../submissions/store.js';
-import { esc, page } from './html.js';
+import { html } from '../lib/html.js';
+import { page } from '../lib/page.js';
+import { testFeedback } from './fragments.js';
 
 /**
  * `{prefix}me`: the signed-in learner's submissions with status, score and per-test feedback
@@ -19,17 +21,14 @@ export function learnerPageRouter(deps: { submissions: SubmissionStore; identity
     const rows = await Promise.all(
       subs.map(async (s) => {
         const tests = (await deps.submissions.tests(s.id)).filter((t) => !t.hidden);
-        const feedback = tests
-          .map((t) => `<li>${esc(t.name)}: ${t.passed ? 'passed' : 'failed'} (${esc(t.points)}/${esc(t.maxPoints)})${t.message ? `<pre>${esc(t.message)}</pre>` : ''}</li>`)
-          .join('');
-        const score = s.status === 'graded' ? `${esc(s.points)}/${esc(s.maxPoints)}` : '';
-        return `<tr><td>${esc(s.course)} / ${esc(s.assignment)}</td><td>${esc(new Date(s.receivedAt).toISOString())}</td>
-<td class="status-${esc(s.status)}">${esc(s.status)}</td><td>${score}</td><td>${esc(s.message ?? '')}<ul>${feedback}</ul></td></tr>`;
+        const score = s.status === 'graded' ? html`${s.points}/${s.maxPoints}` : '';
+        return html`<tr><td>${s.course} / ${s.assignment}</td><td>${new Date(s.receivedAt).toISOString()}</td>
+<td class="status-${s.status}">${s.status}</td><td>${score}</td><td>${s.message ?? ''}${testFeedback(tests, true)}</td></tr>`;
       }),
     );
     const table = subs.length
-      ? `<table><thead><tr><th>Assignment</th><th>Received</th><th>Status</th><th>Score</th><th>Feedback</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
-      : '<p>You have not submitted anything yet.</p>';
+      ? html`<table><thead><tr><th>Assignment</th><th>Received</th><th>Status</th><th>Score</th><th>Feedback</th></tr></thead><tbody>${rows}</tbody></table>`
+      : html`<p>You have not submitted anything yet.</p>`;
     res.type('html').send(page(`Submissions of ${who.name}`, table));
   });
   return router;

@@ -1,4 +1,5 @@
 import express, { type Request, type Response, type Router } from 'express';
+import { findAssignment, findCourse } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 import { gradeRows, gradesCsv } from '../gradebook/export.js';
 import { isStaff, type LtiSession } from '../lti/launch.js';
@@ -12,14 +13,12 @@ import type { Identity, Signer } from '../submissions/identity.js';
 import type { Receipt } from '../submissions/intake.js';
 import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
-import { esc, page } from './html.js';
+import { html, joinHtml, type Html } from '../lib/html.js';
+import { messagePage, page } from '../lib/page.js';
+import type { PassbackActions } from '../passback/actions.js';
+import { passbackCell, passbackWords, testFeedback } from './fragments.js';
 import type { LtiPageSessions } from './lti-session.js';
 
-/** How a submission's grade stands with the platform, for the pages. */
-export interface PassbackState {
-  status: string;
-  detail: string | null;
-}
 
 export interface LtiPagesDeps {
   config: Config;
@@ -30,23 +29,13 @@ export interface LtiPagesDeps {
   clock: Clock;
   /** The hub service prefix (for "Connect your JupyterHub account"). */
   prefix: string;
-  passbackStates: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
-  resend: (submissionId: string) => Promise<boolean>;
+  passback: Pick<PassbackActions, 'states' | 'resend'>;
   onLinked: (hubUser: string) => Promise<void>;
   wakeGrading: () => void;
   hubIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Stores a notebook uploaded on the assignment page, for that assignment. */
   submit: (who: Identity, notebook: Buffer, target: { course: string; assignment: string }) => Promise<Receipt>;
 }
-
-const PASSBACK_WORDS: Record<string, string> = {
-  sent: 'sent to edX',
-  pending: 'being sent to edX',
-  waiting: 'waiting: launch the assignment from the course (and connect your JupyterHub account) so Gofer can send it',
-  superseded: 'not sent: a newer score is already in edX',
-  late: 'not sent: submitted after the deadline',
-  failed: 'edX refused it; course staff can see why',
-};
 
 /**
  * Pages reached after an LTI launch: the learner's assignment page, the instructor's course
@@ -68,7 +57,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const launch = String(req.query.l ?? (req.body as Record<string, unknown> | undefined)?.l ?? '');
     const launched = await deps.pageSessions.find(req, launch);
     const identity = await deps.store.identity(launched.issuer, launched.sub);
-    const configured = deps.config.courses.some((c) => c.id === launched.course);
+    const configured = findCourse(deps.config, launched.course) !== undefined;
     const staff = launched.staff && configured && isStaff(identity?.roles ?? []);
     return { launch, session: { ...launched, staff }, identity };
   };
@@ -84,49 +73,46 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 
   router.get('/assignment', async (req: Request, res: Response) => {
     const { launch, session: ses, identity } = await session(req);
-    const assignment = deps.config.courses.find((c) => c.id === ses.course)?.assignments.find((a) => a.id === ses.assignment);
+    const assignment = findAssignment(deps.config, ses.course, ses.assignment)?.assignment;
     const hubLink = onHub(deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course)));
-    const parts = [`<p>Course <b>${esc(ses.course)}</b>, assignment <b>${esc(ses.assignment)}</b>${assignment?.due ? `, due ${esc(assignment.due.toISOString())}` : ''}.</p>`];
+    const parts: Html[] = [html`<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>${assignment?.due ? html`, due ${assignment.due.toISOString()}` : ''}.</p>`];
     const binding = await deps.store.binding(ses.bindingId);
     const notice = binding ? platformNotice(binding, now()) : null;
-    if (notice) parts.push(`<p id="edx-notice">${esc(notice.sentence)}</p>`);
+    if (notice) parts.push(html`<p id="edx-notice">${notice.sentence}</p>`);
     const closed = assignment?.due && assignment.late === 'reject' && now() > assignment.due.getTime() ? assignment.due : undefined;
-    if (closed) parts.push(`<p id="closed">Submissions closed on ${esc(closed.toISOString())}: late work is not accepted for this assignment.</p>`);
-    parts.push(`<p><a id="open-hub" href="${esc(hubLink)}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
-    if (ses.staff) parts.push(`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
+    if (closed) parts.push(html`<p id="closed">Submissions closed on ${closed.toISOString()}: late work is not accepted for this assignment.</p>`);
+    parts.push(html`<p><a id="open-hub" href="${hubLink}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
+    if (ses.staff) parts.push(html`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
     const hubUser = identity?.hubUser;
     if (!hubUser) {
       const t = deps.signer.sign('hub-link', { issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
       const next = `${deps.prefix}link?t=${encodeURIComponent(t)}`;
-      parts.push(`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
-<a id="connect-hub" href="${esc(onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`))}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
+      parts.push(html`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
+<a id="connect-hub" href="${onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`)}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
     } else {
       const subs = (await deps.submissions.list({ owner: hubUser, course: ses.course, assignment: ses.assignment })).reverse();
-      const states = await deps.passbackStates(subs.map((x) => x.id));
+      const states = await deps.passback.states(subs.map((x) => x.id));
       const rows = await Promise.all(
         subs.map(async (x) => {
           const tests = (await deps.submissions.tests(x.id)).filter((t) => !t.hidden);
-          const feedback = tests.map((t) => `<li>${esc(t.name)}: ${t.passed ? 'passed' : 'failed'}${t.message ? `<pre>${esc(t.message)}</pre>` : ''}</li>`).join('');
-          const st = states.get(x.id);
-          const words = st?.status === 'sent' && notice ? (notice.certain ? 'sent to edX, which will not record it (see above)' : 'sent to edX, which may not record it (see above)') : st ? (PASSBACK_WORDS[st.status] ?? st.status) : '';
-          return `<tr class="submission"><td>${esc(new Date(x.receivedAt).toISOString())}</td><td class="status-${esc(x.status)}">${esc(x.status)}</td>
-<td class="score">${x.status === 'graded' ? `${esc(x.points)}/${esc(x.maxPoints)}` : ''}</td><td class="passback">${esc(words)}</td>
-<td>${esc(x.message ?? '')}<ul>${feedback}</ul></td></tr>`;
+          return html`<tr class="submission"><td>${new Date(x.receivedAt).toISOString()}</td><td class="status-${x.status}">${x.status}</td>
+<td class="score">${x.status === 'graded' ? html`${x.points}/${x.maxPoints}` : ''}</td><td class="passback">${passbackWords(states.get(x.id), notice)}</td>
+<td>${x.message ?? ''}${testFeedback(tests, false)}</td></tr>`;
         }),
       );
-      parts.push(`<p>Signed in to JupyterHub as <b id="hub-user">${esc(hubUser)}</b>.</p>`);
+      parts.push(html`<p>Signed in to JupyterHub as <b id="hub-user">${hubUser}</b>.</p>`);
       const action = `submit?l=${encodeURIComponent(launch)}&csrf=${encodeURIComponent(deps.signer.tag('csrf', launch))}`;
       if (!closed) {
-        parts.push(`<form id="upload" method="post" enctype="multipart/form-data" action="${esc(action)}">
+        parts.push(html`<form id="upload" method="post" enctype="multipart/form-data" action="${action}">
 <label>Or submit a notebook file here: <input type="file" name="file" accept=".ipynb"></label> <button type="submit">Submit</button></form>`);
       }
       parts.push(
         subs.length
-          ? `<table><thead><tr><th>Received</th><th>Status</th><th>Score</th><th>edX</th><th>Feedback</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
-          : '<p id="no-submissions">No submissions yet: open the notebook in JupyterHub and press Submit.</p>',
+          ? html`<table><thead><tr><th>Received</th><th>Status</th><th>Score</th><th>edX</th><th>Feedback</th></tr></thead><tbody>${rows}</tbody></table>`
+          : html`<p id="no-submissions">No submissions yet: open the notebook in JupyterHub and press Submit.</p>`,
       );
     }
-    res.type('html').send(page(`${ses.assignment}`, parts.join('\n')));
+    res.type('html').send(page(ses.assignment, joinHtml(parts, '\n')));
   });
 
   router.post('/submit', async (req: Request, res: Response) => {
@@ -141,29 +127,26 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
   router.get('/course', async (req: Request, res: Response) => {
     const { launch, session: ses } = await staffOnly(req);
     const rows = await gradeRows(deps.submissions, deps.config, { course: ses.course });
-    const states = await deps.passbackStates(rows.map((r) => r.submission));
+    const states = await deps.passback.states(rows.map((r) => r.submission));
     const csrf = deps.signer.tag('csrf', launch);
     const action = (path: string, label: string, submission: string) =>
-      `<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${esc(launch)}"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="submission" value="${esc(submission)}"><button type="submit">${label}</button></form>`;
-    const body = rows
-      .map((r) => {
-        const st = states.get(r.submission);
-        return `<tr class="grade"><td>${esc(r.learner)}</td><td>${esc(r.assignment)}</td><td>${esc(r.status)}</td><td>${r.score === null ? '' : esc(r.score)}</td>
-<td>${esc(st?.status ?? '')}${st?.detail ? `<br><small>${esc(st.detail)}</small>` : ''}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`;
-      })
-      .join('');
-    const course = deps.config.courses.find((c) => c.id === ses.course);
-    const notices = [];
+      html`<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${launch}"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="submission" value="${submission}"><button type="submit">${label}</button></form>`;
+    const body = rows.map(
+      (r) => html`<tr class="grade"><td>${r.learner}</td><td>${r.assignment}</td><td>${r.status}</td><td>${r.score === null ? '' : r.score}</td>
+<td>${passbackCell(states.get(r.submission))}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`,
+    );
+    const course = findCourse(deps.config, ses.course);
+    const notices: Html[] = [];
     for (const a of course?.assignments ?? []) {
       for (const b of await deps.store.bindingsFor(ses.course, a.id)) {
         const n = platformNotice(b, now());
-        if (n) notices.push(`<li>Assignment <b>${esc(a.id)}</b>, component <code>${esc(b.resourceLinkId)}</code> (${esc(b.contextId)}): ${esc(n.sentence)}</li>`);
+        if (n) notices.push(html`<li>Assignment <b>${a.id}</b>, component <code>${b.resourceLinkId}</code> (${b.contextId}): ${n.sentence}</li>`);
       }
     }
-    const html = `${notices.length ? `<ul id="edx-notices">${notices.join('')}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
+    const content = html`${notices.length ? html`<ul id="edx-notices">${notices}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
 <table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
-    res.type('html').send(page(`Grades: ${ses.course}`, html));
+    res.type('html').send(page(`Grades: ${ses.course}`, content));
   });
 
   router.get('/course.csv', async (req: Request, res: Response) => {
@@ -188,7 +171,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const { launch, session: ses } = await staffOnly(req);
     checkCsrf(req, launch);
     const sub = await own(ses, String(req.body.submission ?? ''));
-    await deps.resend(sub.id);
+    await deps.passback.resend(sub.id);
     res.redirect(303, `course?l=${encodeURIComponent(launch)}`);
   });
   // These are pages in a browser (often in edX's iframe): what cannot be done is a page too.
@@ -197,7 +180,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (!(err instanceof GoferError) || err.status >= 500 || res.headersSent) return next(err);
     if (err instanceof RateLimitError) res.set('Retry-After', String(err.retryAfterSeconds));
     afterUnreadBody(req, res, () => {
-      res.status(err.status).type('html').send(page(err.status === 403 ? 'Not possible' : 'Not accepted', `<p>${esc(err.message)}</p>`));
+      res.status(err.status).type('html').send(messagePage(err.status === 403 ? 'Not possible' : 'Not accepted', err.message));
     });
   });
   return router;
@@ -231,9 +214,9 @@ export function linkRouter(
     res.type('html').send(
       page(
         'Connect your accounts',
-        `<p>Connect the course account <b>${esc(account)}</b>${course?.email ? ` (${esc(course.email)})` : ''} to the JupyterHub account <b>${esc(who.name)}</b>?
+        html`<p>Connect the course account <b>${account}</b>${course?.email ? html` (${course.email})` : ''} to the JupyterHub account <b>${who.name}</b>?
 Your grades from JupyterHub will then be sent to that course. Only do this if you opened this page yourself from your course.</p>
-<form method="post" action="link"><input type="hidden" name="t" value="${esc(String(req.query.t))}"><input type="hidden" name="_xsrf" value="${esc((await deps.xsrfToken?.(req)) ?? '')}">
+<form method="post" action="link"><input type="hidden" name="t" value="${String(req.query.t)}"><input type="hidden" name="_xsrf" value="${(await deps.xsrfToken?.(req)) ?? ''}">
 <button id="confirm-link" type="submit">Connect</button></form>`,
       ),
     );
@@ -245,7 +228,7 @@ Your grades from JupyterHub will then be sent to that course. Only do this if yo
     const t = linkToken((req.body as Record<string, unknown>).t);
     await deps.store.linkHubUser(t.issuer, t.sub, who.name);
     await deps.onLinked(who.name);
-    res.type('html').send(page('Connected', `<p id="linked">Your course account is now connected to the JupyterHub account <b>${esc(who.name)}</b>. You can close this window and reload the assignment page.</p>`));
+    res.type('html').send(page('Connected', html`<p id="linked">Your course account is now connected to the JupyterHub account <b>${who.name}</b>. You can close this window and reload the assignment page.</p>`));
   });
   return router;
 }

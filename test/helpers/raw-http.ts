@@ -75,7 +75,7 @@ export function rawRequest(
       if (!status) reject(new Error(`no answer (sent ${sent} bytes): ${JSON.stringify(response.slice(0, 200))}`));
       else resolve({ status, response, sent });
     });
-    socket.once('connect', async () => {
+    const send = async (): Promise<void> => {
       const headers = { host: u.host, ...head.headers, ...(body.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(body.length) }) };
       socket.write(`${head.method} ${head.path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
       while (sent < body.length && !answered && !socket.destroyed) {
@@ -85,6 +85,10 @@ export function rawRequest(
         if (!ok) await drained(socket);
       }
       if (body.chunked && !answered && !socket.destroyed) socket.write('0\r\n\r\n');
+    };
+    // an error while sending rejects the request's promise rather than going unhandled
+    socket.once('connect', () => {
+      send().catch(reject);
     });
   });
 }

@@ -1,5 +1,42 @@
-import type { AssignmentConfig, Config, CourseConfig } from '../config/schema.js';
 import { UnprocessableError } from '../lib/errors.js';
+import type { AssignmentConfig, Config, CourseConfig } from './schema.js';
+
+/**
+ * The one course/assignment lookup: every module that turns a course id and an assignment id
+ * (or alias) into its configuration, or keys a map by the pair, goes through here.
+ */
+
+/** A map key for an assignment of a course (ids cannot contain NUL: they are YAML text). */
+export function assignmentKey(course: string, assignment: string): string {
+  return `${course}\u0000${assignment}`;
+}
+
+/** The configured course with this id. */
+export function findCourse(config: Pick<Config, 'courses'>, course: string): CourseConfig | undefined {
+  return config.courses.find((c) => c.id === course);
+}
+
+/** The course's assignment with this id, or with this alias when `aliases` (what notebooks and launches may name). */
+export function assignmentOf(course: CourseConfig | undefined, name: string, o: { aliases: boolean }): AssignmentConfig | undefined {
+  return course?.assignments.find((a) => a.id === name || (o.aliases && a.aliases.includes(name)));
+}
+
+/** The configured assignment `assignment` (an id, as submissions store it) of course `course`. */
+export function findAssignment(config: Pick<Config, 'courses'>, course: string, assignment: string): { course: CourseConfig; assignment: AssignmentConfig } | undefined {
+  const c = findCourse(config, course);
+  const a = assignmentOf(c, assignment, { aliases: false });
+  return c && a ? { course: c, assignment: a } : undefined;
+}
+
+/** The course whose LTI contexts (edX course keys) include this one. */
+export function courseForContext(config: Pick<Config, 'courses'>, contextId: string | null): CourseConfig | undefined {
+  return contextId ? config.courses.find((c) => c.contexts.includes(contextId)) : undefined;
+}
+
+/** Every configured assignment with its course. */
+export function allAssignments(config: Pick<Config, 'courses'>): Array<{ course: CourseConfig; assignment: AssignmentConfig }> {
+  return config.courses.flatMap((course) => course.assignments.map((assignment) => ({ course, assignment })));
+}
 
 export interface ResolvedAssignment {
   course: CourseConfig;
@@ -26,9 +63,9 @@ export function resolveAssignment(config: Pick<Config, 'courses' | 'defaultCours
   if (!courseName) {
     throw new UnprocessableError(`This notebook does not say which course it is for. ${USE_GIVEN}`);
   }
-  const course = config.courses.find((c) => c.id === courseName);
+  const course = findCourse(config, courseName);
   if (!course) throw new UnprocessableError(`This notebook is for the course "${clip(courseName)}", which is not graded here. Check that you are submitting to the right course.`);
-  const assignment = course.assignments.find((a) => a.id === assignmentName || a.aliases.includes(assignmentName));
+  const assignment = assignmentOf(course, assignmentName, { aliases: true });
   if (!assignment) {
     throw new UnprocessableError(`This course has no assignment "${clip(assignmentName)}". Check that you are submitting the notebook you were given for the assignment.`);
   }
@@ -53,9 +90,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** The assignment a page names (an LTI launch's), with the section from the notebook when it has one. */
 export function resolveTarget(config: Pick<Config, 'courses'>, target: { course: string; assignment: string }, metadata: Record<string, unknown>): ResolvedAssignment {
-  const course = config.courses.find((c) => c.id === target.course);
-  const assignment = course?.assignments.find((a) => a.id === target.assignment);
-  if (!course || !assignment) throw new UnprocessableError(`The assignment "${target.assignment}" is not open for submissions here any more. Ask course staff.`);
-  const section = typeof metadata.section === 'string' ? metadata.section : (assignment.section ?? null);
-  return { course, assignment, section };
+  const found = findAssignment(config, target.course, target.assignment);
+  if (!found) throw new UnprocessableError(`The assignment "${target.assignment}" is not open for submissions here any more. Ask course staff.`);
+  const section = typeof metadata.section === 'string' ? metadata.section : (found.assignment.section ?? null);
+  return { ...found, section };
 }

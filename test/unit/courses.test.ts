@@ -1,0 +1,70 @@
+import { expect } from 'chai';
+import { allAssignments, assignmentKey, courseForContext, findAssignment, findCourse, resolveAssignment, resolveTarget } from '../../src/config/courses.js';
+import { courseSchema } from '../../src/config/schema.js';
+import { UnprocessableError } from '../../src/lib/errors.js';
+
+const courses = [
+  courseSchema.parse({
+    id: '8x',
+    assignments: [
+      { id: 'lab01', aliases: ['lab1', 'Lab 1'], section: 'default-section', tests: 't' },
+      { id: 'lab02', tests: 't' },
+    ],
+  }),
+  courseSchema.parse({ id: 'data8', contexts: ['course-v1:B+data8+2026'], assignments: [{ id: 'hw01', tests: 't' }] }),
+];
+const config = { courses, defaultCourse: '8x' };
+
+describe('the course/assignment lookup (config/courses)', () => {
+  it('keys an assignment so that no two pairs collide', () => {
+    expect(assignmentKey('a', 'b')).to.equal('a\u0000b');
+    expect(assignmentKey('a\nb', 'c')).not.to.equal(assignmentKey('a', 'b\nc'));
+  });
+
+  it('finds courses and assignments by id only (aliases are for notebooks and launches)', () => {
+    expect(findCourse(config, 'data8')?.id).to.equal('data8');
+    expect(findCourse(config, 'nope')).to.equal(undefined);
+    expect(findAssignment(config, '8x', 'lab01')?.assignment.id).to.equal('lab01');
+    expect(findAssignment(config, '8x', 'lab1')).to.equal(undefined);
+    expect(findAssignment(config, 'data8', 'lab01')).to.equal(undefined);
+    expect(allAssignments(config).map((x) => `${x.course.id}/${x.assignment.id}`)).to.deep.equal(['8x/lab01', '8x/lab02', 'data8/hw01']);
+  });
+
+  describe("resolveAssignment (a notebook's metadata)", () => {
+    it('reads gofer metadata, with an alias, the default course and the configured section', () => {
+      const r = resolveAssignment(config, { lab: 'lab1' });
+      expect([r.course.id, r.assignment.id, r.section]).to.deep.equal(['8x', 'lab01', 'default-section']);
+      const s = resolveAssignment(config, { assignment: ' Lab 1 ', section: '3' });
+      expect([s.assignment.id, s.section]).to.deep.equal(['lab01', '3']);
+    });
+
+    it('reads otter-service metadata, and a number as an assignment name', () => {
+      const r = resolveAssignment(config, { otter_service: { course: 'data8', assignment: 'hw01', section: 'b' }, lab: 'lab01' });
+      expect([r.course.id, r.assignment.id, r.section]).to.deep.equal(['data8', 'hw01', 'b']);
+      const one = resolveAssignment({ courses: [courseSchema.parse({ id: 'c', assignments: [{ id: '7', tests: 't' }] })] }, { assignment: 7 });
+      expect(one.assignment.id).to.equal('7');
+    });
+
+    const refused: Array<[string, Record<string, unknown>, RegExp, typeof config | { courses: typeof courses }]> = [
+      ['no assignment', {}, /does not say which assignment it is/, config],
+      ['an otter notebook without an assignment (lab is not read there)', { otter_service: { course: '8x' }, lab: 'lab01' }, /does not say which assignment/, config],
+      ['no course and no default among several', { lab: 'lab01' }, /no default course is configured/, { courses }],
+      ['an unknown course', { course: 'x'.repeat(100), lab: 'lab01' }, /course "x{80}…", which this Gofer does not grade/, config],
+      ['an unknown assignment', { lab: 'lab99' }, /Course "8x" has no assignment "lab99"/, config],
+      ['a list where text belongs', { assignment: ['lab01'] }, /metadata\.assignment should be text, not a list/, config],
+      ['an object as the course', { otter_service: { course: {}, assignment: 'hw01' } }, /metadata\.otter_service\.course should be text, not object/, config],
+    ];
+    for (const [what, metadata, message, cfg] of refused) {
+      it(`refuses ${what}`, () => {
+        expect(() => resolveAssignment(cfg, metadata)).to.throw(UnprocessableError, message);
+      });
+    }
+  });
+
+  it("resolveTarget takes a launch's course and assignment ids, and says when they are gone", () => {
+    const r = resolveTarget(config, { course: '8x', assignment: 'lab02' }, { section: 's' });
+    expect([r.course.id, r.assignment.id, r.section]).to.deep.equal(['8x', 'lab02', 's']);
+    expect(resolveTarget(config, { course: '8x', assignment: 'lab01' }, {}).section).to.equal('default-section');
+    expect(() => resolveTarget(config, { course: '8x', assignment: 'lab1' }, {})).to.throw(UnprocessableError, /Assignment lab1 of course 8x is no longer configured/);
+  });
+});
