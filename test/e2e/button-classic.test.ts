@@ -1,0 +1,157 @@
+import { expect } from 'chai';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { loadConfig } from '../../src/config/load.js';
+import { createDb } from '../../src/db/knex.js';
+import { installButton, SYSTEM_PYTHON, type InstalledButton } from '../helpers/button.js';
+import { requireEngine } from '../helpers/engine.js';
+import { freePort, requireJupyterHub, startHub, type Hub } from '../helpers/hub.js';
+import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
+import { EXAMPLE_TESTS, ROOT, writeConfig } from '../helpers/service.js';
+
+/**
+ * The Submit button in the classic Notebook (Debian's notebook 6.4), for real: extensions/jupyter_gofer
+ * installed with pip into a prefix, a real JupyterHub spawning the learner's single-user server
+ * with it, Gofer as the hub's managed service grading in the real Docker engine, and Chromium
+ * clicking the button. The server extension sends the saved file with the server's own hub token.
+ */
+const LEARNER = 'ada';
+const POINTS = 3;
+const EXAMPLE = path.join(ROOT, 'config/example/lab01/lab01.ipynb');
+
+describe('The Submit button in the classic Notebook 6 under a real JupyterHub (pip-installed extension, real engine, Chromium)', function () {
+  this.timeout(240_000);
+  let hub: Hub | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let installed: InstalledButton;
+  let home: string;
+  let goferConfig: string;
+
+  before(async () => {
+    requireJupyterHub();
+    await requireEngine();
+    installed = await installButton();
+    const goferPort = await freePort();
+    const { file, dir } = writeConfig({
+      server: { host: '127.0.0.1', port: goferPort },
+      queue: { workers: 1, pollMs: 100 },
+      courses: [
+        {
+          id: '8x',
+          instructors: ['prof'],
+          assignments: [
+            { id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], policy: 'gofer', points: POINTS, timeoutSeconds: 60 },
+            { id: 'closed', tests: EXAMPLE_TESTS, due: '2020-01-01T00:00:00Z', late: 'reject' },
+          ],
+        },
+      ],
+    });
+    goferConfig = file;
+    home = path.join(dir, 'home', LEARNER);
+    mkdirSync(home, { recursive: true });
+    copyFileSync(EXAMPLE, path.join(home, 'lab01.ipynb'));
+    const closed = JSON.parse(readFileSync(EXAMPLE, 'utf8'));
+    closed.metadata.assignment = 'closed';
+    writeFileSync(path.join(home, 'closed.ipynb'), JSON.stringify(closed, null, 1));
+    const environment = {
+      JUPYTERHUB_SINGLEUSER_APP: 'notebook.notebookapp.NotebookApp',
+      PYTHONPATH: installed.site,
+      JUPYTER_CONFIG_PATH: installed.config,
+      JUPYTER_PATH: installed.data,
+      GOFER_URL: `http://127.0.0.1:${goferPort}`,
+      GOFER_PREFIX: '/services/gofer/',
+    };
+    const extraConfig = `
+c.JupyterHub.spawner_class = 'simple'
+c.Spawner.cmd = [${JSON.stringify(SYSTEM_PYTHON)}, '-m', 'jupyterhub.singleuser']
+c.Spawner.args = ['--allow-root']
+c.Spawner.environment = ${JSON.stringify(environment)}
+c.Spawner.start_timeout = 60
+c.SimpleLocalProcessSpawner.home_dir_template = ${JSON.stringify(path.join(dir, 'home', '{username}'))}
+c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!user', 'access:servers!user', 'access:services!service=gofer']})
+`;
+    hub = await startHub({ dir, goferConfig: file, serviceName: 'gofer', ports: { gofer: goferPort }, extraConfig });
+    browser = await launchBrowser();
+    page = await (await browser.newContext()).newPage();
+    page.on('dialog', (d) => void d.accept()); // "leave page?" prompts between notebooks
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && hub) process.stderr.write(`\n--- last lines of ${hub.logFile} ---\n${hub.tail(80)}\n`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    const result = await hub?.stop();
+    if (result?.leftovers.length) process.stderr.write(`killed after the hub stopped: ${result.leftovers.join(', ')}\n`);
+  });
+
+  const openNotebook = async (name: string) => {
+    await page.goto(`${hub!.url}/user/${LEARNER}/notebooks/${name}`);
+    await page.waitForSelector('#gofer-submit', { timeout: 90_000 });
+    await page.waitForFunction(() => (window as unknown as { Jupyter?: { notebook?: { _fully_loaded?: boolean } } }).Jupyter?.notebook?._fully_loaded === true, undefined, { timeout: 60_000 });
+  };
+
+  it('the learner logs in to the hub; the hub spawns a classic Notebook 6 server whose toolbar has the Submit button', async () => {
+    await page.goto(`${hub!.url}/hub/login?next=${encodeURIComponent('/hub/home')}`);
+    await page.fill('#username_input', LEARNER);
+    await page.fill('#password_input', 'any password');
+    await Promise.all([page.waitForURL(/\/hub\/home/), page.click('#login_submit')]);
+    // the hub starts the server, then sends the browser on to the notebook
+    await page.goto(`${hub!.url}/hub/spawn?next=${encodeURIComponent(`/user/${LEARNER}/notebooks/lab01.ipynb`)}`);
+    await openNotebook('lab01.ipynb');
+    expect(new URL(page.url()).pathname).to.equal(`/user/${LEARNER}/notebooks/lab01.ipynb`);
+    expect((await page.textContent('#gofer-submit'))?.trim()).to.equal('Submit');
+    const version = await page.evaluate(() => (window as unknown as { Jupyter: { version: string } }).Jupyter.version);
+    expect(version).to.match(/^6\./);
+  });
+
+  it('a click saves the notebook, sends it, shows "received" against the time limit, then the score on the assignment\'s scale with per-test feedback and what edX is sent', async () => {
+    // an edit the learner has not saved: the button saves it before sending
+    await page.evaluate(() => {
+      const nb = (window as unknown as { Jupyter: { notebook: { insert_cell_at_bottom(t: string): { set_text(s: string): void } } } }).Jupyter.notebook;
+      nb.insert_cell_at_bottom('code').set_text('# submitted by the button test');
+    });
+    await page.click('#gofer-submit');
+    const dialog = page.locator('.gofer-dialog');
+    await dialog.locator('[data-gofer-state="received"]').waitFor({ timeout: 30_000 });
+    expect(await dialog.textContent()).to.match(/Received at .*(Waiting|Grading): \d+ s of the 60 s time limit\./s);
+    await dialog.locator('[data-gofer-state="graded"]').waitFor({ timeout: 90_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'button-classic-graded.png') });
+    expect(await dialog.locator('.gofer-headline').textContent()).to.equal(`Score: ${POINTS} / ${POINTS} points (100%)`);
+    expect(await dialog.locator('.gofer-tests li').allTextContents()).to.deep.equal(['q1: passed (1 / 1)', 'q2: passed (1 / 1)']);
+    expect(await dialog.textContent()).to.include(`Your latest graded submission counts. edX is sent this one: ${POINTS} / ${POINTS} points (100%).`);
+  });
+
+  it("the notebook in Gofer's database is the saved file's bytes (the unsaved edit included), owned by the hub user", async () => {
+    const saved = readFileSync(path.join(home, 'lab01.ipynb'), 'utf8');
+    expect(saved).to.include('# submitted by the button test');
+    const db = createDb(loadConfig(goferConfig, {}));
+    try {
+      const rows = await db('submissions').join('submission_notebooks', 'submission_notebooks.submission_id', 'submissions.id').select('submissions.owner', 'submissions.assignment', 'submission_notebooks.notebook');
+      expect(rows.map((r) => [r.owner, r.assignment])).to.deep.equal([[LEARNER, 'lab01']]);
+      // the JSON document itself, byte for byte: the file's final newline is whitespace after it, as in {"nb": <file>}
+      expect(saved.endsWith('}\n')).to.equal(true);
+      expect(rows[0].notebook).to.equal(saved.slice(0, -1));
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('a closed assignment: the dialog says so in a short sentence with what to do, and nothing is stored', async () => {
+    await page.keyboard.press('Escape');
+    await openNotebook('closed.ipynb');
+    await page.click('#gofer-submit');
+    const error = page.locator('.gofer-dialog [data-gofer-state="error"]');
+    await error.waitFor({ timeout: 30_000 });
+    expect(await error.textContent()).to.equal('The deadline for closed (2020-01-01T00:00:00.000Z) has passed; late submissions are not accepted. Ask your course staff if you think this is wrong.');
+    const db = createDb(loadConfig(goferConfig, {}));
+    try {
+      expect((await db('submissions').where({ assignment: 'closed' })).length).to.equal(0);
+    } finally {
+      await db.destroy();
+    }
+  });
+});
