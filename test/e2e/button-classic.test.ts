@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/load.js';
 import { createDb } from '../../src/db/knex.js';
-import { installButton, SYSTEM_PYTHON, type InstalledButton } from '../helpers/button.js';
+import { addClassicCell, installButton, openClassicNotebook, startButtonHub, type InstalledButton } from '../helpers/button.js';
 import { requireEngine } from '../helpers/engine.js';
-import { freePort, requireJupyterHub, startHub, type Hub } from '../helpers/hub.js';
+import { freePort, requireJupyterHub, type Hub } from '../helpers/hub.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
 import { EXAMPLE_TESTS, ROOT, writeConfig } from '../helpers/service.js';
 
@@ -49,30 +49,12 @@ describe('The Submit button in the classic Notebook 6 under a real JupyterHub (p
       ],
     });
     goferConfig = file;
-    home = path.join(dir, 'home', LEARNER);
-    mkdirSync(home, { recursive: true });
-    copyFileSync(EXAMPLE, path.join(home, 'lab01.ipynb'));
-    const closed = JSON.parse(readFileSync(EXAMPLE, 'utf8'));
+    const example = readFileSync(EXAMPLE, 'utf8');
+    const closed = JSON.parse(example);
     closed.metadata.assignment = 'closed';
-    writeFileSync(path.join(home, 'closed.ipynb'), JSON.stringify(closed, null, 1));
-    const environment = {
-      JUPYTERHUB_SINGLEUSER_APP: 'notebook.notebookapp.NotebookApp',
-      PYTHONPATH: installed.site,
-      JUPYTER_CONFIG_PATH: installed.config,
-      JUPYTER_PATH: installed.data,
-      GOFER_URL: `http://127.0.0.1:${goferPort}`,
-      GOFER_PREFIX: '/services/gofer/',
-    };
-    const extraConfig = `
-c.JupyterHub.spawner_class = 'simple'
-c.Spawner.cmd = [${JSON.stringify(SYSTEM_PYTHON)}, '-m', 'jupyterhub.singleuser']
-c.Spawner.args = ['--allow-root']
-c.Spawner.environment = ${JSON.stringify(environment)}
-c.Spawner.start_timeout = 60
-c.SimpleLocalProcessSpawner.home_dir_template = ${JSON.stringify(path.join(dir, 'home', '{username}'))}
-c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!user', 'access:servers!user', 'access:services!service=gofer']})
-`;
-    hub = await startHub({ dir, goferConfig: file, serviceName: 'gofer', ports: { gofer: goferPort }, extraConfig });
+    const started = await startButtonHub({ dir, goferConfig: file, goferPort, learners: [LEARNER], notebooks: { 'lab01.ipynb': example, 'closed.ipynb': JSON.stringify(closed, null, 1) } }, installed);
+    hub = started.hub;
+    home = started.homes[LEARNER]!;
     browser = await launchBrowser();
     page = await (await browser.newContext()).newPage();
     page.on('dialog', (d) => void d.accept()); // "leave page?" prompts between notebooks
@@ -88,20 +70,8 @@ c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!use
     if (result?.leftovers.length) process.stderr.write(`killed after the hub stopped: ${result.leftovers.join(', ')}\n`);
   });
 
-  const openNotebook = async (name: string) => {
-    await page.goto(`${hub!.url}/user/${LEARNER}/notebooks/${name}`);
-    await page.waitForSelector('#gofer-submit', { timeout: 90_000 });
-    await page.waitForFunction(() => (window as unknown as { Jupyter?: { notebook?: { _fully_loaded?: boolean } } }).Jupyter?.notebook?._fully_loaded === true, undefined, { timeout: 60_000 });
-  };
-
   it('the learner logs in to the hub; the hub spawns a classic Notebook 6 server whose toolbar has the Submit button', async () => {
-    await page.goto(`${hub!.url}/hub/login?next=${encodeURIComponent('/hub/home')}`);
-    await page.fill('#username_input', LEARNER);
-    await page.fill('#password_input', 'any password');
-    await Promise.all([page.waitForURL(/\/hub\/home/), page.click('#login_submit')]);
-    // the hub starts the server, then sends the browser on to the notebook
-    await page.goto(`${hub!.url}/hub/spawn?next=${encodeURIComponent(`/user/${LEARNER}/notebooks/lab01.ipynb`)}`);
-    await openNotebook('lab01.ipynb');
+    await openClassicNotebook(page, hub!, LEARNER, 'lab01.ipynb');
     expect(new URL(page.url()).pathname).to.equal(`/user/${LEARNER}/notebooks/lab01.ipynb`);
     expect((await page.textContent('#gofer-submit'))?.trim()).to.equal('Submit');
     const version = await page.evaluate(() => (window as unknown as { Jupyter: { version: string } }).Jupyter.version);
@@ -110,10 +80,7 @@ c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!use
 
   it('a click saves the notebook, sends it, shows "received" against the time limit, then the score on the assignment\'s scale with per-test feedback and what edX is sent', async () => {
     // an edit the learner has not saved: the button saves it before sending
-    await page.evaluate(() => {
-      const nb = (window as unknown as { Jupyter: { notebook: { insert_cell_at_bottom(t: string): { set_text(s: string): void } } } }).Jupyter.notebook;
-      nb.insert_cell_at_bottom('code').set_text('# submitted by the button test');
-    });
+    await addClassicCell(page, '# submitted by the button test');
     await page.click('#gofer-submit');
     const dialog = page.locator('.gofer-dialog');
     await dialog.locator('[data-gofer-state="received"]').waitFor({ timeout: 30_000 });
@@ -142,7 +109,7 @@ c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!use
 
   it('a closed assignment: the dialog says so in a short sentence with what to do, and nothing is stored', async () => {
     await page.keyboard.press('Escape');
-    await openNotebook('closed.ipynb');
+    await openClassicNotebook(page, hub!, LEARNER, 'closed.ipynb', false);
     await page.click('#gofer-submit');
     const error = page.locator('.gofer-dialog [data-gofer-state="error"]');
     await error.waitFor({ timeout: 30_000 });

@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Page } from 'playwright-core';
+import { startHub, type Hub } from './hub.js';
 import { ROOT } from './service.js';
 
 /** The Python package of the Submit button (server extension, classic and JupyterLab buttons). */
@@ -51,4 +53,75 @@ export async function installButton(): Promise<InstalledButton> {
   const data = find(prefix, (p) => p.endsWith(`share${path.sep}jupyter`));
   if (!site || !config || !data) throw new Error(`pip installed jupyter_gofer into ${prefix} without its modules, config or data files`);
   return { prefix, site, config, data };
+}
+
+export interface ButtonHubOptions {
+  /** The hub's directory (from writeConfig) and Gofer's configuration file in it. */
+  dir: string;
+  goferConfig: string;
+  /** Gofer's port, named in the configuration and in the single-user servers' GOFER_URL. */
+  goferPort: number;
+  /** Notebooks put into each learner's home directory: file name → text. */
+  notebooks: Record<string, string>;
+  learners: string[];
+  /** The single-user server: the classic Notebook 6 (notebook.notebookapp.NotebookApp) by default. */
+  singleUserApp?: string;
+}
+
+/**
+ * A real JupyterHub whose single-user servers (SimpleLocalProcessSpawner, Debian's Python) load
+ * the pip-installed extension; Gofer is its managed service. The server role gets the scope the
+ * extension's forwarded requests need.
+ */
+export async function startButtonHub(opts: ButtonHubOptions, installed: InstalledButton): Promise<{ hub: Hub; homes: Record<string, string> }> {
+  const homes: Record<string, string> = {};
+  for (const learner of opts.learners) {
+    const home = path.join(opts.dir, 'home', learner);
+    mkdirSync(home, { recursive: true });
+    for (const [name, text] of Object.entries(opts.notebooks)) writeFileSync(path.join(home, name), text);
+    homes[learner] = home;
+  }
+  const environment = {
+    JUPYTERHUB_SINGLEUSER_APP: opts.singleUserApp ?? 'notebook.notebookapp.NotebookApp',
+    PYTHONPATH: installed.site,
+    JUPYTER_CONFIG_PATH: installed.config,
+    JUPYTER_PATH: installed.data,
+    GOFER_URL: `http://127.0.0.1:${opts.goferPort}`,
+    GOFER_PREFIX: '/services/gofer/',
+  };
+  const extraConfig = `
+c.JupyterHub.spawner_class = 'simple'
+c.Spawner.cmd = [${JSON.stringify(SYSTEM_PYTHON)}, '-m', 'jupyterhub.singleuser']
+c.Spawner.args = ['--allow-root']
+c.Spawner.environment = ${JSON.stringify(environment)}
+c.Spawner.start_timeout = 60
+c.SimpleLocalProcessSpawner.home_dir_template = ${JSON.stringify(path.join(opts.dir, 'home', '{username}'))}
+c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!user', 'access:servers!user', 'access:services!service=gofer']})
+`;
+  const hub = await startHub({ dir: opts.dir, goferConfig: opts.goferConfig, serviceName: 'gofer', ports: { gofer: opts.goferPort }, extraConfig });
+  return { hub, homes };
+}
+
+/** Logs `learner` in to the hub (dummy authenticator), has the hub start their server, and opens `notebook` in the classic Notebook. */
+export async function openClassicNotebook(page: Page, hub: Hub, learner: string, notebook: string, login = true): Promise<void> {
+  if (login) {
+    await page.goto(`${hub.url}/hub/login?next=${encodeURIComponent('/hub/home')}`);
+    await page.fill('#username_input', learner);
+    await page.fill('#password_input', 'any password');
+    await Promise.all([page.waitForURL(/\/hub\/home/), page.click('#login_submit')]);
+    // the hub starts the server, then sends the browser on to the notebook
+    await page.goto(`${hub.url}/hub/spawn?next=${encodeURIComponent(`/user/${learner}/notebooks/${notebook}`)}`);
+  } else {
+    await page.goto(`${hub.url}/user/${learner}/notebooks/${notebook}`);
+  }
+  await page.waitForSelector('#gofer-submit', { timeout: 90_000 });
+  await page.waitForFunction(() => (window as unknown as { Jupyter?: { notebook?: { _fully_loaded?: boolean } } }).Jupyter?.notebook?._fully_loaded === true, undefined, { timeout: 60_000 });
+}
+
+/** Adds a code cell with `source` at the bottom of the open classic notebook (not saved: the button saves). */
+export async function addClassicCell(page: Page, source: string): Promise<void> {
+  await page.evaluate((text) => {
+    const nb = (window as unknown as { Jupyter: { notebook: { insert_cell_at_bottom(t: string): { set_text(s: string): void } } } }).Jupyter.notebook;
+    nb.insert_cell_at_bottom('code').set_text(text);
+  }, source);
 }
