@@ -8,6 +8,7 @@ import { addClassicCell, installButton, openClassicNotebook, startButtonHub, typ
 import { requireEngine } from '../helpers/engine.js';
 import { freePort, requireJupyterHub, type Hub } from '../helpers/hub.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
+import { waitFor } from '../helpers/process.js';
 import { EXAMPLE_TESTS, ROOT, writeConfig } from '../helpers/service.js';
 
 /**
@@ -17,6 +18,8 @@ import { EXAMPLE_TESTS, ROOT, writeConfig } from '../helpers/service.js';
  * clicking the button. The server extension sends the saved file with the server's own hub token.
  */
 const LEARNER = 'ada';
+/** A learner whose server is jupyter_server (what JupyterLab 4 and Notebook 7 run on), not the classic Notebook. */
+const SERVER_LEARNER = 'bob';
 const POINTS = 3;
 const EXAMPLE = path.join(ROOT, 'config/example/lab01/lab01.ipynb');
 
@@ -52,7 +55,7 @@ describe('The Submit button in the classic Notebook 6 under a real JupyterHub (p
     const example = readFileSync(EXAMPLE, 'utf8');
     const closed = JSON.parse(example);
     closed.metadata.assignment = 'closed';
-    const started = await startButtonHub({ dir, goferConfig: file, goferPort, learners: [LEARNER], notebooks: { 'lab01.ipynb': example, 'closed.ipynb': JSON.stringify(closed, null, 1) } }, installed);
+    const started = await startButtonHub({ dir, goferConfig: file, goferPort, learners: [LEARNER, SERVER_LEARNER], singleUserApps: { [SERVER_LEARNER]: 'jupyter_server.serverapp.ServerApp' }, notebooks: { 'lab01.ipynb': example, 'closed.ipynb': JSON.stringify(closed, null, 1) } }, installed);
     hub = started.hub;
     home = started.homes[LEARNER]!;
     browser = await launchBrowser();
@@ -120,5 +123,33 @@ describe('The Submit button in the classic Notebook 6 under a real JupyterHub (p
     } finally {
       await db.destroy();
     }
+  });
+
+  it("under jupyter_server (JupyterLab's server) the extension's handlers submit the saved file and relay the graded result, with the user's token", async () => {
+    const token = await hub!.userWithToken(SERVER_LEARNER);
+    const auth = { Authorization: `token ${token}` };
+    const started = await fetch(`${hub!.url}/hub/api/users/${SERVER_LEARNER}/server`, { method: 'POST', headers: auth });
+    expect([201, 202], await started.text()).to.include(started.status);
+    const base = `${hub!.url}/user/${SERVER_LEARNER}/`;
+    const app = await waitFor('the jupyter_server single-user server', async () => {
+      const res = await fetch(`${base}api/status`, { headers: auth }).catch(() => undefined);
+      return res?.status === 200 ? res.headers.get('server') ?? 'answering' : undefined;
+    }, 60_000, 300);
+    expect(app).to.be.a('string');
+    const version = (await (await fetch(`${base}api`, { headers: auth })).json()) as { version: string };
+    expect(version.version, 'jupyter_server 1.x or 2.x, not notebook 6').to.match(/^[12]\./);
+    const submit = await fetch(`${base}gofer/submit`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ path: 'lab01.ipynb' }) });
+    const receipt = (await submit.json()) as { id: string; error?: string };
+    expect(submit.status, receipt.error).to.equal(200);
+    const view = await waitFor('the submission to be graded, through the extension', async () => {
+      const res = await fetch(`${base}gofer/submissions/${receipt.id}`, { headers: auth });
+      const v = (await res.json()) as { status: string; owner: string; grade: { text: string } | null };
+      return ['queued', 'grading'].includes(v.status) ? undefined : v;
+    }, 90_000, 300);
+    expect(view).to.include({ status: 'graded', owner: SERVER_LEARNER });
+    expect(view.grade?.text).to.equal(`${POINTS} / ${POINTS} points (100%)`);
+    const missing = await fetch(`${base}gofer/submit`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ path: 'nothing-here.ipynb' }) });
+    expect(missing.status).to.equal(404);
+    expect(((await missing.json()) as { error: string }).error).to.equal('There is no saved notebook at nothing-here.ipynb. Save it first.');
   });
 });

@@ -64,8 +64,8 @@ export interface ButtonHubOptions {
   /** Notebooks put into each learner's home directory: file name → text. */
   notebooks: Record<string, string>;
   learners: string[];
-  /** The single-user server: the classic Notebook 6 (notebook.notebookapp.NotebookApp) by default. */
-  singleUserApp?: string;
+  /** The single-user server of a learner: the classic Notebook 6 (notebook.notebookapp.NotebookApp) unless named here. */
+  singleUserApps?: Record<string, string>;
 }
 
 /**
@@ -82,7 +82,6 @@ export async function startButtonHub(opts: ButtonHubOptions, installed: Installe
     homes[learner] = home;
   }
   const environment = {
-    JUPYTERHUB_SINGLEUSER_APP: opts.singleUserApp ?? 'notebook.notebookapp.NotebookApp',
     PYTHONPATH: installed.site,
     JUPYTER_CONFIG_PATH: installed.config,
     JUPYTER_PATH: installed.data,
@@ -93,7 +92,8 @@ export async function startButtonHub(opts: ButtonHubOptions, installed: Installe
 c.JupyterHub.spawner_class = 'simple'
 c.Spawner.cmd = [${JSON.stringify(SYSTEM_PYTHON)}, '-m', 'jupyterhub.singleuser']
 c.Spawner.args = ['--allow-root']
-c.Spawner.environment = ${JSON.stringify(environment)}
+_apps = ${JSON.stringify(opts.singleUserApps ?? {})}
+c.Spawner.environment = {**${JSON.stringify(environment)}, 'JUPYTERHUB_SINGLEUSER_APP': lambda spawner: _apps.get(spawner.user.name, 'notebook.notebookapp.NotebookApp')}
 c.Spawner.start_timeout = 60
 c.SimpleLocalProcessSpawner.home_dir_template = ${JSON.stringify(path.join(opts.dir, 'home', '{username}'))}
 c.JupyterHub.load_roles.append({'name': 'server', 'scopes': ['users:activity!user', 'access:servers!user', 'access:services!service=gofer']})
