@@ -39,7 +39,7 @@ export function buildApp(deps: AppDeps): Express {
   const prefixes = [deps.prefix, ...(deps.config.server.legacyPrefixes ? LEGACY_PREFIXES : [])];
   if (deps.oauth) {
     const oauth = deps.oauth;
-    deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req) };
+    deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req), fromHubOrigin: (req) => oauth.fromHub(req) };
     app.use(deps.prefix, oauth.router());
   }
   app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix }));

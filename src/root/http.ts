@@ -80,7 +80,7 @@ export async function createHttp(
     const hub = hubSettings(config, env);
     const hubClient = hub.apiUrl ? new HubClient(hub.apiUrl, { cacheMs: config.hub.cacheSeconds * 1000, clock, requiredScopes: hubScopes(env) }) : undefined;
     const auth = new Authenticator(hubClient, new ApiTokenStore(db, clock));
-    const oauthSettings = hubOAuthSettings(env, hub.prefix);
+    const oauthSettings = hubOAuthSettings(env, hub.prefix, config.hub.publicUrl);
     const sessions = new BrowserSessions(db);
     const oauth = hubClient && oauthSettings ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix, sessions) : undefined;
     const examiners = new ExaminerPool();

@@ -25,16 +25,52 @@ export interface HubOAuthSettings {
   callbackUrl: string;
   /** Where browsers find the hub: `{JUPYTERHUB_HOST}{JUPYTERHUB_BASE_URL}`. */
   hubUrl: string;
+  /**
+   * The hub's own origin (`hub.publicUrl`, else `JUPYTERHUB_HOST`); unset, the origin the request
+   * was addressed to, which behind the hub's proxy is the hub's.
+   */
+  hubOrigin?: string;
 }
 
-export function hubOAuthSettings(env: Environment, prefix: string): HubOAuthSettings | undefined {
+export function hubOAuthSettings(env: Environment, prefix: string, publicUrl?: string): HubOAuthSettings | undefined {
   if (!env.JUPYTERHUB_API_TOKEN || !env.JUPYTERHUB_API_URL) return undefined;
+  const origin = publicUrl ?? env.JUPYTERHUB_HOST;
   return {
     clientId: env.JUPYTERHUB_CLIENT_ID ?? `service-${env.JUPYTERHUB_SERVICE_NAME ?? 'gofer'}`,
     clientSecret: env.JUPYTERHUB_API_TOKEN,
     callbackUrl: env.JUPYTERHUB_OAUTH_CALLBACK_URL ?? `${prefix}oauth_callback`,
     hubUrl: `${env.JUPYTERHUB_HOST ?? ''}${env.JUPYTERHUB_BASE_URL ?? '/'}`,
+    ...(origin ? { hubOrigin: new URL(origin).origin } : {}),
   };
+}
+
+/**
+ * Where a browser request comes from: its Origin, or the origin of its Referer when it has no
+ * Origin. `null` (a sandboxed or privacy-stripped origin) is no origin.
+ */
+export function requestOrigin(req: Pick<Request, 'get'>): string | undefined {
+  const origin = req.get('origin');
+  if (origin !== undefined) return origin === 'null' ? undefined : origin;
+  const referer = req.get('referer');
+  if (!referer) return undefined;
+  try {
+    return new URL(referer).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a request comes from a page of the hub's own origin: the notebook pages the old
+ * gofer_submit button runs in cannot read Gofer's `_xsrf` cookie (it is scoped to Gofer's
+ * prefix), but a browser will not let another origin claim to be the hub's.
+ */
+export function fromHubOrigin(req: Pick<Request, 'get' | 'protocol'>, hubOrigin?: string): boolean {
+  const from = requestOrigin(req);
+  if (!from) return false;
+  const host = req.get('host');
+  const expected = hubOrigin ?? (host ? `${req.protocol}://${host}` : undefined);
+  return expected !== undefined && from === expected;
 }
 
 /** The cookie secret: configured, from GOFER_SECRET, or made once and kept in the data directory. */
@@ -86,6 +122,11 @@ export class HubOAuth {
   async xsrfToken(req: Request): Promise<string | undefined> {
     const id = sessionId(req);
     return id && (await this.sessions.get('hub', id, this.clock.now())) ? this.xsrfFor(id) : undefined;
+  }
+
+  /** Whether the request comes from a page of the hub's own origin (see `fromHubOrigin`). */
+  fromHub(req: Request): boolean {
+    return fromHubOrigin(req, this.settings.hubOrigin);
   }
 
   /** Whether the request carries the XSRF token of the session it comes with (header or `_xsrf` field). */

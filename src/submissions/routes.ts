@@ -8,17 +8,29 @@ import { NO_IDENTITY } from './identity.js';
 import type { ReceivedNotebook } from './examine.js';
 import type { Intake } from './intake.js';
 import type { SubmissionStore } from './store.js';
+import { policyLookup } from '../passback/policy.js';
+import { gradeView, standing } from './standing.js';
 
 export interface IntakeDeps {
   intake: Intake;
   auth: Authenticator;
   submissions: SubmissionStore;
-  config: Pick<Config, 'courses' | 'server'>;
+  config: Pick<Config, 'courses' | 'server'> & Partial<Pick<Config, 'grading'>>;
   /** Identity from a browser session cookie (hub OAuth), when that is set up. */
   cookieIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Checks the XSRF token of a cookie-authenticated POST. */
   checkXsrf?: (req: Request) => boolean;
+  /** Whether a request comes from a page of the hub's own origin (by Origin, or Referer without Origin). */
+  fromHubOrigin?: (req: Request) => boolean;
 }
+
+type IdentifyDeps = Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf' | 'fromHubOrigin'> & {
+  /**
+   * The submit endpoint only: a cookie-authenticated POST from the hub's own origin needs no XSRF
+   * token, so the old gofer_submit button (which cannot read Gofer's `_xsrf` cookie) works again.
+   */
+  hubOriginSubmit?: boolean;
+};
 
 const JSON_TYPES = ['application/json', 'text/json'];
 
@@ -30,7 +42,7 @@ const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
  * anonymous or unknown caller is refused before their upload is read, let alone held in memory
  * (the error middleware then closes the connection rather than read a large body).
  */
-function identifyFirst(deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): RequestHandler {
+function identifyFirst(deps: IdentifyDeps): RequestHandler {
   return async (req, res, next) => {
     res.locals.who = await identify(req, deps);
     next();
@@ -42,12 +54,13 @@ function caller(res: Response): Identity {
 }
 
 /** Identifies the caller or fails with a sentence a learner understands. */
-export async function identify(req: Request, deps: Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf'>): Promise<Identity> {
+export async function identify(req: Request, deps: IdentifyDeps): Promise<Identity> {
   const fromHeader = await deps.auth.fromHeader(req.get('authorization'));
   if (fromHeader) return fromHeader;
   const fromCookie = await deps.cookieIdentity?.(req);
   if (fromCookie) {
-    if (req.method === 'POST' && !deps.checkXsrf?.(req)) {
+    const exempt = deps.hubOriginSubmit === true && deps.fromHubOrigin?.(req) === true;
+    if (req.method === 'POST' && !exempt && !deps.checkXsrf?.(req)) {
       throw new ForbiddenError('This request lacks its XSRF token. Reload the page and try again.');
     }
     return fromCookie;
@@ -69,7 +82,7 @@ export function hubSubmitRouter(deps: IntakeDeps): Router {
   router.get('/', (_req, res) => {
     res.type('text/plain').send('Gofer is ready to grade your notebook: use the Submit button in Jupyter to send it.\n');
   });
-  router.post('/', identifyFirst(deps), express.raw({ limit, type: JSON_TYPES }), async (req, res) => {
+  router.post('/', identifyFirst({ ...deps, hubOriginSubmit: true }), express.raw({ limit, type: JSON_TYPES }), async (req, res) => {
     if (!req.is(JSON_TYPES)) throw new UnsupportedMediaTypeError('Send the notebook as JSON: Content-Type: application/json with {"nb": <notebook>}.');
     const receipt = await deps.intake.submit(caller(res), jsonBody(req));
     if (wantsJson(req)) {
@@ -89,6 +102,9 @@ export function hubSubmitRouter(deps: IntakeDeps): Router {
 export function submissionsApiRouter(deps: IntakeDeps): Router {
   const router = express.Router();
   const limit = deps.config.server.maxNotebookMb * 1024 * 1024;
+  const policies = policyLookup(deps.config);
+  const timeLimit = (course: string, assignment: string): number | null =>
+    deps.config.courses.find((c) => c.id === course)?.assignments.find((a) => a.id === assignment)?.timeoutSeconds ?? deps.config.grading?.timeoutSeconds ?? null;
   router.post('/submissions', identifyFirst(deps), express.raw({ limit, type: 'application/json' }), async (req, res) => {
     let notebook: ReceivedNotebook;
     if (req.is('multipart/form-data')) notebook = { kind: 'file', bytes: await uploadedFile(req, limit) };
@@ -105,6 +121,7 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
     // another learner's submission looks exactly like a missing one
     if (!sub || (sub.owner !== who.name && !instructor)) throw new NotFoundError(`There is no submission ${id.slice(0, 64)} of yours.`);
     const tests = await deps.submissions.tests(id);
+    const policy = policies(sub.course, sub.assignment);
     res.json({
       id: sub.id,
       owner: sub.owner,
@@ -117,7 +134,12 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
       message: sub.message,
       receivedAt: new Date(sub.receivedAt).toISOString(),
       gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
-      tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true } : t)),
+      tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true, passed: t.passed } : t)),
+      // the one scale (src/grading/scale.ts): points out of the assignment's points, and which submission counts
+      grade: policy ? gradeView(sub.score, policy.points) : null,
+      assignmentPoints: policy?.points ?? null,
+      timeLimitSeconds: timeLimit(sub.course, sub.assignment),
+      standing: policy ? standing(sub, await deps.submissions.list({ owner: sub.owner, course: sub.course, assignment: sub.assignment }), policy) : null,
       // why grading last failed: for staff only (it can name the course's files)
       ...(instructor ? { problem: await deps.submissions.problem(id) } : {}),
     });

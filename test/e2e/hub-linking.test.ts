@@ -203,26 +203,27 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     await shot(page, 'hub-me');
   });
 
-  it('a cookie-authenticated POST to {prefix} needs X-XSRFToken equal to the _xsrf cookie: 403 with a sentence without it, 200 with it', async () => {
-    // from Gofer's own page on the hub's origin, as a page script would send it
-    const post = (nb: unknown, withXsrf: boolean) =>
-      page.evaluate(
-        async ({ url, nb, withXsrf }) => {
-          const xsrf = document.cookie.split('; ').find((c) => c.startsWith('_xsrf='))?.slice('_xsrf='.length);
-          const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-          if (withXsrf && xsrf) headers['X-XSRFToken'] = xsrf;
-          const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ nb }), credentials: 'same-origin' });
-          return { status: res.status, type: res.headers.get('content-type'), text: await res.text(), hadXsrf: Boolean(xsrf) };
-        },
-        { url: hub!.prefix, nb, withXsrf },
-      );
-    const refused = await post(notebook(2), false);
-    expect(refused.hadXsrf, 'the _xsrf cookie is readable by scripts on the prefix').to.equal(true);
-    expect(refused.status, refused.text).to.equal(403);
-    expect(refused.type).to.match(/^text\/plain/);
-    expect(refused.text).to.match(/lacks its XSRF token\. Reload the page and try again\./);
+  /** The hub session's cookies as the browser holds them, for requests from outside the browser. */
+  const sessionCookies = async (): Promise<Record<string, string>> =>
+    Object.fromEntries((await context.cookies(`${hub!.url}${hub!.prefix}`)).filter((c) => c.path === hub!.prefix).map((c) => [c.name, c.value]));
+  /** A cookie-authenticated submit with the given headers, sent as a page on another origin or a script could. */
+  const cookiePost = async (nb: unknown, headers: Record<string, string>, cookies?: Record<string, string>) => {
+    const jar = cookies ?? (await sessionCookies());
+    const cookie = Object.entries(jar).map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(`${hub!.url}${hub!.prefix}`, { method: 'POST', headers: { 'Content-Type': 'application/json', cookie, ...headers }, body: JSON.stringify({ nb }) });
+    return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+  };
 
-    const accepted = await post(notebook(2), true);
+  it("a cookie-authenticated POST to {prefix} from a page of the hub's own origin needs no XSRF token (the old gofer_submit button): graded as the cookie's owner", async () => {
+    // from a page on the hub's origin, as gofer_submit's script sends it: no X-XSRFToken header
+    const accepted = await page.evaluate(
+      async ({ url, nb }) => {
+        const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ nb }), credentials: 'same-origin' });
+        return { status: res.status, text: await res.text() };
+      },
+      { url: hub!.prefix, nb: notebook(2) },
+    );
+    expect(new URL(page.url()).origin, 'the page the script runs in').to.equal(hub!.url);
     expect(accepted.status, accepted.text).to.equal(200);
     const m = /Your notebook for lab01 was received\b.*Submission ([0-9a-f-]{36})\./.exec(accepted.text);
     expect(m, accepted.text).to.not.equal(null);
@@ -238,17 +239,35 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       300,
     );
     expect(view).to.include({ owner: LEARNER, status: 'graded', points: 2 });
+    // Referer stands in when a browser sends no Origin
+    const byReferer = await cookiePost(notebook(4), { Referer: `${hub!.url}/user/${LEARNER}/notebooks/lab01.ipynb` });
+    expect(byReferer.status, byReferer.text).to.equal(200);
   });
 
-  it('the XSRF token is bound to the session: an _xsrf cookie and header of anyone\'s choosing (a tossed cookie) are refused', async () => {
-    const tossed = await page.evaluate(async ({ url, nb }) => {
-      const real = document.cookie.split('; ').find((c) => c.startsWith('_xsrf='))!;
-      // what a sibling site or a script could plant: a matching cookie and header pair
-      document.cookie = `_xsrf=planted-by-someone; path=${url}`;
-      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-XSRFToken': 'planted-by-someone' }, body: JSON.stringify({ nb }), credentials: 'same-origin' });
-      document.cookie = `${real}; path=${url}`;
-      return { status: res.status, text: await res.text() };
-    }, { url: hub!.prefix, nb: notebook(3) });
+  it('every other cookie-authenticated POST to {prefix} needs X-XSRFToken equal to the _xsrf cookie: another origin, no origin, or a null origin get 403 with a sentence; the token lets them through', async () => {
+    const cookies = await sessionCookies();
+    expect(Object.keys(cookies)).to.include.members(['gofer-session', '_xsrf']);
+    const elsewhere = platform!.url.replace(/\/$/, '');
+    expect(new URL(elsewhere).origin).to.not.equal(hub!.url);
+    for (const [what, headers] of [
+      ['another origin', { Origin: elsewhere }],
+      ["another origin's Referer", { Referer: `${elsewhere}/courses/x` }],
+      ['Origin: null with the hub as Referer', { Origin: 'null', Referer: `${hub!.url}/hub/home` }],
+      ['no Origin and no Referer', {}],
+      ["a Referer on Gofer's own port", { Referer: `${hub!.goferUrl}${hub!.prefix}me` }],
+    ] as Array<[string, Record<string, string>]>) {
+      const refused = await cookiePost(notebook(5), headers);
+      expect(refused.status, `${what}: ${refused.text}`).to.equal(403);
+      expect(refused.type).to.match(/^text\/plain/);
+      expect(refused.text).to.match(/lacks its XSRF token\. Reload the page and try again\./);
+    }
+    const withToken = await cookiePost(notebook(5), { Origin: elsewhere, 'X-XSRFToken': cookies._xsrf! });
+    expect(withToken.status, withToken.text).to.equal(200);
+  });
+
+  it("the XSRF token is bound to the session: an _xsrf cookie and header of anyone's choosing (a tossed cookie) are refused", async () => {
+    const cookies = await sessionCookies();
+    const tossed = await cookiePost(notebook(3), { Origin: platform!.url.replace(/\/$/, ''), 'X-XSRFToken': 'planted-by-someone' }, { ...cookies, _xsrf: 'planted-by-someone' });
     expect(tossed.status, tossed.text).to.equal(403);
     expect(tossed.text).to.match(/lacks its XSRF token/);
   });

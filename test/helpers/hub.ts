@@ -78,6 +78,8 @@ export interface HubOptions {
    * URLs, `hub.publicUrl`): `gofer` is the service's 'url' port, `public` the proxy's. Free ports otherwise.
    */
   ports?: { public?: number; gofer?: number };
+  /** Python appended to the hub's configuration (spawner settings, more roles). */
+  extraConfig?: string;
 }
 
 export interface Hub {
@@ -146,6 +148,7 @@ c.JupyterHub.load_roles = [
     {'name': 'user', 'scopes': ['self', 'access:services']},
     {'name': 'e2e-admin', 'scopes': ['admin:users', 'tokens'], 'services': ['e2e-admin']},
 ]
+${opts.extraConfig ?? ''}
 `;
   const configFile = path.join(dir, 'jupyterhub_config.py');
   writeFileSync(configFile, config);
