@@ -1,6 +1,7 @@
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from './config/schema.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { systemClock, type Clock } from './lib/clock.js';
 import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
 import { requestContext } from './lib/request-context.js';
@@ -20,6 +21,8 @@ export interface AppDeps extends IntakeDeps {
   oauth?: HubOAuth;
   /** More routers (LTI launch and pages), mounted before the catch-all 404. */
   mounts?: Array<[string, RequestHandler]>;
+  /** Time for the pages (default: the system clock). */
+  clock?: Clock;
   /** Origins allowed to frame Gofer's pages (the platforms'), besides Gofer itself. */
   frameAncestors?: string[];
 }
@@ -42,7 +45,7 @@ export function buildApp(deps: AppDeps): Express {
     deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req) };
     app.use(deps.prefix, oauth.router());
   }
-  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix }));
+  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, config: deps.config, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix, now: () => (deps.clock ?? systemClock).now() }));
   const submit = hubSubmitRouter(deps);
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));

@@ -272,6 +272,7 @@ async function start(
           signer,
           pageSessions,
           clock,
+          hubConfigured: hubClient !== undefined,
           prefix: hub.prefix,
           passbackStates: async (ids) =>
             new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, policy(v.course, v.assignment)).sentences.join(' ') || null }])),
@@ -306,7 +307,7 @@ async function start(
       ]);
     }
     devPlatformRef = devPlatform;
-    const app = buildApp({ config, log, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
+    const app = buildApp({ config, log, clock, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);

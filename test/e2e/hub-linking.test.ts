@@ -70,7 +70,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       queue: { workers: 1, pollMs: 100, retryDelaySeconds: 1 },
       passback: { retryDelaySeconds: 0.2, pollMs: 100 },
       // no hubUserClaim: the learner connects the accounts explicitly
-      lti: { development: true, platforms: [devPlatformConfig(platform, components)] },
+      lti: { development: true, hubLink: '/hub/user-redirect/lab', platforms: [devPlatformConfig(platform, components)] },
       courses: [
         {
           id: '8x',
@@ -122,7 +122,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     expect(link.origin, `connect link ${href}`).to.equal(hub!.url);
     expect(link.pathname).to.equal(`${hub!.prefix}login`);
     expect(link.searchParams.get('next')).to.match(new RegExp(`^${hub!.prefix}link\\?t=`));
-    // "Open in JupyterHub" (lti.hubLink, /hub/user-redirect/lab by default) is the hub's page too
+    // "Open in JupyterHub" (lti.hubLink, a path) is the hub's page too
     expect(await page.getAttribute('#open-hub', 'href')).to.equal(`${hub!.url}/hub/user-redirect/lab`);
     await shot(page, 'hub-connect-assignment');
   });
@@ -160,6 +160,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
 
     await page.goto(assignmentUrl);
     expect(await page.textContent('#hub-user')).to.equal(LEARNER);
+    expect(await page.textContent('#identity')).to.equal(`Signed in to JupyterHub as ${LEARNER}.`);
     expect(await page.locator('#connect-hub').count()).to.equal(0);
     expect(await page.locator('#no-submissions').count()).to.equal(1);
   });
@@ -184,7 +185,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     ).catch(async (err: Error) => {
       throw new Error(`${err.message}; the page says: ${(await body(page)).slice(0, 600)}`);
     });
-    expect(await page.textContent('.submission .score')).to.equal('2/2');
+    expect(await page.textContent('.submission .score')).to.equal('3 / 3 points (100%)');
     expect(await page.textContent('.submission .passback')).to.equal('sent to edX');
     await shot(page, 'hub-linked-assignment');
     expect(published(LEARNER)).to.equal(WEIGHT);
@@ -196,10 +197,11 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     await page.goto(`${hub!.url}${hub!.prefix}me`);
     expect(new URL(page.url()).pathname).to.equal(`${hub!.prefix}me`);
     expect(await page.textContent('h1')).to.equal(`Submissions of ${LEARNER}`);
-    const rows = page.locator('tbody tr');
+    const rows = page.locator('#submissions > li.submission');
     expect(await rows.count()).to.equal(1);
     const row = (await rows.first().textContent()) ?? '';
-    expect(row).to.include('8x / lab01').and.include('graded').and.include('2/2');
+    expect(row).to.include('8x / lab01').and.include('graded').and.include('3 / 3 points (100%)');
+    expect(await page.textContent('#identity')).to.equal(`Signed in to JupyterHub as ${LEARNER}.`);
     await shot(page, 'hub-me');
   });
 

@@ -103,7 +103,7 @@ describe('edX presentations across two sites with the default cookies (Chromium,
       throw new Error(`${err.message}; the frame is at ${frame.url()}: ${await body(frame)}`);
     });
     expect(await frame.textContent('h1')).to.equal('lab01');
-    expect(await submitAndSeeGrade(frame, 'in-iframe')).to.equal('2/2');
+    expect(await submitAndSeeGrade(frame, 'in-iframe')).to.equal('2 / 2 points (100%)');
     await page.screenshot({ path: path.join(ARTIFACTS, 'cross-site-iframe.png'), fullPage: true });
     // the cookies live in the platform's partition, as Chromium keeps cookies of a framed site
     const cookies = await context.cookies(toolUrl);
@@ -120,7 +120,7 @@ describe('edX presentations across two sites with the default cookies (Chromium,
       throw new Error(`${err.message}; the window is at ${popup.url()}: ${await body(popup)}`);
     });
     expect(await popup.textContent('h1')).to.equal('lab01');
-    expect(await submitAndSeeGrade(popup, 'new-window')).to.equal('2/2');
+    expect(await submitAndSeeGrade(popup, 'new-window')).to.equal('2 / 2 points (100%)');
     }));
 
   it('every answer limits who may frame it to the platforms, forbids sniffing and keeps addresses to itself', async () => {
