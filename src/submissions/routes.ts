@@ -6,7 +6,8 @@ import type { Authenticator, Identity } from './identity.js';
 import { NO_IDENTITY } from './identity.js';
 import type { ReceivedNotebook } from './examine.js';
 import type { Intake } from './intake.js';
-import type { SubmissionStore } from './store.js';
+import type { Submission, SubmissionStore } from './store.js';
+import { formatGrade, gradeOf } from '../grading/scale.js';
 
 export interface IntakeDeps {
   intake: Intake;
@@ -113,6 +114,8 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
       score: sub.score,
       points: sub.points,
       maxPoints: sub.maxPoints,
+      // the grade on the assignment's scale, as sent to the platform (null until graded)
+      grade: gradeField(sub, deps.config),
       message: sub.message,
       receivedAt: new Date(sub.receivedAt).toISOString(),
       gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
@@ -122,6 +125,13 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
     });
   });
   return router;
+}
+
+function gradeField(sub: Submission, config: Pick<Config, 'courses'>): { given: number; maximum: number; text: string } | null {
+  if (sub.status !== 'graded' || sub.score === null) return null;
+  const points = config.courses.find((c) => c.id === sub.course)?.assignments.find((a) => a.id === sub.assignment)?.points ?? 1;
+  const grade = gradeOf(sub.score, points);
+  return { ...grade, text: formatGrade(grade) };
 }
 
 export function isInstructor(who: Identity, course: string, config: Pick<Config, 'courses'>): boolean {

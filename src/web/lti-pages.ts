@@ -181,13 +181,14 @@ ${learner}`;
     const rows = await gradeRows(deps.submissions, deps.config, { course: ses.course });
     const states = await deps.passbackStates(rows.map((r) => r.submission));
     const csrf = deps.signer.tag('csrf', launch);
-    const action = (path: string, label: string, submission: string) =>
-      `<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${esc(launch)}"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="submission" value="${esc(submission)}"><button type="submit">${label}</button></form>`;
+    // each row's buttons are named after their learner and assignment, for screen readers
+    const action = (path: string, label: string, r: { submission: string; learner: string; assignment: string }) =>
+      `<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${esc(launch)}"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="submission" value="${esc(r.submission)}"><button type="submit" aria-label="${esc(`${label}: ${r.learner}, ${r.assignment}`)}">${label}</button></form>`;
     const body = rows
       .map((r) => {
         const st = states.get(r.submission);
-        return `<tr class="grade"><td>${esc(r.learner)}</td><td>${esc(r.assignment)}</td><td>${esc(r.status)}</td><td>${r.score === null ? '' : esc(r.score)}</td>
-<td>${esc(st?.status ?? '')}${st?.detail ? `<br><small>${esc(st.detail)}</small>` : ''}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`;
+        return `<tr class="grade"><td>${esc(r.learner)}</td><td>${esc(r.assignment)}</td><td>${esc(r.status)}</td><td class="grade">${esc(r.gradeText)}</td>
+<td>${esc(st?.status ?? '')}${st?.detail ? `<br><small>${esc(st.detail)}</small>` : ''}</td><td>${action('regrade', 'Regrade', r)} ${action('resend', 'Resend score', r)}</td></tr>`;
       })
       .join('');
     const course = deps.config.courses.find((c) => c.id === ses.course);
@@ -200,7 +201,7 @@ ${learner}`;
     }
     const table = `${notices.length ? `<ul id="edx-notices">${notices.join('')}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
-<table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
+<table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Grade</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
     res.type('html').send(page(`Grades: ${ses.course}`, table));
   });
 

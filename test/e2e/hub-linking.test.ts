@@ -240,6 +240,8 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       300,
     );
     expect(view).to.include({ owner: LEARNER, status: 'graded', points: 2 });
+    // the REST API gives the grade on the assignment's scale too (points: 3), besides the test points
+    expect((view as unknown as { grade: unknown }).grade).to.deep.equal({ given: 3, maximum: 3, text: '3 / 3 points (100%)' });
   });
 
   it('the XSRF token is bound to the session: an _xsrf cookie and header of anyone\'s choosing (a tossed cookie) are refused', async () => {
