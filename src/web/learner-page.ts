@@ -85,10 +85,15 @@ export async function viewOf(
   now: number,
   limit = 50,
 ): Promise<LearnerView> {
-  const subs = (await submissions.list(filter)).slice(-limit);
-  const started = await submissions.gradingStarted(subs.filter((s) => s.status === 'grading').map((s) => s.id));
-  const inputs = await Promise.all(subs.map(async (sub) => ({ sub, tests: sub.status === 'queued' || sub.status === 'grading' ? [] : await submissions.tests(sub.id), startedAt: started.get(sub.id) })));
-  return learnerView(inputs, assignmentFacts(config), platform, { now, showAssignment: filter.assignment === undefined });
+  const all = await submissions.list(filter);
+  // all of them count for their numbers and for "your best so far"; the newest `limit` are shown
+  const shown = new Set(all.slice(-limit).map((s) => s.id));
+  const started = await submissions.gradingStarted(all.filter((s) => s.status === 'grading' && shown.has(s.id)).map((s) => s.id));
+  const inputs = await Promise.all(
+    all.map(async (sub) => ({ sub, tests: !shown.has(sub.id) || sub.status === 'queued' || sub.status === 'grading' ? [] : await submissions.tests(sub.id), startedAt: started.get(sub.id) })),
+  );
+  const view = learnerView(inputs, assignmentFacts(config), platform, { now, showAssignment: filter.assignment === undefined });
+  return { ...view, submissions: view.submissions.slice(0, limit) };
 }
 
 /**

@@ -3,7 +3,7 @@
  * needs no inline script. Without it the page is complete as the server rendered it; with it,
  * times read in the reader's local time, the upload form posts in place with a notice, and the
  * submissions list follows the status endpoint (`data-status-url` on <main>) until every
- * submission has its result. Each submission's markup comes from the server, already escaped:
+ * submission has its result, and asks again when the learner comes back to the page. Each submission's markup comes from the server, already escaped:
  * the script inserts it and writes everything else as text.
  */
 export const LEARNER_SCRIPT = String.raw`(() => {
@@ -114,5 +114,10 @@ export const LEARNER_SCRIPT = String.raw`(() => {
   tick();
   setInterval(tick, 1000);
   if (!done) timer = setTimeout(poll, every);
+  // a notebook submitted from Jupyter meanwhile shows up when the learner comes back to the page
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) poll();
+  });
+  window.addEventListener('focus', () => poll());
 })();
 `;

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -34,6 +35,7 @@ describe('the learner page in a real browser (dev platform, real engine)', funct
   let gofer: GoferProcess | undefined;
   let toolUrl: string;
   let dir: string;
+  let file: string;
   const users: DevUser[] = [
     { username: 'ada', sub: 'sub-ada-page', name: 'Ada Lovelace', email: 'ada@example.edu', role: 'learner', sharePii: true },
     { username: 'eve', sub: 'sub-eve-page', name: 'Eve Hidden', email: 'eve@example.edu', role: 'learner', sharePii: false },
@@ -52,7 +54,6 @@ describe('the learner page in a real browser (dev platform, real engine)', funct
       { usageKey: LAB, configId: 'cfg-page-lab01', clientId: 'client-page-lab01', name: 'Lab 01', weight: 3, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
     ];
     platform = await startDevPlatform({ courseKey: COURSE_KEY, courseTitle: 'Page', components, users });
-    let file: string;
     ({ file, dir } = writeConfig({
       server: { host: '127.0.0.1', port, submissionsPerMinute: 3, maxNotebookMb: 1 },
       queue: { workers: 1, pollMs: 100, retryDelaySeconds: 1 },
@@ -267,12 +268,38 @@ describe('the learner page in a real browser (dev platform, real engine)', funct
     await context.close();
   });
 
+  it('a notebook submitted elsewhere (the API, as a Jupyter button does) appears when the learner comes back to the page', async () => {
+    const context = await browser.newContext();
+    const page = await launch(context, 'ada');
+    const seen = await watch(page);
+    expect(await page.getAttribute('main', 'data-done')).to.equal('true');
+    const token = await new Promise<string>((resolve, reject) =>
+      execFile('node', [path.join(ROOT, 'bin/gofer.js'), '--config', file, 'token', 'create', 'sub-ada-page'], (err, out) => (err ? reject(err) : resolve(out.trim()))),
+    );
+    const nb = JSON.parse(variant(30));
+    nb.metadata = { ...nb.metadata, assignment: 'lab01' };
+    const res = await fetch(`${toolUrl}/api/v1/submissions`, { method: 'POST', headers: { authorization: `token ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ nb }) });
+    expect(res.status, await res.text()).to.equal(202);
+    await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await page.waitForFunction(
+      () => {
+        const li = document.querySelector('#submissions > li.submission:first-child') as HTMLElement | null;
+        return li?.dataset.step === 'result' && /^Submission 3, received/.test(li.querySelector('h3')?.textContent ?? '');
+      },
+      null,
+      { timeout: 120_000 },
+    );
+    expect(await page.textContent(`${newest} .score`)).to.equal('3 / 3 points (100%)');
+    expect(seen.navigations()).to.equal(0);
+    await context.close();
+  });
+
   it("the status endpoint answers only the launching browser's own learner", async () => {
     const context = await browser.newContext();
     const page = await launch(context, 'ada');
     const statusUrl = new URL((await page.getAttribute('main', 'data-status-url'))!, page.url()).href;
     const own = await page.evaluate(async (u) => (await fetch(u)).json(), statusUrl);
-    expect((own as { submissions: unknown[] }).submissions.length).to.equal(2);
+    expect((own as { submissions: unknown[] }).submissions.length).to.equal(3);
     // the same address from another browser (no page session cookie) is refused
     const other = await fetch(statusUrl, { headers: { accept: 'application/json' } });
     expect(other.status).to.equal(403);

@@ -122,7 +122,9 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
     nb.cells.push({ cell_type: 'code', id: name.replace(/\W/g, ''), metadata: {}, execution_count: null, outputs: [], source: `variant = '${name}'` });
     writeFileSync(p, JSON.stringify(nb));
     await page.setInputFiles('#upload input[type=file]', p);
-    await Promise.all([page.waitForNavigation(), page.click('#upload button')]);
+    // the page's script posts the upload in place (no navigation): wait for Gofer's answer
+    const [answer] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/app/submit'), page.click('#upload button')]);
+    expect(answer.status(), await answer.text()).to.equal(202);
   };
   const scoresOn = (usageKey: string) => platform.lineItems().filter((l) => l.resourceLinkId === usageKey).flatMap((l) => l.scores.map((s) => s.userId)).sort();
   const publishedOn = (username: string, usageKey: string) => platform.gradebook().find((g) => g.username === username && g.usageKey === usageKey)?.published ?? null;

@@ -73,9 +73,11 @@ describe('edX presentations across two sites with the default cookies (Chromium,
     const file = path.join(dir, `${name}.ipynb`);
     writeFileSync(file, JSON.stringify(nb));
     await where.locator('#upload input[type=file]').setInputFiles(file);
-    // the upload's answer redirects to the address the page already has: wait for the navigation
-    // itself (waitForURL would resolve at once, and the reload below could cancel the upload)
-    await Promise.all([where.waitForNavigation(), where.locator('#upload button').click()]);
+    // the page's script posts the upload in place (no navigation): wait for Gofer's answer, so
+    // the reload below cannot cancel the upload
+    const owner = 'mainFrame' in where ? where : where.page();
+    const [answer] = await Promise.all([owner.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/app/submit'), where.locator('#upload button').click()]);
+    expect(answer.status(), await answer.text()).to.equal(202);
     expect(where.url()).to.match(/\/app\/assignment\?l=/);
     await waitFor('the grade on Gofer\'s page', async () => {
       await where.goto(where.url());

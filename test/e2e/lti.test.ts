@@ -104,7 +104,9 @@ describe('LTI 1.3 with the dev platform, in a real browser (real engine)', funct
     const p = path.join(dir, name);
     writeFileSync(p, notebook);
     await page.setInputFiles('#upload input[type=file]', p);
-    await Promise.all([page.waitForNavigation(), page.click('#upload button')]);
+    // the page's script posts the upload in place (no navigation): wait for Gofer's answer
+    const [answer] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/app/submit'), page.click('#upload button')]);
+    expect(answer.status(), await answer.text()).to.equal(202);
   };
   const reloadUntil = async (page: Page, what: RegExp, label: string) =>
     waitFor(label, async () => {
