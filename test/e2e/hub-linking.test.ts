@@ -178,7 +178,8 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       'the score to reach edX',
       async () => {
         await page.reload();
-        return /sent to edX/.test(await body(page));
+        // "sent", not "being sent"
+        return (await page.locator('.submission .passback').first().textContent().catch(() => null)) === 'sent to edX';
       },
       120_000,
       500,
@@ -202,6 +203,11 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     const row = (await rows.first().textContent()) ?? '';
     expect(row).to.include('8x / lab01').and.include('graded').and.include('3 / 3 points (100%)');
     expect(await page.textContent('#identity')).to.equal(`Signed in to JupyterHub as ${LEARNER}.`);
+    // the page's script ran (times rewritten in local time) and its status endpoint, through the
+    // hub with the same login, answers the same submissions
+    await page.waitForSelector('#submissions time[data-local]');
+    const status = await page.evaluate(async () => (await fetch(document.querySelector('main')!.dataset.statusUrl!)).json());
+    expect((status as { submissions: Array<{ grade: { text: string } }> }).submissions.map((x) => x.grade.text)).to.deep.equal(['3 / 3 points (100%)']);
     await shot(page, 'hub-me');
   });
 
