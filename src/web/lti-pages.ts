@@ -128,7 +128,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
         : name
           ? html`<p id="identity">Signed in from the course as <b id="learner-name">${name}</b>.</p>`
           : html`<p id="identity">Signed in from the course (it does not share your name with Gofer).</p>`;
-    const flash = typeof req.query.notice === 'string' ? UPLOAD_NOTICES[req.query.notice] : undefined;
+    const flash = typeof req.query.notice === 'string' && Object.hasOwn(UPLOAD_NOTICES, req.query.notice) ? UPLOAD_NOTICES[req.query.notice] : undefined;
     const points = assignment?.points ?? 1;
     let learner: Html;
     if (!hubUser) {

@@ -206,6 +206,10 @@ describe('the learner page in a real browser (dev platform, real engine)', funct
       expect(await page.textContent('#notice')).to.include('Your notebook was received');
       expect(await page.locator('#submissions > li.submission').count()).to.equal(i + 1);
     }
+    // the notice is one of Gofer's own sentences, never what the address says
+    await page.goto(`${assignment}&notice=constructor`);
+    expect(await page.getAttribute('#notice', 'hidden')).to.equal('');
+    expect(await page.textContent('#notice')).to.equal('');
     await choose(page, variant(13), 'eve3.ipynb');
     const [limited] = await Promise.all([page.waitForNavigation(), page.click('#upload button')]);
     expect(limited?.status()).to.equal(429);
