@@ -188,6 +188,10 @@ async function start(
     const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: () => pool.notify() });
     const mounts: Array<[string, RequestHandler]> = [];
     const frameAncestors = origins(config.lti.frameAncestors);
+    const passbackStates = outbox
+      ? async (ids: string[]) =>
+          new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, policy(v.course, v.assignment)).sentences.join(' ') || null }]))
+      : undefined;
     let ltiApp: RequestHandler | undefined;
     let devPlatform: DevPlatform | undefined;
     if (outbox) {
@@ -274,8 +278,7 @@ async function start(
           clock,
           hubConfigured: hubClient !== undefined,
           prefix: hub.prefix,
-          passbackStates: async (ids) =>
-            new Map([...(await outbox.bySubmission(ids))].map(([id, v]) => [id, { status: v.status, detail: passbackNotice(v, policy(v.course, v.assignment)).sentences.join(' ') || null }])),
+          passbackStates: passbackStates!,
           resend: async (submissionId) => {
             const row = (await outbox.bySubmission([submissionId])).get(submissionId);
             const n = row ? await outbox.requeue([row.id], clock.now()) : 0;
@@ -307,7 +310,7 @@ async function start(
       ]);
     }
     devPlatformRef = devPlatform;
-    const app = buildApp({ config, log, clock, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
+    const app = buildApp({ config, log, clock, ...(passbackStates ? { passbackStates } : {}), prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);

@@ -4,7 +4,7 @@ import { html, unsafeRaw, type Html } from '../lib/html.js';
 import type { Identity } from '../submissions/identity.js';
 import type { Submission, SubmissionStore } from '../submissions/store.js';
 import { LEARNER_SCRIPT } from './learner-script.js';
-import { learnerView, type AssignmentFacts, type LearnerView, type PlatformFacts } from './learner-view.js';
+import { learnerView, type AssignmentFacts, type LearnerView, type PassbackState, type PlatformFacts } from './learner-view.js';
 
 /** How often the page asks for news while a submission is not graded yet. */
 export const POLL_MS = 1000;
@@ -107,16 +107,23 @@ export function learnerPageRouter(deps: {
   identity: (req: Request) => Promise<Identity | undefined>;
   prefix: string;
   now: () => number;
+  /** How each submission's grade stands with the platform, when LTI is on. */
+  passbackStates?: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
 }): Router {
   const router = express.Router();
   serveLearnerScript(router);
+  // what became of each grade in edX; each assignment's own page (after a launch) also says what edX shows in all
+  const mine = async (owner: string): Promise<LearnerView> => {
+    const platform = deps.passbackStates ? { weight: null, endAt: null, states: await deps.passbackStates((await deps.submissions.list({ owner })).map((s) => s.id)) } : null;
+    return { ...(await viewOf(deps.submissions, deps.config, { owner }, platform, deps.now())), edxTotal: null };
+  };
   router.get('/me', async (req: Request, res: Response) => {
     const who = await deps.identity(req);
     if (!who) {
       res.redirect(302, `${deps.prefix}login?next=${encodeURIComponent(`${deps.prefix}me`)}`);
       return;
     }
-    const view = await viewOf(deps.submissions, deps.config, { owner: who.name }, null, deps.now());
+    const view = await mine(who.name);
     const body = html`<p id="identity">Signed in to JupyterHub as <b id="hub-user">${who.name}</b>.</p>
 <p>Scores are points out of each assignment's points. What edX shows is on each assignment's page in the course.</p>
 ${submissionsSection(view)}`;
@@ -129,7 +136,7 @@ ${submissionsSection(view)}`;
       return;
     }
     const now = deps.now();
-    res.set('Cache-Control', 'no-store').json(statusJson(await viewOf(deps.submissions, deps.config, { owner: who.name }, null, now), now));
+    res.set('Cache-Control', 'no-store').json(statusJson(await mine(who.name), now));
   });
   return router;
 }

@@ -202,6 +202,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     expect(await rows.count()).to.equal(1);
     const row = (await rows.first().textContent()) ?? '';
     expect(row).to.include('8x / lab01').and.include('graded').and.include('3 / 3 points (100%)');
+    expect(await rows.first().locator('.passback').textContent()).to.equal('sent to edX');
     expect(await page.textContent('#identity')).to.equal(`Signed in to JupyterHub as ${LEARNER}.`);
     // the page's script ran (times rewritten in local time) and its status endpoint, through the
     // hub with the same login, answers the same submissions
