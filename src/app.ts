@@ -1,6 +1,7 @@
 import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from './config/schema.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { systemClock, type Clock } from './lib/clock.js';
 import { errorMiddleware } from './lib/error-middleware.js';
 import type { Logger } from './lib/logger.js';
 import { requestContext } from './lib/request-context.js';
@@ -8,6 +9,7 @@ import type { HubOAuth } from './submissions/hub-oauth.js';
 import { hubSubmitRouter, submissionsApiRouter, type IntakeDeps } from './submissions/routes.js';
 import { securityHeaders } from './web/headers.js';
 import { learnerPageRouter } from './web/learner-page.js';
+import type { PassbackState } from './web/learner-view.js';
 
 export interface AppDeps extends IntakeDeps {
   config: Config;
@@ -20,6 +22,10 @@ export interface AppDeps extends IntakeDeps {
   oauth?: HubOAuth;
   /** More routers (LTI launch and pages), mounted before the catch-all 404. */
   mounts?: Array<[string, RequestHandler]>;
+  /** How each submission's grade stands with the platform (when LTI is on), for `{prefix}me`. */
+  passbackStates?: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
+  /** Time for the pages (default: the system clock). */
+  clock?: Clock;
   /** Origins allowed to frame Gofer's pages (the platforms'), besides Gofer itself. */
   frameAncestors?: string[];
 }
@@ -42,7 +48,7 @@ export function buildApp(deps: AppDeps): Express {
     deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req), fromHubOrigin: (req) => oauth.fromHub(req) };
     app.use(deps.prefix, oauth.router());
   }
-  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix }));
+  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, config: deps.config, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix, now: () => (deps.clock ?? systemClock).now(), ...(deps.passbackStates ? { passbackStates: deps.passbackStates } : {}) }));
   const submit = hubSubmitRouter(deps);
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));

@@ -9,6 +9,7 @@ import { createDocker } from './grading/docker.js';
 import { formatResult } from './grading/format.js';
 import { suspiciousFiles } from './grading/assignment-files.js';
 import { gradeNotebook, readAssignment } from './grading/grader.js';
+import { gradeView } from './grading/scale.js';
 import { buildImage, LOCAL_BASE } from './grading/image.js';
 import { createDb, migrate, type Db } from './db/knex.js';
 import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
@@ -91,8 +92,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--image <image>', 'grader image (default: from the configuration)')
     .option('--timeout <seconds>', 'time limit for the notebook (and again for the tests)', positiveNumber)
     .option('--memory <mb>', 'memory limit in MB', positiveNumber)
+    .option('--points <points>', "the assignment's points: the grade is out of these (default 1, as in the configuration)", positiveNumber)
     .option('--json', 'print exactly one JSON object on stdout')
-    .action(async (notebookPath: string, opts: { tests: string; dir?: string; files?: string[]; policy?: Policy; image?: string; timeout?: number; memory?: number; json?: boolean }) => {
+    .action(async (notebookPath: string, opts: { tests: string; dir?: string; files?: string[]; policy?: Policy; image?: string; timeout?: number; memory?: number; points?: number; json?: boolean }) => {
       const { config, log } = setup();
       const limits = {
         ...config.grading,
@@ -114,10 +116,11 @@ export async function main(argv: string[]): Promise<number> {
       if (opts.json) {
         const { timing: _timing, ...plain } = result;
         const graded = result.status === 'graded';
-        const json = { ...plain, score: graded ? plain.score : null, points: graded ? plain.points : null, tests: plain.tests.map(({ message: _m, ...t }) => t) };
+        const grade = graded ? gradeView(result.score, opts.points ?? 1) : null;
+        const json = { ...plain, score: graded ? plain.score : null, points: graded ? plain.points : null, grade, tests: plain.tests.map(({ message: _m, ...t }) => t) };
         process.stdout.write(JSON.stringify(json) + '\n');
       } else {
-        process.stdout.write(formatResult(result) + '\n');
+        process.stdout.write(formatResult(result, opts.points ?? 1) + '\n');
       }
       // a file that is not a notebook is unusable input, though the result says why
       if (result.status === 'invalid_notebook') {

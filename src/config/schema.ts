@@ -117,8 +117,8 @@ export const ltiSchema = z
     frameAncestors: z.array(z.string().url()).default([]),
     /** When the hub logs users in with LTI too and names them after a claim (e.g. "sub"), link identities automatically. */
     hubUserClaim: z.string().optional(),
-    /** The "Open in JupyterHub" link; {assignment} and {course} are filled in. */
-    hubLink: z.string().default('/hub/user-redirect/lab'),
+    /** The "Open in JupyterHub" link ({assignment} and {course} are filled in; a path is on hub.publicUrl); no link without it. */
+    hubLink: z.string().optional(),
     platforms: z.array(platformSchema).default([]),
   })
   .strict()

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { ResultStore } from '../grading/result-store.js';
+import { formatGrade, gradeOf } from '../grading/scale.js';
 import type { Submission, SubmissionStore } from '../submissions/store.js';
 
 export interface GradeRow {
@@ -7,6 +8,12 @@ export interface GradeRow {
   assignment: string;
   learner: string;
   score: number | null;
+  /** The grade on the assignment's scale (points out of its configured points), as sent to the platform. */
+  grade: number | null;
+  /** The assignment's points (what `grade` is out of). */
+  outOf: number;
+  /** The grade as people read it: "2.5 / 3 points (83%)". */
+  gradeText: string;
   points: number | null;
   maxPoints: number | null;
   status: string;
@@ -30,7 +37,9 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
   const rows: GradeRow[] = [];
   for (const list of groups.values()) {
     const first = list[0]!;
-    const select = config.courses.find((c) => c.id === first.course)?.assignments.find((a) => a.id === first.assignment)?.select ?? 'latest';
+    const assignment = config.courses.find((c) => c.id === first.course)?.assignments.find((a) => a.id === first.assignment);
+    const select = assignment?.select ?? 'latest';
+    const outOf = assignment?.points ?? 1;
     const graded = list.filter((s) => s.status === 'graded');
     const chosen = graded.length
       ? select === 'best'
@@ -42,6 +51,9 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
       assignment: chosen.assignment,
       learner: chosen.owner,
       score: chosen.score,
+      grade: chosen.score === null ? null : gradeOf(chosen.score, outOf).given,
+      outOf,
+      gradeText: chosen.score === null ? '' : formatGrade(gradeOf(chosen.score, outOf)),
       points: chosen.points,
       maxPoints: chosen.maxPoints,
       status: chosen.status,
@@ -54,8 +66,9 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
 }
 
 export function gradesCsv(rows: GradeRow[]): string {
-  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission'];
-  const lines = rows.map((r) => [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission]);
+  // grade and out_of (the assignment's scale) come last, so the columns before keep their places
+  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission', 'grade', 'out_of'];
+  const lines = rows.map((r) => [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission, r.grade, r.outOf]);
   return toCsv(header, lines);
 }
 

@@ -1,7 +1,8 @@
 import type { GradingResult } from './result.js';
+import { formatGrade, gradeOf } from './scale.js';
 
-/** A readable table of one grading result, for a terminal. */
-export function formatResult(result: GradingResult): string {
+/** A readable table of one grading result, for a terminal; the grade is out of `points` (the assignment's). */
+export function formatResult(result: GradingResult, points = 1): string {
   const lines: string[] = [];
   if (result.tests.length) {
     const width = Math.max(4, ...result.tests.map((t) => t.name.length));
@@ -15,6 +16,7 @@ export function formatResult(result: GradingResult): string {
   }
   const score = result.status === 'graded' ? `${num(result.points)}/${num(result.maxPoints)} (${(result.score * 100).toFixed(1)}%)` : 'none';
   lines.push(`status: ${result.status}   score: ${score}   time: ${(result.durationMs / 1000).toFixed(1)} s`);
+  if (result.status === 'graded') lines.push(`grade: ${formatGrade(gradeOf(result.score, points))}`);
   if (result.message) lines.push(result.message);
   return lines.join('\n');
 }

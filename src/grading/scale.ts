@@ -28,3 +28,16 @@ export function formatGrade(grade: Grade): string {
   const pct = grade.maximum > 0 ? Math.round((grade.given / grade.maximum) * 100) : 0;
   return `${plain(grade.given)} / ${plain(grade.maximum)} ${grade.maximum === 1 ? 'point' : 'points'} (${pct}%)`;
 }
+
+/** A grade as the submit button, the REST API and other clients show it: points out of the assignment's points. */
+export interface GradeView extends Grade {
+  /** "2 / 3 points (67%)" */
+  text: string;
+}
+
+/** The grade of a score (a fraction of the tests' points), on the assignment's points, with its text; null without a score. */
+export function gradeView(score: number | null, points: number): GradeView | null {
+  if (score === null) return null;
+  const g = gradeOf(score, points);
+  return { ...g, text: formatGrade(g) };
+}

@@ -1,3 +1,4 @@
+import type { PassbackActions } from '../passback/actions.js';
 import type { Request, RequestHandler } from 'express';
 import { allAssignments } from '../config/courses.js';
 import { ltiCookies, type PlatformConfig } from '../config/schema.js';
@@ -27,6 +28,8 @@ export interface Lti {
   frameAncestors: string[];
   /** ltijs's app, for the route listing. */
   app: RequestHandler;
+  /** What the pages may do with passback (states, resend). */
+  passback: PassbackActions;
   stop(): Promise<void>;
 }
 
@@ -44,6 +47,8 @@ export async function createLti(
     outbox: PassbackOutbox;
     policy: PolicyLookup;
     wakeGrading: () => void;
+    /** Whether Gofer is a hub service (pages speak of JupyterHub only then). */
+    hubConfigured: boolean;
     /** Platforms besides the configured ones (the dev platform `gofer serve` started beside Gofer). */
     platforms?: PlatformConfig[];
   },
@@ -101,6 +106,7 @@ export async function createLti(
         signer,
         pageSessions,
         clock,
+        hubConfigured: deps.hubConfigured,
         prefix: hub.prefix,
         passback: passback.actions,
         onLinked: wake,
@@ -120,7 +126,7 @@ export async function createLti(
         ...(oauth ? { ...hubIdentity, xsrfToken: (req: Request) => oauth.xsrfToken(req), checkXsrf: (req: Request) => oauth.checkXsrf(req) } : {}),
       }),
     ]);
-    return { mounts, frameAncestors: origins(platforms.map((p) => p.issuer)), app: mount.app, stop: () => passback.stop() };
+    return { mounts, frameAncestors: origins(platforms.map((p) => p.issuer)), app: mount.app, passback: passback.actions, stop: () => passback.stop() };
   } catch (err) {
     await passback.stop();
     throw err;

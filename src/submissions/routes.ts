@@ -9,7 +9,8 @@ import type { ReceivedNotebook } from './examine.js';
 import type { Intake } from './intake.js';
 import type { SubmissionStore } from './store.js';
 import { policyLookup } from '../passback/policy.js';
-import { gradeView, standing } from './standing.js';
+import { standing } from './standing.js';
+import { gradeView } from '../grading/scale.js';
 
 export interface IntakeDeps {
   intake: Intake;
@@ -135,8 +136,9 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
       receivedAt: new Date(sub.receivedAt).toISOString(),
       gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
       tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true, passed: t.passed } : t)),
-      // the one scale (src/grading/scale.ts): points out of the assignment's points, and which submission counts
-      grade: policy ? gradeView(sub.score, policy.points) : null,
+      // the one scale (src/grading/scale.ts): the grade on the assignment's points, as sent to the
+      // platform (null until graded), and which submission counts
+      grade: policy && sub.status === 'graded' ? gradeView(sub.score, policy.points) : null,
       assignmentPoints: policy?.points ?? null,
       timeLimitSeconds: timeLimit(sub.course, sub.assignment),
       standing: policy ? standing(sub, await deps.submissions.list({ owner: sub.owner, course: sub.course, assignment: sub.assignment }), policy) : null,

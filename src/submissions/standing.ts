@@ -1,17 +1,8 @@
 import type { AssignmentPolicy } from '../passback/policy.js';
 import { isLate } from '../passback/policy.js';
-import { formatGrade, gradeOf } from '../grading/scale.js';
+import { gradeView, type GradeView } from '../grading/scale.js';
 import type { Submission } from './store.js';
 
-/** A grade as the submit button and other clients show it: points out of the assignment's points. */
-export interface GradeView {
-  points: number;
-  outOf: number;
-  /** "2 / 3 points (67%)" */
-  text: string;
-}
-
-/** Which submission of a learner's counts for an assignment, and what edX is sent for it. */
 export interface Standing {
   /** The assignment's rule: the latest submission counts, or the best so far. */
   counts: 'latest' | 'best';
@@ -23,11 +14,6 @@ export interface Standing {
   sentence: string;
 }
 
-export function gradeView(score: number | null, points: number): GradeView | null {
-  if (score === null) return null;
-  const g = gradeOf(score, points);
-  return { points: g.given, outOf: g.maximum, text: formatGrade(g) };
-}
 
 /**
  * The learner's standing after `sub`, from all their submissions of that assignment (oldest first)
@@ -47,7 +33,7 @@ export function standing(sub: Submission, all: Submission[], policy: Pick<Assign
   }
   if (counting && edx) {
     sentences.push(counting.id === sub.id ? `edX is sent this one: ${edx.text}.` : `edX is sent ${edx.text}, from an earlier submission.`);
-    if (edx.points === 0) sentences.push('edX does not show a score of 0 in its gradebook.');
+    if (edx.given === 0) sentences.push('edX does not show a score of 0 in its gradebook.');
   } else if (sub.status === 'queued' || sub.status === 'grading') {
     sentences.push('edX is sent a grade once this one is graded.');
   } else {

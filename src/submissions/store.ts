@@ -256,6 +256,13 @@ export class SubmissionStore {
     return this.jobs.lastError(id);
   }
 
+  /** When the running grading job of each submission was claimed (for "grading, 0:12 elapsed"). */
+  async gradingStarted(ids: string[]): Promise<Map<string, number>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db('grading_jobs').select('submission_id', 'claimed_at').whereIn('submission_id', ids).where({ status: 'running' }).whereNotNull('claimed_at');
+    return new Map(rows.map((r) => [r.submission_id as string, Number(r.claimed_at)]));
+  }
+
   /** Per-test detail of the submission's latest result. */
   tests(id: string): Promise<TestResult[]> {
     return this.results.tests(id);

@@ -6,7 +6,7 @@ import { isStaff, type LtiSession } from '../lti/launch.js';
 import type { LtiIdentity, LtiStore } from '../lti/store.js';
 import type { Clock } from '../lib/clock.js';
 import { afterUnreadBody } from '../lib/error-middleware.js';
-import { ForbiddenError, GoferError, RateLimitError } from '../lib/errors.js';
+import { ForbiddenError, GoferError, RateLimitError, UnprocessableError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
 import { platformNotice } from '../passback/notice.js';
 import type { Identity, Signer } from '../submissions/identity.js';
@@ -17,8 +17,11 @@ import { html, joinHtml, type Html } from '../lib/html.js';
 import { messagePage, page } from '../lib/page.js';
 import type { PassbackActions } from '../passback/actions.js';
 import { passbackCell, passbackWords, testFeedback } from './fragments.js';
+import { learnerDocument, serveLearnerScript, statusJson, submissionsSection, viewOf, assignmentFacts } from './learner-page.js';
+import { learnerView, timeText, type PassbackState } from './learner-view.js';
 import type { LtiPageSessions } from './lti-session.js';
 
+export type { PassbackState };
 
 export interface LtiPagesDeps {
   config: Config;
@@ -27,6 +30,8 @@ export interface LtiPagesDeps {
   signer: Signer;
   pageSessions: LtiPageSessions;
   clock: Clock;
+  /** A JupyterHub is configured: a learner's hub name is then a JupyterHub account ("Signed in to JupyterHub as …"). */
+  hubConfigured: boolean;
   /** The hub service prefix (for "Connect your JupyterHub account"). */
   prefix: string;
   passback: Pick<PassbackActions, 'states' | 'resend'>;
@@ -35,6 +40,30 @@ export interface LtiPagesDeps {
   hubIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Stores a notebook uploaded on the assignment page, for that assignment. */
   submit: (who: Identity, notebook: Buffer, target: { course: string; assignment: string }) => Promise<Receipt>;
+}
+
+const CHOOSE_FILE = 'No file was chosen: choose your notebook file (.ipynb), then press Submit.';
+
+const tooLarge = (mb: number): string => `That file is larger than ${mb} MB, the most Gofer accepts: submit the notebook without large outputs (clear them in Jupyter, save, and upload again).`;
+
+const UPLOAD_NOTICES: Record<string, string> = {
+  accepted: 'Your notebook was received. It is being graded: this page shows the result when it is ready.',
+  duplicate: 'This notebook was already received a moment ago: it is graded once, and its result is below.',
+};
+
+const ERROR_TITLES: Record<number, string> = {
+  403: 'Not possible',
+  413: 'File too large',
+  422: 'Not accepted',
+  429: 'Too many submissions',
+};
+
+function wantsJson(req: Request): boolean {
+  return (req.get('accept') ?? '').includes('application/json');
+}
+
+function formatPoints(points: number): string {
+  return `${points} ${points === 1 ? 'point' : 'points'}`;
 }
 
 /**
@@ -71,48 +100,70 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
+  /** The learner's submissions of the launched assignment, as they see them (empty before their hub account is known). */
+  const assignmentView = async (ses: LtiSession, identity: LtiIdentity | undefined) => {
+    const binding = await deps.store.binding(ses.bindingId);
+    const owner = identity?.hubUser;
+    if (!owner) return { binding, view: learnerView([], assignmentFacts(deps.config), null, { now: now(), showAssignment: false }) };
+    const ids = (await deps.submissions.list({ owner, course: ses.course, assignment: ses.assignment })).map((x) => x.id);
+    const platform = { weight: binding?.scoreMaximum ?? null, endAt: binding?.endAt ?? null, states: await deps.passback.states(ids) };
+    return { binding, view: await viewOf(deps.submissions, deps.config, { owner, course: ses.course, assignment: ses.assignment }, platform, now(), Number.MAX_SAFE_INTEGER) };
+  };
+
+  serveLearnerScript(router);
+
   router.get('/assignment', async (req: Request, res: Response) => {
     const { launch, session: ses, identity } = await session(req);
     const assignment = findAssignment(deps.config, ses.course, ses.assignment)?.assignment;
-    const hubLink = onHub(deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course)));
-    const parts: Html[] = [html`<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>${assignment?.due ? html`, due ${assignment.due.toISOString()}` : ''}.</p>`];
-    const binding = await deps.store.binding(ses.bindingId);
+    const { binding, view } = await assignmentView(ses, identity);
     const notice = binding ? platformNotice(binding, now()) : null;
-    if (notice) parts.push(html`<p id="edx-notice">${notice.sentence}</p>`);
     const closed = assignment?.due && assignment.late === 'reject' && now() > assignment.due.getTime() ? assignment.due : undefined;
-    if (closed) parts.push(html`<p id="closed">Submissions closed on ${closed.toISOString()}: late work is not accepted for this assignment.</p>`);
-    parts.push(html`<p><a id="open-hub" href="${hubLink}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
-    if (ses.staff) parts.push(html`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
     const hubUser = identity?.hubUser;
+    const hubLink = deps.config.lti.hubLink
+      ? onHub(deps.config.lti.hubLink.replaceAll('{assignment}', encodeURIComponent(ses.assignment)).replaceAll('{course}', encodeURIComponent(ses.course)))
+      : undefined;
+    const name = ses.name ?? identity?.name ?? null;
+    // a hub name is a JupyterHub account only when there is a hub; otherwise it is Gofer's name for the launch
+    const who =
+      hubUser && deps.hubConfigured
+        ? html`<p id="identity">Signed in to JupyterHub as <b id="hub-user">${hubUser}</b>.</p>`
+        : name
+          ? html`<p id="identity">Signed in from the course as <b id="learner-name">${name}</b>.</p>`
+          : html`<p id="identity">Signed in from the course (it does not share your name with Gofer).</p>`;
+    const flash = typeof req.query.notice === 'string' && Object.hasOwn(UPLOAD_NOTICES, req.query.notice) ? UPLOAD_NOTICES[req.query.notice] : undefined;
+    const points = assignment?.points ?? 1;
+    let learner: Html;
     if (!hubUser) {
       const t = deps.signer.sign('hub-link', { issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
       const next = `${deps.prefix}link?t=${encodeURIComponent(t)}`;
-      parts.push(html`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
-<a id="connect-hub" href="${onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`)}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`);
+      learner = html`<p>Gofer does not know your JupyterHub account yet, so it cannot show your submissions or send their grades.
+<a id="connect-hub" href="${onHub(`${deps.prefix}login?next=${encodeURIComponent(next)}`)}" target="_blank" rel="noopener">Connect your JupyterHub account</a>.</p>`;
     } else {
-      const subs = (await deps.submissions.list({ owner: hubUser, course: ses.course, assignment: ses.assignment })).reverse();
-      const states = await deps.passback.states(subs.map((x) => x.id));
-      const rows = await Promise.all(
-        subs.map(async (x) => {
-          const tests = (await deps.submissions.tests(x.id)).filter((t) => !t.hidden);
-          return html`<tr class="submission"><td>${new Date(x.receivedAt).toISOString()}</td><td class="status-${x.status}">${x.status}</td>
-<td class="score">${x.status === 'graded' ? html`${x.points}/${x.maxPoints}` : ''}</td><td class="passback">${passbackWords(states.get(x.id), notice)}</td>
-<td>${x.message ?? ''}${testFeedback(tests, false)}</td></tr>`;
-        }),
-      );
-      parts.push(html`<p>Signed in to JupyterHub as <b id="hub-user">${hubUser}</b>.</p>`);
       const action = `submit?l=${encodeURIComponent(launch)}&csrf=${encodeURIComponent(deps.signer.tag('csrf', launch))}`;
-      if (!closed) {
-        parts.push(html`<form id="upload" method="post" enctype="multipart/form-data" action="${action}">
-<label>Or submit a notebook file here: <input type="file" name="file" accept=".ipynb"></label> <button type="submit">Submit</button></form>`);
-      }
-      parts.push(
-        subs.length
-          ? html`<table><thead><tr><th>Received</th><th>Status</th><th>Score</th><th>edX</th><th>Feedback</th></tr></thead><tbody>${rows}</tbody></table>`
-          : html`<p id="no-submissions">No submissions yet: open the notebook in JupyterHub and press Submit.</p>`,
-      );
+      const maxBytes = deps.config.server.maxNotebookMb * 1024 * 1024;
+      learner = html`<p id="edx-total">${view.edxTotal}</p>
+${closed
+  ? false
+  : html`<form id="upload" method="post" enctype="multipart/form-data" action="${action}" data-max-bytes="${maxBytes}" data-choose-file="${CHOOSE_FILE}" data-too-large="${tooLarge(deps.config.server.maxNotebookMb)}">
+<label>Submit a notebook file: <input type="file" name="file" accept=".ipynb"></label> <button type="submit">Submit</button></form>`}
+${submissionsSection(view)}`;
     }
-    res.type('html').send(page(ses.assignment, joinHtml(parts, '\n')));
+    const body = html`${who}
+<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>, worth ${formatPoints(points)}${assignment?.due ? html`, due ${timeText(assignment.due.getTime())}` : false}.</p>
+${notice ? html`<p id="edx-notice">${notice.sentence}</p>` : false}
+${closed ? html`<p id="closed">Submissions closed on ${timeText(closed.getTime())}: late work is not accepted for this assignment.</p>` : false}
+<div id="notice" class="notice${flash ? ` notice-${String(req.query.notice)}` : ''}" role="status"${flash ? false : html` hidden`}>${flash ?? ''}</div>
+${hubLink ? html`<p><a id="open-hub" href="${hubLink}" target="_blank" rel="noopener">Open in JupyterHub</a></p>` : false}
+${ses.staff ? html`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>` : false}
+${learner}`;
+    res.type('html').send(learnerDocument(ses.assignment, body, hubUser ? { statusUrl: `status?l=${encodeURIComponent(launch)}`, done: view.done } : {}));
+  });
+
+  // the assignment page's status endpoint: the same launch, the same learner, the same view
+  router.get('/status', async (req: Request, res: Response) => {
+    const { session: ses, identity } = await session(req);
+    const { view } = await assignmentView(ses, identity);
+    res.set('Cache-Control', 'no-store').json(statusJson(view, now()));
   });
 
   router.post('/submit', async (req: Request, res: Response) => {
@@ -120,8 +171,11 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     checkCsrf(req, launch);
     if (!identity?.hubUser) throw new ForbiddenError('Connect your JupyterHub account first.');
     const file = await uploadedFile(req, deps.config.server.maxNotebookMb * 1024 * 1024);
-    await deps.submit({ name: identity.hubUser, via: 'lti', admin: false, groups: [] }, file, { course: ses.course, assignment: ses.assignment });
-    res.redirect(303, `assignment?l=${encodeURIComponent(launch)}`);
+    if (file.length === 0) throw new UnprocessableError(CHOOSE_FILE);
+    const receipt = await deps.submit({ name: identity.hubUser, via: 'lti', admin: false, groups: [] }, file, { course: ses.course, assignment: ses.assignment });
+    const kind = receipt.duplicate ? 'duplicate' : 'accepted';
+    if (wantsJson(req)) res.status(202).json({ id: receipt.id, duplicate: receipt.duplicate, notice: UPLOAD_NOTICES[kind] });
+    else res.redirect(303, `assignment?l=${encodeURIComponent(launch)}&notice=${kind}`);
   });
 
   router.get('/course', async (req: Request, res: Response) => {
@@ -129,11 +183,12 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const rows = await gradeRows(deps.submissions, deps.config, { course: ses.course });
     const states = await deps.passback.states(rows.map((r) => r.submission));
     const csrf = deps.signer.tag('csrf', launch);
-    const action = (path: string, label: string, submission: string) =>
-      html`<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${launch}"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="submission" value="${submission}"><button type="submit">${label}</button></form>`;
+    // each row's buttons are named after their learner and assignment, for screen readers
+    const action = (path: string, label: string, r: { submission: string; learner: string; assignment: string }) =>
+      html`<form method="post" action="${path}" class="inline"><input type="hidden" name="l" value="${launch}"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="submission" value="${r.submission}"><button type="submit" aria-label="${`${label}: ${r.learner}, ${r.assignment}`}">${label}</button></form>`;
     const body = rows.map(
-      (r) => html`<tr class="grade"><td>${r.learner}</td><td>${r.assignment}</td><td>${r.status}</td><td>${r.score === null ? '' : r.score}</td>
-<td>${passbackCell(states.get(r.submission))}</td><td>${action('regrade', 'Regrade', r.submission)} ${action('resend', 'Resend score', r.submission)}</td></tr>`,
+      (r) => html`<tr class="grade"><td>${r.learner}</td><td>${r.assignment}</td><td>${r.status}</td><td class="grade">${r.gradeText}</td>
+<td>${passbackCell(states.get(r.submission))}</td><td>${action('regrade', 'Regrade', r)} ${action('resend', 'Resend score', r)}</td></tr>`,
     );
     const course = findCourse(deps.config, ses.course);
     const notices: Html[] = [];
@@ -145,7 +200,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     }
     const content = html`${notices.length ? html`<ul id="edx-notices">${notices}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
-<table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
+<table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Grade</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
     res.type('html').send(page(`Grades: ${ses.course}`, content));
   });
 
@@ -180,7 +235,13 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (!(err instanceof GoferError) || err.status >= 500 || res.headersSent) return next(err);
     if (err instanceof RateLimitError) res.set('Retry-After', String(err.retryAfterSeconds));
     afterUnreadBody(req, res, () => {
-      res.status(err.status).type('html').send(messagePage(err.status === 403 ? 'Not possible' : 'Not accepted', err.message));
+      if (wantsJson(req)) {
+        res.status(err.status).json({ error: err.message });
+        return;
+      }
+      const launch = String(req.query.l ?? '');
+      const back = launch ? html`<p><a id="back" href="assignment?l=${encodeURIComponent(launch)}">Back to the assignment</a></p>` : false;
+      res.status(err.status).type('html').send(learnerDocument(ERROR_TITLES[err.status] ?? 'Not accepted', html`<p id="problem">${err.message}</p>${back}`));
     });
   });
   return router;

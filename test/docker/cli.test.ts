@@ -27,8 +27,10 @@ describe('gofer grade (command line, real engine)', function () {
     const lines = stdout.trim().split('\n');
     expect(lines).to.have.length(1);
     const result = JSON.parse(lines[0]!);
-    expect(Object.keys(result).sort()).to.deep.equal(['durationMs', 'maxPoints', 'points', 'score', 'status', 'tests']);
+    expect(Object.keys(result).sort()).to.deep.equal(['durationMs', 'grade', 'maxPoints', 'points', 'score', 'status', 'tests']);
     expect(result).to.include({ status: 'graded', score: 1, points: 2, maxPoints: 2 });
+    // no --points: out of 1 point, as an assignment without `points` in the configuration
+    expect(result.grade).to.deep.equal({ given: 1, maximum: 1, text: '1 / 1 point (100%)' });
     expect(result.tests.map((t: Record<string, unknown>) => Object.keys(t).sort())).to.deep.equal([
       ['hidden', 'maxPoints', 'name', 'passed', 'points'],
       ['hidden', 'maxPoints', 'name', 'passed', 'points'],
@@ -40,12 +42,14 @@ describe('gofer grade (command line, real engine)', function () {
     const nb = JSON.parse((await import('node:fs')).readFileSync(path.join(EXAMPLE, 'lab01.ipynb'), 'utf8'));
     nb.cells[2].source = 'def square(x):\n    return abs(x) * 2';
     writeFileSync(path.join(dir, 'wrong.ipynb'), JSON.stringify(nb));
-    const { code, stdout } = await gofer(['grade', path.join(dir, 'wrong.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--dir', EXAMPLE, '--files', 'data.csv', '--policy', 'otter', '--timeout', '30', '--memory', '512']);
+    const { code, stdout } = await gofer(['grade', path.join(dir, 'wrong.ipynb'), '--tests', path.join(EXAMPLE, 'tests'), '--dir', EXAMPLE, '--files', 'data.csv', '--policy', 'otter', '--timeout', '30', '--memory', '512', '--points', '3']);
     expect(code).to.equal(0);
     expect(stdout).to.match(/q1\s+0\.50\/1\s+failed/);
     expect(stdout).to.match(/Expected:\n\s+\|\s+9\n\s+\|\s+Got:\n\s+\|\s+6/);
     expect(stdout).to.match(/q2\s+2\/2\s+passed/);
     expect(stdout).to.match(/status: graded\s+score: 2\.50\/3 \(83\.3%\)/);
+    // the grade on the assignment's scale (--points 3), as the pages and the CSV write it
+    expect(stdout).to.match(/^grade: 2\.5 \/ 3 points \(83%\)$/m);
   });
 
   it('a notebook that is not JSON is unusable input: exit 2, the result says why, with no score', async () => {

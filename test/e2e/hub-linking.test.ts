@@ -70,7 +70,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       queue: { workers: 1, pollMs: 100, retryDelaySeconds: 1 },
       passback: { retryDelaySeconds: 0.2, pollMs: 100 },
       // no hubUserClaim: the learner connects the accounts explicitly
-      lti: { development: true, platforms: [devPlatformConfig(platform, components)] },
+      lti: { development: true, hubLink: '/hub/user-redirect/lab', platforms: [devPlatformConfig(platform, components)] },
       courses: [
         {
           id: '8x',
@@ -122,7 +122,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     expect(link.origin, `connect link ${href}`).to.equal(hub!.url);
     expect(link.pathname).to.equal(`${hub!.prefix}login`);
     expect(link.searchParams.get('next')).to.match(new RegExp(`^${hub!.prefix}link\\?t=`));
-    // "Open in JupyterHub" (lti.hubLink, /hub/user-redirect/lab by default) is the hub's page too
+    // "Open in JupyterHub" (lti.hubLink, a path) is the hub's page too
     expect(await page.getAttribute('#open-hub', 'href')).to.equal(`${hub!.url}/hub/user-redirect/lab`);
     await shot(page, 'hub-connect-assignment');
   });
@@ -160,6 +160,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
 
     await page.goto(assignmentUrl);
     expect(await page.textContent('#hub-user')).to.equal(LEARNER);
+    expect(await page.textContent('#identity')).to.equal(`Signed in to JupyterHub as ${LEARNER}.`);
     expect(await page.locator('#connect-hub').count()).to.equal(0);
     expect(await page.locator('#no-submissions').count()).to.equal(1);
   });
@@ -177,14 +178,15 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       'the score to reach edX',
       async () => {
         await page.reload();
-        return /sent to edX/.test(await body(page));
+        // "sent", not "being sent"
+        return (await page.locator('.submission .passback').first().textContent().catch(() => null)) === 'sent to edX';
       },
       120_000,
       500,
     ).catch(async (err: Error) => {
       throw new Error(`${err.message}; the page says: ${(await body(page)).slice(0, 600)}`);
     });
-    expect(await page.textContent('.submission .score')).to.equal('2/2');
+    expect(await page.textContent('.submission .score')).to.equal('3 / 3 points (100%)');
     expect(await page.textContent('.submission .passback')).to.equal('sent to edX');
     await shot(page, 'hub-linked-assignment');
     expect(published(LEARNER)).to.equal(WEIGHT);
@@ -196,10 +198,17 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     await page.goto(`${hub!.url}${hub!.prefix}me`);
     expect(new URL(page.url()).pathname).to.equal(`${hub!.prefix}me`);
     expect(await page.textContent('h1')).to.equal(`Submissions of ${LEARNER}`);
-    const rows = page.locator('tbody tr');
+    const rows = page.locator('#submissions > li.submission');
     expect(await rows.count()).to.equal(1);
     const row = (await rows.first().textContent()) ?? '';
-    expect(row).to.include('8x / lab01').and.include('graded').and.include('2/2');
+    expect(row).to.include('8x / lab01').and.include('graded').and.include('3 / 3 points (100%)');
+    expect(await rows.first().locator('.passback').textContent()).to.equal('sent to edX');
+    expect(await page.textContent('#identity')).to.equal(`Signed in to JupyterHub as ${LEARNER}.`);
+    // the page's script ran (times rewritten in local time) and its status endpoint, through the
+    // hub with the same login, answers the same submissions
+    await page.waitForSelector('#submissions time[data-local]');
+    const status = await page.evaluate(async () => (await fetch(document.querySelector('main')!.dataset.statusUrl!)).json());
+    expect((status as { submissions: Array<{ grade: { text: string } }> }).submissions.map((x) => x.grade.text)).to.deep.equal(['3 / 3 points (100%)']);
     await shot(page, 'hub-me');
   });
 
@@ -239,6 +248,8 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
       300,
     );
     expect(view).to.include({ owner: LEARNER, status: 'graded', points: 2 });
+    // the REST API gives the grade on the assignment's scale too (points: 3), besides the test points
+    expect((view as unknown as { grade: unknown }).grade).to.deep.equal({ given: 3, maximum: 3, text: '3 / 3 points (100%)' });
     // Referer stands in when a browser sends no Origin
     const byReferer = await cookiePost(notebook(4), { Referer: `${hub!.url}/user/${LEARNER}/notebooks/lab01.ipynb` });
     expect(byReferer.status, byReferer.text).to.equal(200);

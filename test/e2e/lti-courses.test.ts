@@ -122,7 +122,9 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
     nb.cells.push({ cell_type: 'code', id: name.replace(/\W/g, ''), metadata: {}, execution_count: null, outputs: [], source: `variant = '${name}'` });
     writeFileSync(p, JSON.stringify(nb));
     await page.setInputFiles('#upload input[type=file]', p);
-    await Promise.all([page.waitForNavigation(), page.click('#upload button')]);
+    // the page's script posts the upload in place (no navigation): wait for Gofer's answer
+    const [answer] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/app/submit'), page.click('#upload button')]);
+    expect(answer.status(), await answer.text()).to.equal(202);
   };
   const scoresOn = (usageKey: string) => platform.lineItems().filter((l) => l.resourceLinkId === usageKey).flatMap((l) => l.scores.map((s) => s.userId)).sort();
   const publishedOn = (username: string, usageKey: string) => platform.gradebook().find((g) => g.username === username && g.usageKey === usageKey)?.published ?? null;
@@ -203,7 +205,8 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
     await upload(page, 'ada-weightless.ipynb');
     await waitFor('the grade on the weightless component', async () => (await db('passbacks').where({ owner: 'sub-ada', status: 'sent' })).length > sentBefore, 120_000, 300);
     await page.reload();
-    expect(await page.textContent('.submission .passback')).to.equal('sent to edX, which will not record it (see above)');
+    expect(await page.textContent('.submission .passback')).to.equal("sent to edX, which will not record it: the component's weight in edX is 0");
+    expect(await page.textContent('#edx-total')).to.equal("edX's gradebook will not show grades for this assignment: the component's weight in edX is 0.");
     // as edX: stored, and counting for nothing
     expect(scoresOn(WEIGHTLESS)).to.deep.equal(['sub-ada']);
     expect(publishedOn('ada', WEIGHTLESS) ?? 0).to.equal(0);
@@ -219,7 +222,7 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
   it('once submissions are closed the page says since when and has no upload form; a late upload gets a page', async () => {
     const page = await browser.newPage();
     await launch(page, 'ada', CLOSED);
-    expect(await page.textContent('#closed')).to.include('2020-01-01T00:00:00.000Z');
+    expect(await page.getAttribute('#closed time', 'datetime')).to.equal('2020-01-01T00:00:00.000Z');
     expect(await page.locator('#upload').count()).to.equal(0);
     const launchId = new URL(page.url()).searchParams.get('l')!;
     const csrf = new Signer(cookieSecret(undefined, {}, path.join(dir, 'data'))).tag('csrf', launchId);
@@ -230,7 +233,10 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
     });
     expect(res.status()).to.equal(403);
     expect(res.headers()['content-type']).to.match(/text\/html/);
-    expect(await res.text()).to.include('late submissions are not accepted');
+    const late = await res.text();
+    expect(late).to.include('late submissions are not accepted');
+    // a page inside the course's frame: it leads back to the assignment
+    expect(late).to.include(`<a id="back" href="assignment?l=${encodeURIComponent(launchId)}">Back to the assignment</a>`);
     await page.close();
   });
 });

@@ -73,9 +73,11 @@ describe('edX presentations across two sites with the default cookies (Chromium,
     const file = path.join(dir, `${name}.ipynb`);
     writeFileSync(file, JSON.stringify(nb));
     await where.locator('#upload input[type=file]').setInputFiles(file);
-    // the upload's answer redirects to the address the page already has: wait for the navigation
-    // itself (waitForURL would resolve at once, and the reload below could cancel the upload)
-    await Promise.all([where.waitForNavigation(), where.locator('#upload button').click()]);
+    // the page's script posts the upload in place (no navigation): wait for Gofer's answer, so
+    // the reload below cannot cancel the upload
+    const owner = 'mainFrame' in where ? where : where.page();
+    const [answer] = await Promise.all([owner.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/app/submit'), where.locator('#upload button').click()]);
+    expect(answer.status(), await answer.text()).to.equal(202);
     expect(where.url()).to.match(/\/app\/assignment\?l=/);
     await waitFor('the grade on Gofer\'s page', async () => {
       await where.goto(where.url());
@@ -103,7 +105,7 @@ describe('edX presentations across two sites with the default cookies (Chromium,
       throw new Error(`${err.message}; the frame is at ${frame.url()}: ${await body(frame)}`);
     });
     expect(await frame.textContent('h1')).to.equal('lab01');
-    expect(await submitAndSeeGrade(frame, 'in-iframe')).to.equal('2/2');
+    expect(await submitAndSeeGrade(frame, 'in-iframe')).to.equal('2 / 2 points (100%)');
     await page.screenshot({ path: path.join(ARTIFACTS, 'cross-site-iframe.png'), fullPage: true });
     // the cookies live in the platform's partition, as Chromium keeps cookies of a framed site
     const cookies = await context.cookies(toolUrl);
@@ -120,7 +122,7 @@ describe('edX presentations across two sites with the default cookies (Chromium,
       throw new Error(`${err.message}; the window is at ${popup.url()}: ${await body(popup)}`);
     });
     expect(await popup.textContent('h1')).to.equal('lab01');
-    expect(await submitAndSeeGrade(popup, 'new-window')).to.equal('2/2');
+    expect(await submitAndSeeGrade(popup, 'new-window')).to.equal('2 / 2 points (100%)');
     }));
 
   it('every answer limits who may frame it to the platforms, forbids sniffing and keeps addresses to itself', async () => {

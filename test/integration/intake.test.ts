@@ -110,7 +110,7 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
     // a hidden test says only whether it passed: not its points, not its message
     expect(own.tests).to.deep.equal([{ name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false }, { name: 'q2', hidden: true, passed: false }]);
     // the one scale: points out of the assignment's points (lab01 is worth the default 1), and which submission counts
-    expect(own.grade).to.deep.equal({ points: 0.5, outOf: 1, text: '0.5 / 1 point (50%)' });
+    expect(own.grade).to.deep.equal({ given: 0.5, maximum: 1, text: '0.5 / 1 point (50%)' });
     expect(own).to.include({ assignmentPoints: 1, timeLimitSeconds: 120 });
     expect(own.standing).to.include({ counts: 'latest', countingSubmission: id });
     expect(own.standing.edx).to.deep.equal(own.grade);

@@ -355,7 +355,7 @@ for (const engine of ENGINES) {
     });
 
     it('exports one row per learner and assignment with the latest or best graded score, and the legacy shape', async () => {
-      const courses = [{ id: '8x', instructors: [], assignments: [{ id: 'lab01', select: 'best' }, { id: 'lab02', select: 'latest' }] }] as never;
+      const courses = [{ id: '8x', instructors: [], assignments: [{ id: 'lab01', select: 'best', points: 3 }, { id: 'lab02', select: 'latest', points: 1 }] }] as never;
       let now = T0;
       const grade = async (owner: string, assignment: string, sha: string, result: GradingResult) => {
         const { id } = (await store.create(sub(owner, sha, assignment), { ...opts, now })) as { id: string };
@@ -374,9 +374,15 @@ for (const engine of ENGINES) {
         ['bob', 'lab01', null, 'timeout'],
         ['ada', 'lab02', 0.5, 'graded'],
       ]);
+      // one scale: the grade is out of the assignment's points
+      expect(rows.map((r) => [r.grade, r.outOf, r.gradeText])).to.deep.equal([
+        [3, 3, '3 / 3 points (100%)'],
+        [null, 3, ''],
+        [0.5, 1, '0.5 / 1 point (50%)'],
+      ]);
       const csv = gradesCsv(rows).split('\n');
-      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission');
-      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,/);
+      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of');
+      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,.*,3,3$/);
       const legacy = (await legacyCsv(new ResultStore(db), { assignment: 'lab01' })).trim().split('\n');
       expect(legacy[0]).to.equal('userid,grade,section,lab,timestamp');
       expect(legacy.slice(1).map((l) => l.split(',').slice(0, 4).join(','))).to.deep.equal(['ada,1,1,lab01', 'ada,0.5,1,lab01']);

@@ -49,7 +49,7 @@ describe('the Submit buttons: what the dialog says', () => {
       {
         status: 'graded',
         receivedAt: received,
-        grade: { points: 1.5, outOf: 3, text: '1.5 / 3 points (50%)' },
+        grade: { given: 1.5, maximum: 3, text: '1.5 / 3 points (50%)' },
         standing: { sentence: 'Your latest graded submission counts. edX is sent this one: 1.5 / 3 points (50%).' },
         tests: [
           { name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false },
