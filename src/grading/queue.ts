@@ -198,7 +198,12 @@ export class JobQueue {
     await this.fail(job.id, workerId, reason, now, SETUP_PROBLEM);
   }
 
-  /** Gives a job back untouched (shutdown, a host that cannot grade it): ready at once for any worker; the attempt does not count. */
+  /**
+   * Gives a job back untouched (shutdown, a host that cannot grade it, an engine failure): ready
+   * at once for any worker, in the place in line it had before this claim (its claim time is
+   * cleared and its run_at kept, so it is not queued behind every learner who waits); the
+   * attempt does not count.
+   */
   async release(jobId: number, workerId: string, now: number, reason?: string): Promise<void> {
     const job = await this.db('grading_jobs').select('submission_id').where({ id: jobId, locked_by: workerId }).first();
     if (!job) return;
@@ -208,7 +213,7 @@ export class JobQueue {
         status: 'queued',
         locked_by: null,
         locked_until: null,
-        run_at: now,
+        claimed_at: null,
         attempts: this.db.raw('attempts - 1'),
         updated_at: now,
         ...(reason ? { last_error: reason } : {}),
