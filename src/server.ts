@@ -36,6 +36,7 @@ import { cookieSecret, HubOAuth, hubOAuthSettings } from './submissions/hub-oaut
 import { BrowserSessions } from './web/browser-sessions.js';
 import { origins, partitionCrossSiteCookies } from './web/headers.js';
 import { linkRouter, ltiPagesRouter } from './web/lti-pages.js';
+import { quietHosts } from './web/quiet-hosts.js';
 import { LtiPageSessions } from './web/lti-session.js';
 import type { RequestHandler } from 'express';
 import { ExaminerPool } from './submissions/examine.js';
@@ -284,6 +285,7 @@ async function start(
           onLinked: wake,
           wakeGrading: () => pool.notify(),
           submit: (who, file, target) => intake.submit(who, { kind: 'file', bytes: file }, target),
+          quietHosts: (now) => quietHosts(heartbeats, now, config.queue.heartbeatSeconds * 1000),
           ...(oauth ? { hubIdentity: (req: import('express').Request) => oauth.identity(req) } : {}),
         }),
       ]);

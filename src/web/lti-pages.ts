@@ -12,8 +12,10 @@ import type { Identity, Signer } from '../submissions/identity.js';
 import type { Receipt } from '../submissions/intake.js';
 import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
+import type { Heartbeat } from '../grading/heartbeats.js';
 import { esc, page } from './html.js';
 import type { LtiPageSessions } from './lti-session.js';
+import { quietHostsHtml } from './quiet-hosts.js';
 
 /** How a submission's grade stands with the platform, for the pages. */
 export interface PassbackState {
@@ -37,6 +39,8 @@ export interface LtiPagesDeps {
   hubIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Stores a notebook uploaded on the assignment page, for that assignment. */
   submit: (who: Identity, notebook: Buffer, target: { course: string; assignment: string }) => Promise<Receipt>;
+  /** The grading hosts that went quiet (quiet-hosts.ts), shown on the staff page. */
+  quietHosts?: (now: number) => Promise<Heartbeat[]>;
 }
 
 const PASSBACK_WORDS: Record<string, string> = {
@@ -160,7 +164,8 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
         if (n) notices.push(`<li>Assignment <b>${esc(a.id)}</b>, component <code>${esc(b.resourceLinkId)}</code> (${esc(b.contextId)}): ${esc(n.sentence)}</li>`);
       }
     }
-    const html = `${notices.length ? `<ul id="edx-notices">${notices.join('')}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
+    const quiet = quietHostsHtml((await deps.quietHosts?.(now())) ?? [], now());
+    const html = `${quiet}${notices.length ? `<ul id="edx-notices">${notices.join('')}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
 <table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Score</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
     res.type('html').send(page(`Grades: ${ses.course}`, html));
