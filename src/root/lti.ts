@@ -1,3 +1,5 @@
+import { HeartbeatStore } from '../grading/heartbeats.js';
+import { quietHosts } from '../web/quiet-hosts.js';
 import type { PassbackActions } from '../passback/actions.js';
 import type { Request, RequestHandler } from 'express';
 import { allAssignments } from '../config/courses.js';
@@ -57,6 +59,7 @@ export async function createLti(
   const toolUrl = ltiBaseUrl(config, hub);
   if (!config.lti.url && hub.port === 0) throw new ConfigError(LTI_PORT_PROBLEM);
   const store = new LtiStore(db);
+  const heartbeats = new HeartbeatStore(db);
   const signer = new Signer(cookieSecret(config.server.secret, env, config.dataDir));
   const pageSessions = new LtiPageSessions({ sessions: deps.sessions, cookies: ltiCookies(config.lti), clock });
   const passback = createPassback({ config, db, env, clock, log, outbox: deps.outbox, policy: deps.policy, lti: store });
@@ -112,6 +115,7 @@ export async function createLti(
         onLinked: wake,
         wakeGrading: deps.wakeGrading,
         submit: (who, file, target) => deps.intake.submit(who, { kind: 'file', bytes: file }, target),
+        quietHosts: (at) => quietHosts(heartbeats, at, config.queue.heartbeatSeconds * 1000),
         ...hubIdentity,
       }),
     ]);

@@ -19,7 +19,9 @@ import type { PassbackActions } from '../passback/actions.js';
 import { passbackCell, passbackWords, testFeedback } from './fragments.js';
 import { learnerDocument, serveLearnerScript, statusJson, submissionsSection, viewOf, assignmentFacts } from './learner-page.js';
 import { learnerView, timeText, type PassbackState } from './learner-view.js';
+import type { Heartbeat } from '../grading/heartbeats.js';
 import type { LtiPageSessions } from './lti-session.js';
+import { quietHostsHtml } from './quiet-hosts.js';
 
 export type { PassbackState };
 
@@ -40,6 +42,8 @@ export interface LtiPagesDeps {
   hubIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Stores a notebook uploaded on the assignment page, for that assignment. */
   submit: (who: Identity, notebook: Buffer, target: { course: string; assignment: string }) => Promise<Receipt>;
+  /** The grading hosts that went quiet (quiet-hosts.ts), shown on the staff page. */
+  quietHosts?: (now: number) => Promise<Heartbeat[]>;
 }
 
 const CHOOSE_FILE = 'No file was chosen: choose your notebook file (.ipynb), then press Submit.';
@@ -198,7 +202,8 @@ ${learner}`;
         if (n) notices.push(html`<li>Assignment <b>${a.id}</b>, component <code>${b.resourceLinkId}</code> (${b.contextId}): ${n.sentence}</li>`);
       }
     }
-    const content = html`${notices.length ? html`<ul id="edx-notices">${notices}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
+    const quiet = quietHostsHtml((await deps.quietHosts?.(now())) ?? [], now());
+    const content = html`${quiet}${notices.length ? html`<ul id="edx-notices">${notices}</ul>` : ''}<p><a id="csv" href="course.csv?l=${encodeURIComponent(launch)}">Download CSV</a></p>
 <p><small>edX does not publish a score of 0 to its gradebook (a known edX bug): Gofer sends it, and edX keeps it without showing it.</small></p>
 <table><thead><tr><th>Learner</th><th>Assignment</th><th>Status</th><th>Grade</th><th>edX</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
     res.type('html').send(page(`Grades: ${ses.course}`, content));

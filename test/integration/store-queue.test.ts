@@ -323,6 +323,17 @@ for (const engine of ENGINES) {
       expect(await queue.claim('w3', now, 60_000)).to.equal(undefined);
     });
 
+    it('a job given back after an engine failure keeps its place in line: claimed next, before learners who arrived after it', async () => {
+      const { id } = (await store.create(sub('ada', 'a'.repeat(64)), opts)) as { id: string };
+      const job = (await queue.claim('w1', T0, 60_000))!;
+      // a burst arrives while ada's job is on the engine that dies
+      for (const [i, who] of ['bob', 'cy', 'dee'].entries()) await store.create(sub(who, String(i + 1).repeat(64)), { ...opts, now: T0 + 100 + i });
+      expect(await queue.engineFailed(job, 'w1', 'The Docker engine did not inspect a grading container', T0 + 500)).to.equal('released');
+      const next = (await queue.claim('w2', T0 + 600, 60_000))!;
+      expect(next.submissionId, 'the handed-on job, not the newer ones').to.equal(id);
+      expect(next.attempts).to.equal(1);
+    });
+
     it('claims nothing of an assignment the worker cannot grade, leaving it to others', async () => {
       await store.create(sub('ada', 'a'.repeat(64), 'lab01'), opts);
       const skip = [{ course: '8x', assignment: 'lab01' }];
