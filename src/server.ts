@@ -269,6 +269,7 @@ async function start(
           config,
           store,
           submissions,
+          db,
           signer,
           pageSessions,
           clock,

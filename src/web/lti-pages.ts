@@ -1,5 +1,6 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.js';
+import type { Db } from '../db/knex.js';
 import { gradeRows, gradesCsv } from '../gradebook/export.js';
 import { isStaff, type LtiSession } from '../lti/launch.js';
 import type { LtiIdentity, LtiStore } from '../lti/store.js';
@@ -14,6 +15,8 @@ import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { esc, page } from './html.js';
 import type { LtiPageSessions } from './lti-session.js';
+import { CourseReport } from './staff/report.js';
+import { staffRouter } from './staff/routes.js';
 
 /** How a submission's grade stands with the platform, for the pages. */
 export interface PassbackState {
@@ -25,6 +28,8 @@ export interface LtiPagesDeps {
   config: Config;
   store: LtiStore;
   submissions: SubmissionStore;
+  /** The database, for the staff pages' course report. */
+  db: Db;
   signer: Signer;
   pageSessions: LtiPageSessions;
   clock: Clock;
@@ -82,6 +87,8 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
+  router.use(staffRouter({ ...deps, report: new CourseReport(deps.db), staffOnly, checkCsrf, csrfFor: (launch) => deps.signer.tag('csrf', launch) }));
+
   router.get('/assignment', async (req: Request, res: Response) => {
     const { launch, session: ses, identity } = await session(req);
     const assignment = deps.config.courses.find((c) => c.id === ses.course)?.assignments.find((a) => a.id === ses.assignment);
@@ -93,7 +100,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const closed = assignment?.due && assignment.late === 'reject' && now() > assignment.due.getTime() ? assignment.due : undefined;
     if (closed) parts.push(`<p id="closed">Submissions closed on ${esc(closed.toISOString())}: late work is not accepted for this assignment.</p>`);
     parts.push(`<p><a id="open-hub" href="${esc(hubLink)}" target="_blank" rel="noopener">Open in JupyterHub</a></p>`);
-    if (ses.staff) parts.push(`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
+    if (ses.staff) parts.push(`<p><a id="staff-overview" href="staff?l=${encodeURIComponent(launch)}">Course overview (staff)</a> · <a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>`);
     const hubUser = identity?.hubUser;
     if (!hubUser) {
       const t = deps.signer.sign('hub-link', { issuer: ses.issuer, sub: ses.sub }, 3600_000, now());
