@@ -270,6 +270,8 @@ async function start(
           store,
           submissions,
           db,
+          outbox,
+          notifyPassback: () => d.notify(),
           signer,
           pageSessions,
           clock,

@@ -235,6 +235,22 @@ export class SubmissionStore {
     if (filter.owner) q.where('owner', filter.owner);
     return ((await q) as Row[]).map(toSubmission);
   }
+
+  /** Grades many stored submissions again (an instructor's regrade of an assignment) in one transaction; returns how many. */
+  async regradeMany(ids: string[], now: number, maxAttempts: number): Promise<number> {
+    if (!ids.length) return 0;
+    return writeTransaction(this.db, async (trx) => {
+      let n = 0;
+      for (let i = 0; i < ids.length; i += 500) {
+        const rows = (await trx('submissions').select('id', 'owner').whereIn('id', ids.slice(i, i + 500))) as Array<{ id: string; owner: string }>;
+        if (!rows.length) continue;
+        await trx('submissions').whereIn('id', rows.map((r) => r.id)).update({ status: 'queued' });
+        await trx.batchInsert('grading_jobs', rows.map((r) => jobRow(r.id, r.owner, { now, maxAttempts })), 200);
+        n += rows.length;
+      }
+      return n;
+    });
+  }
 }
 
 function submissionRow(sub: NewSubmission, opts: CreateOptions): Record<string, unknown> {

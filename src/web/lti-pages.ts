@@ -9,12 +9,14 @@ import { afterUnreadBody } from '../lib/error-middleware.js';
 import { ForbiddenError, GoferError, RateLimitError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
 import { platformNotice } from '../passback/notice.js';
+import type { PassbackOutbox } from '../passback/outbox.js';
 import type { Identity, Signer } from '../submissions/identity.js';
 import type { Receipt } from '../submissions/intake.js';
 import { uploadedFile } from '../submissions/routes.js';
 import type { SubmissionStore } from '../submissions/store.js';
 import { esc, page } from './html.js';
 import type { LtiPageSessions } from './lti-session.js';
+import { StaffActions } from './staff/actions-store.js';
 import { CourseReport } from './staff/report.js';
 import { staffRouter } from './staff/routes.js';
 
@@ -28,8 +30,11 @@ export interface LtiPagesDeps {
   config: Config;
   store: LtiStore;
   submissions: SubmissionStore;
-  /** The database, for the staff pages' course report. */
+  /** The database, for the staff pages' course report and audit log. */
   db: Db;
+  outbox: PassbackOutbox;
+  /** Wakes this process's passback dispatcher. */
+  notifyPassback: () => void;
   signer: Signer;
   pageSessions: LtiPageSessions;
   clock: Clock;
@@ -87,7 +92,7 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
-  router.use(staffRouter({ ...deps, report: new CourseReport(deps.db), staffOnly, checkCsrf, csrfFor: (launch) => deps.signer.tag('csrf', launch) }));
+  router.use(staffRouter({ ...deps, report: new CourseReport(deps.db), actions: new StaffActions(deps.db), staffOnly, checkCsrf, csrfFor: (launch) => deps.signer.tag('csrf', launch) }));
 
   router.get('/assignment', async (req: Request, res: Response) => {
     const { launch, session: ses, identity } = await session(req);

@@ -212,4 +212,115 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     expect(await page.locator('tr.assignment-counts[data-assignment="lab01"] .submitted').textContent()).to.equal('0');
     await page.close();
   });
+
+  const adaSubmission = async () => (await db('submissions').where({ course: 'a', owner: 'sub-ada' }).first()).id as string;
+  const openLearner = async (user: string, learner: string): Promise<Page> => {
+    const page = await openOverview(user);
+    await Promise.all([page.waitForNavigation(), page.locator('tr.grade-row .learner a', { hasText: learner }).click()]);
+    return page;
+  };
+
+  it("a learner's page shows every submission with per-test results (hidden ones too), the time limit, the notebook and the passback history", async () => {
+    const page = await openLearner('prof', 'Ada Lovelace');
+    expect(await page.textContent('#who')).to.include('Ada Lovelace').and.include('ada@example.edu');
+    const id = await adaSubmission();
+    const section = page.locator(`section.submission[data-submission="${id}"]`);
+    expect(await section.locator('.status').textContent()).to.equal('graded');
+    expect(await section.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
+    expect(await section.locator('.time-limit').textContent()).to.equal('60 s');
+    const result = await db('results').where({ submission_id: id }).orderBy('id', 'desc').first();
+    const tests = await db('result_tests').where({ result_id: result.id }).orderBy('position');
+    expect(tests.length).to.be.greaterThan(0);
+    expect(await section.locator('tr.test').count()).to.equal(tests.length);
+    expect(await section.locator('.hidden-test').count()).to.equal(tests.filter((t) => Boolean(t.hidden)).length);
+    expect(await section.locator('tr.passback .state').allTextContents()).to.deep.equal(['sent']);
+    const [download] = await Promise.all([page.waitForEvent('download'), section.locator('a.notebook').click()]);
+    const nb = JSON.parse(readFileSync((await download.path())!, 'utf8'));
+    expect(nb.cells.at(-1).source).to.equal('variant = 3');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'staff-learner.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('an override with a reason is sent to edX like any grade, shown as set by staff, and recorded with who did it', async () => {
+    const page = await openLearner('prof', 'Bob Babbage');
+    const id = (await db('submissions').where({ course: 'a', owner: 'sub-bob' }).first()).id as string;
+    const section = page.locator(`section.submission[data-submission="${id}"]`);
+    // a bad value is refused by name, nothing is recorded
+    await section.locator('input[name=points]').fill('7');
+    await section.locator('input[name=reason]').fill('regraded by hand');
+    await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
+    expect(await page.textContent('body')).to.include('Points must be a number from 0 to 3; got "7".');
+    expect(Number((await db('staff_actions').count({ n: '*' }).first())!.n)).to.equal(0);
+    await page.goBack();
+    await section.locator('input[name=points]').fill('2.5');
+    await section.locator('input[name=reason]').fill('q1 accepted after appeal');
+    await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
+    expect(await section.locator('.score').textContent()).to.equal('2.5 / 3 points (83%)');
+    expect(await section.locator('.override').textContent()).to.equal('set by staff: q1 accepted after appeal');
+    expect(await page.locator('#actions tr.action-override .actor').textContent()).to.equal('Grace Hopper');
+    expect(await page.locator('#actions tr.action-override .reason').textContent()).to.equal('q1 accepted after appeal');
+    const toEdx = () => platform.lineItems().find((l) => l.resourceLinkId === LAB_A)!.scores.filter((x) => x.userId === 'sub-bob').map((x) => x.scoreGiven);
+    await waitFor('the override to reach edX', async () => toEdx().includes(2.5), 30_000, 300);
+    await page.reload();
+    const rows = section.locator('tr.passback');
+    expect(await rows.count()).to.equal(2);
+    expect(await rows.nth(1).textContent()).to.include('2.5 / 3 points (83%) (set by staff)').and.include('sent');
+    await page.close();
+  });
+
+  it('regrade-all says how many it will regrade, then shows progress until done; the action is recorded', async () => {
+    const before = Number((await db('results').count({ n: '*' }).first())!.n);
+    const page = await openOverview('prof');
+    await Promise.all([page.waitForNavigation(), page.locator('tr.assignment-counts[data-assignment="lab01"] a.regrade-all').click()]);
+    expect(await page.getAttribute('#regrade-count', 'data-count')).to.equal('2');
+    expect(await page.textContent('#confirm-regrade-all')).to.equal('Regrade 2 submissions');
+    expect(await page.locator('#regrade-progress').count()).to.equal(0);
+    await Promise.all([page.waitForNavigation(), page.click('#confirm-regrade-all')]);
+    expect(await page.textContent('#regrade-progress')).to.match(/^(Regrading: [12] submissions? of lab01 still waiting|Done)/);
+    await waitFor('the regrade to finish, as the page says', async () => {
+      await page.reload();
+      return (await page.textContent('#regrade-progress'))?.startsWith('Done: no submission of lab01 is waiting') ?? false;
+    }, 120_000, 1000);
+    expect(Number((await db('results').count({ n: '*' }).first())!.n)).to.equal(before + 2);
+    const action = await db('staff_actions').where({ kind: 'regrade_all' }).first();
+    expect(action).to.include({ course: 'a', assignment: 'lab01', count: 2, actor_name: 'Grace Hopper' });
+    await page.close();
+  });
+
+  it("course B's staff cannot open or act on course A's learners and submissions", async () => {
+    const page = await openOverview('other', LAB_B);
+    const base = new URL(page.url());
+    const l = base.searchParams.get('l')!;
+    const id = await adaSubmission();
+    const denied = await page.goto(new URL(`staff/learner?l=${encodeURIComponent(l)}&owner=sub-ada`, base).href);
+    expect(denied!.status()).to.equal(403);
+    expect(await page.textContent('body')).to.include('That learner has no submissions in your course.').and.not.include('Ada Lovelace');
+    const res = await page.goto(new URL(`staff/notebook?l=${encodeURIComponent(l)}&submission=${id}`, base).href);
+    expect(res!.status()).to.equal(403);
+    // a form built with B's own launch and CSRF token, naming A's submission
+    const csrf = await page.evaluate(async (u) => {
+      const r = await fetch(u);
+      const m = /name="csrf" value="([^"]+)"/.exec(await r.text());
+      return m ? m[1] : null;
+    }, new URL(`staff/regrade-all?l=${encodeURIComponent(l)}&assignment=lab01`, base).href);
+    expect(csrf).to.be.a('string');
+    const results = Number((await db('results').where({ submission_id: id }).count({ n: '*' }).first())!.n);
+    for (const action of ['regrade', 'resend', 'override']) {
+      const status = await page.evaluate(
+        async ({ u, body }) => (await fetch(u, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body })).status,
+        { u: new URL(`staff/${action}`, base).href, body: new URLSearchParams({ l, csrf: csrf!, submission: id, kind: 'override', points: '0', reason: 'x' }).toString() },
+      );
+      expect(status, action).to.equal(403);
+    }
+    expect(Number((await db('results').where({ submission_id: id }).count({ n: '*' }).first())!.n)).to.equal(results);
+    expect(Number((await db('staff_actions').where({ course: 'b' }).count({ n: '*' }).first())!.n)).to.equal(0);
+    // and a learner of course A reaches no staff page at all
+    const learner = await browser.newPage();
+    await launch(learner, 'ada', LAB_A);
+    const la = new URL(learner.url()).searchParams.get('l')!;
+    const r = await learner.goto(new URL(`staff?l=${encodeURIComponent(la)}`, learner.url()).href);
+    expect(r!.status()).to.equal(403);
+    await learner.close();
+    await page.close();
+  });
 });

@@ -200,4 +200,33 @@ export class CourseReport {
       })),
     };
   }
+  /** The counting submission of every learner of an assignment (what "regrade the assignment" regrades). */
+  async countingIds(course: Course, assignment: string): Promise<string[]> {
+    return ((await this.db.select('id').from(this.counting(course, assignment).as('c')).orderBy('id')) as Array<{ id: string }>).map((r) => r.id);
+  }
+
+  /** Of an assignment's submissions, how many wait for grading (queued or being graded). */
+  async waitingToGrade(course: Course, assignment: string): Promise<number> {
+    return Number(((await this.db('submissions').where({ course: course.id, assignment }).whereIn('status', ['queued', 'grading']).count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
+  }
+
+  /** Every result of these submissions, newest first (how long grading took, and its message). */
+  async results(submissionIds: string[]): Promise<Array<{ id: number; submissionId: string; status: string; score: number; durationMs: number; message: string | null; createdAt: number; worker: string | null }>> {
+    if (!submissionIds.length) return [];
+    const rows = (await this.db('results').whereIn('submission_id', submissionIds).orderBy('id', 'desc')) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ id: Number(r.id), submissionId: String(r.submission_id), status: String(r.status), score: Number(r.score), durationMs: Number(r.duration_ms), message: (r.message as string | null) ?? null, createdAt: Number(r.created_at), worker: (r.worker as string | null) ?? null }));
+  }
+
+  /** Every passback of these submissions, oldest first, with the platform's last answer. */
+  async passbacks(submissionIds: string[]): Promise<Array<{ id: number; submissionId: string; resultId: number; status: string; score: number; attempts: number; lastError: string | null; sentAt: number | null; createdAt: number }>> {
+    if (!submissionIds.length) return [];
+    const rows = (await this.db('passbacks').whereIn('submission_id', submissionIds).orderBy('id')) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ id: Number(r.id), submissionId: String(r.submission_id), resultId: Number(r.result_id), status: String(r.status), score: Number(r.score), attempts: Number(r.attempts), lastError: (r.last_error as string | null) ?? null, sentAt: r.sent_at === null ? null : Number(r.sent_at), createdAt: Number(r.created_at) }));
+  }
+
+  /** A learner's name and email as their launches gave them. */
+  async person(owner: string): Promise<{ name: string | null; email: string | null }> {
+    const r = (await this.db('identities').where({ hub_user: owner }).max({ name: 'name' }).max({ email: 'email' }).first()) as { name: string | null; email: string | null } | undefined;
+    return { name: r?.name ?? null, email: r?.email ?? null };
+  }
 }
