@@ -309,7 +309,7 @@ async function start(
       ]);
     }
     devPlatformRef = devPlatform;
-    const app = buildApp({ config, log, prefix: hub.prefix, intake, auth, submissions, mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
+    const app = buildApp({ config, log, prefix: hub.prefix, intake, auth, submissions, ...(outbox ? { passbacks: outbox } : {}), mounts, frameAncestors, health: healthHandler(health), ...(oauth ? { oauth } : {}) });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);

@@ -7,6 +7,8 @@ import { NO_IDENTITY } from './identity.js';
 import type { ReceivedNotebook } from './examine.js';
 import type { Intake } from './intake.js';
 import type { SubmissionStore } from './store.js';
+import type { PassbackOutbox } from '../passback/outbox.js';
+import { listSubmissions } from './list-route.js';
 
 export interface IntakeDeps {
   intake: Intake;
@@ -17,6 +19,8 @@ export interface IntakeDeps {
   cookieIdentity?: (req: Request) => Promise<Identity | undefined>;
   /** Checks the XSRF token of a cookie-authenticated POST. */
   checkXsrf?: (req: Request) => boolean;
+  /** The passback outbox (with LTI on), for each listed submission's passback state. */
+  passbacks?: Pick<PassbackOutbox, 'bySubmission'>;
 }
 
 const JSON_TYPES = ['application/json', 'text/json'];
@@ -96,6 +100,7 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
     const receipt = await deps.intake.submit(caller(res), notebook);
     res.status(202).json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate, url: `/api/v1/submissions/${receipt.id}` });
   });
+  router.get('/submissions', listSubmissions(deps));
   router.get('/submissions/:id', async (req, res) => {
     const who = await identify(req, deps);
     const id = String(req.params.id);

@@ -251,6 +251,18 @@ export class SubmissionStore {
       return n;
     });
   }
+
+  /** One page of submissions, newest first (received, then id), and how many match in all. */
+  async page(filter: { course?: string; assignment?: string; owner?: string; status?: string }, limit: number, offset: number): Promise<{ total: number; rows: Submission[] }> {
+    const q = this.db('submissions');
+    if (filter.course) q.where('course', filter.course);
+    if (filter.assignment) q.where('assignment', filter.assignment);
+    if (filter.owner) q.where('owner', filter.owner);
+    if (filter.status) q.where('status', filter.status);
+    const total = Number(((await q.clone().count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
+    const rows = (await q.select(COLUMNS).orderBy([{ column: 'received_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit).offset(offset)) as Row[];
+    return { total, rows: rows.map(toSubmission) };
+  }
 }
 
 function submissionRow(sub: NewSubmission, opts: CreateOptions): Record<string, unknown> {

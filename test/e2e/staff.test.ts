@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -64,7 +65,7 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
       defaultCourse: 'a',
       lti: { development: true, hubUserClaim: 'sub', platforms: [devPlatformConfig(platform, components)] },
       courses: [
-        { id: 'a', contexts: [RUN_A], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60, due: '2099-01-01T00:00:00Z' }] },
+        { id: 'a', contexts: [RUN_A], instructors: ['prof-hub'], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60, due: '2099-01-01T00:00:00Z' }] },
         { id: 'b', contexts: [RUN_B], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60 }] },
       ],
     }));
@@ -322,5 +323,41 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     expect(r!.status()).to.equal(403);
     await learner.close();
     await page.close();
+  });
+
+  it('GET /api/v1/submissions lists a course for its instructors, a page at a time with passback states; a learner gets only their own', async () => {
+    const token = (name: string) =>
+      new Promise<string>((resolve, reject) => execFile('node', [path.join(ROOT, 'bin/gofer.js'), '--config', file, 'token', 'create', name], (err, out) => (err ? reject(err) : resolve(out.trim()))));
+    const [prof, ada] = [await token('prof-hub'), await token('sub-ada')];
+    const get = async (t: string, query: string) => {
+      const res = await fetch(`${toolUrl}/api/v1/submissions?${query}`, { headers: { authorization: `token ${t}` } });
+      return { status: res.status, body: (await res.json()) as { total: number; next: string | null; submissions: Array<{ owner: string; course: string; grade: unknown; passback: { status: string } | null }>; error?: string } };
+    };
+    const all = await get(prof, 'course=a');
+    expect(all.status).to.equal(200);
+    expect(all.body.total).to.equal(2);
+    expect(all.body.submissions.map((x) => x.owner).sort()).to.deep.equal(['sub-ada', 'sub-bob']);
+    const stored = await db('passbacks').whereIn('submission_id', db('submissions').select('id').where({ course: 'a' })).select('status');
+    expect(stored.length).to.be.greaterThan(0);
+    for (const x of all.body.submissions) expect(x.passback?.status).to.be.a('string');
+    const first = await get(prof, 'course=a&per_page=1');
+    expect(first.body.submissions).to.have.length(1);
+    expect(first.body.next).to.equal('/api/v1/submissions?course=a&per_page=1&page=2');
+    const second = await get(prof, 'course=a&per_page=1&page=2');
+    expect(second.body.submissions).to.have.length(1);
+    expect(second.body.submissions[0]!.owner).not.to.equal(first.body.submissions[0]!.owner);
+    expect(second.body.next).to.equal(null);
+    expect((await get(prof, 'course=a&learner=sub-bob')).body.submissions.map((x) => x.owner)).to.deep.equal(['sub-bob']);
+    expect((await get(prof, 'course=a&status=timeout')).body.total).to.equal(0);
+    // not an instructor of b: only their own there (none)
+    expect((await get(prof, 'course=b')).body.total).to.equal(0);
+    const mine = await get(ada, 'course=a');
+    expect(mine.body.submissions.map((x) => x.owner)).to.deep.equal(['sub-ada']);
+    const other = await get(ada, 'course=a&learner=sub-bob');
+    expect(other.status).to.equal(400);
+    expect(other.body.error ?? JSON.stringify(other.body)).to.include('Only instructors of a may list another learner');
+    const bad = await get(prof, 'course=a&status=bogus');
+    expect(bad.status).to.equal(400);
+    expect(JSON.stringify(bad.body)).to.include('\\"status\\" must be one of queued, grading, graded');
   });
 });
