@@ -266,6 +266,21 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     const rows = section.locator('tr.passback');
     expect(await rows.count()).to.equal(2);
     expect(await rows.nth(1).textContent()).to.include('2.5 / 3 points (83%) (set by staff)').and.include('sent');
+
+    // an excuse gives full points, and a resend sends the grade again; both are in the log
+    await section.locator('select[name=kind]').selectOption('excuse');
+    await section.locator('input[name=reason]').fill('medical leave');
+    await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
+    expect(await section.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
+    expect(await section.locator('.override').textContent()).to.equal('excused: medical leave');
+    await waitFor('the excuse to reach edX', async () => toEdx().includes(3), 30_000, 300);
+    const newest = () => db('passbacks').where({ submission_id: id }).orderBy('id', 'desc').first();
+    await waitFor('the excuse to be marked sent', async () => (await newest())?.status === 'sent', 30_000, 200);
+    const sentAt = Number((await newest()).sent_at);
+    await Promise.all([page.waitForNavigation(), section.locator('button.resend').click()]);
+    // sent again: edX answers that this score (same timestamp) is already there, which counts as delivered
+    await waitFor('the resent score', async () => Number((await newest())?.sent_at) > sentAt, 30_000, 200);
+    expect(await page.locator('#actions tr.action .what').allTextContents()).to.deep.equal(['resent the score', 'excused', 'set the grade']);
     await page.close();
   });
 
