@@ -300,6 +300,10 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     expect(Number((await db('results').count({ n: '*' }).first())!.n)).to.equal(before + 2);
     const action = await db('staff_actions').where({ kind: 'regrade_all' }).first();
     expect(action).to.include({ course: 'a', assignment: 'lab01', count: 2, actor_name: 'Grace Hopper' });
+    await Promise.all([page.waitForNavigation(), page.click('nav a')]);
+    const shown = page.locator('#actions tr.action-regrade_all');
+    expect(await shown.locator('.actor').textContent()).to.equal('Grace Hopper');
+    expect(await shown.locator('.what').textContent()).to.equal('regraded the assignment (2 submissions)');
     await page.close();
   });
 

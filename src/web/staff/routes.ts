@@ -33,9 +33,8 @@ export const PAGE_SIZE = 50;
 const ACTION_WORDS: Record<string, string> = { regrade: 'regraded', regrade_all: 'regraded the assignment', resend: 'resent the score', override: 'set the grade', excuse: 'excused' };
 
 /** The audit log as a table. */
-function actionsTable(list: StaffAction[], points: Map<string, number>): Html {
+function actionsTable(list: StaffAction[]): Html {
   if (!list.length) return html`<p id="no-actions">No staff actions yet.</p>`;
-  void points;
   return html`<table id="actions"><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Learner</th><th scope="col">Assignment</th><th scope="col">Why</th></tr></thead>
 <tbody>${list.map((a) => html`<tr class="action action-${a.kind}"><td>${when(a.createdAt)}</td><td class="actor">${a.actorName ?? a.actorSub}</td><td class="what">${ACTION_WORDS[a.kind] ?? a.kind}${a.kind === 'regrade_all' ? html` (${a.count} ${a.count === 1 ? 'submission' : 'submissions'})` : ''}</td>
 <td>${a.owner ?? ''}</td><td>${a.assignment ?? ''}</td><td class="reason">${a.reason ?? ''}</td></tr>`)}</tbody></table>`;
@@ -164,9 +163,9 @@ ${barChart(time.bars, { id: 'submissions-over-time', title: `Submissions of ${fo
 <td class="received">${when(r.receivedAt)}${r.late ? html` <b class="late">late</b>` : ''}</td>
 <td class="passback">${r.passback ? pbWords[r.passback] ?? r.passback : ''}${r.passbackDetail ? html`<br><small>${r.passbackDetail}</small>` : ''}</td></tr>`,
     )}</tbody></table>
+<nav id="pager">${query.page > 1 ? html`<a id="prev-page" href="${link({ page: String(query.page - 1) })}">← Previous</a>` : ''} ${query.page < pages ? html`<a id="next-page" href="${link({ page: String(query.page + 1) })}">Next →</a>` : ''}</nav>
 <h2>Recent staff actions</h2>
-${actionsTable(recent, points)}
-<nav id="pager">${query.page > 1 ? html`<a id="prev-page" href="${link({ page: String(query.page - 1) })}">← Previous</a>` : ''} ${query.page < pages ? html`<a id="next-page" href="${link({ page: String(query.page + 1) })}">Next →</a>` : ''}</nav>`;
+${actionsTable(recent)}`;
     res.type('html').send(page(`Course ${course.id}: overview`, body.toString()));
   });
 
@@ -228,7 +227,7 @@ ${history.length ? html`<table class="passbacks"><thead><tr><th scope="col">Queu
 <p id="who"><b>${person.name ?? owner}</b>${person.email ? html` · <a href="mailto:${person.email}">${person.email}</a>` : ''} · account <code>${owner}</code></p>
 ${blocks}
 <h2>Staff actions for this learner</h2>
-${actionsTable(log, points)}`;
+${actionsTable(log)}`;
     res.type('html').send(page(`Learner: ${person.name ?? owner}`, body.toString()));
   });
 
