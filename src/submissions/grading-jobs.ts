@@ -75,6 +75,14 @@ export class GradingJobsTable {
     );
   }
 
+  /** Adds a job already done (a grade staff set by hand, which nothing grades); returns its id. */
+  async addDoneIn(trx: Knex.Transaction, job: Omit<NewJob, 'maxAttempts'>): Promise<number> {
+    const [row] = await trx<JobRow>('grading_jobs')
+      .insert({ submission_id: job.submissionId, owner: job.owner, course: job.course, assignment: job.assignment, status: 'done', attempts: 0, max_attempts: 0, run_at: job.now, created_at: job.now, updated_at: job.now })
+      .returning('id');
+    return Number(typeof row === 'object' ? (row as { id: number }).id : row);
+  }
+
   /** Why the submission's latest job last failed (for staff), or null. */
   async lastError(submissionId: string): Promise<string | null> {
     const row = await this.db<JobRow>('grading_jobs').select('last_error').where({ submission_id: submissionId }).orderBy('id', 'desc').first();

@@ -11,6 +11,8 @@ import type { SubmissionStore } from './store.js';
 import { policyLookup } from '../passback/policy.js';
 import { standing } from './standing.js';
 import { gradeView } from '../grading/scale.js';
+import type { PassbackOutbox } from '../passback/outbox.js';
+import { listSubmissions } from './list-route.js';
 
 export interface IntakeDeps {
   intake: Intake;
@@ -23,6 +25,8 @@ export interface IntakeDeps {
   checkXsrf?: (req: Request) => boolean;
   /** Whether a request comes from a page of the hub's own origin (by Origin, or Referer without Origin). */
   fromHubOrigin?: (req: Request) => boolean;
+  /** The passback outbox (with LTI on), for each listed submission's passback state. */
+  passbacks?: Pick<PassbackOutbox, 'bySubmission'>;
 }
 
 type IdentifyDeps = Pick<IntakeDeps, 'auth' | 'cookieIdentity' | 'checkXsrf' | 'fromHubOrigin'> & {
@@ -114,6 +118,7 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
     const receipt = await deps.intake.submit(caller(res), notebook);
     res.status(202).json({ id: receipt.id, status: 'queued', duplicate: receipt.duplicate, url: `/api/v1/submissions/${receipt.id}` });
   });
+  router.get('/submissions', listSubmissions(deps));
   router.get('/submissions/:id', async (req, res) => {
     const who = await identify(req, deps);
     const id = String(req.params.id);

@@ -275,6 +275,34 @@ export class SubmissionStore {
     if (filter.owner) q.where('owner', filter.owner);
     return ((await q) as Row[]).map(toSubmission);
   }
+
+  /** Grades many stored submissions again (an instructor's regrade of an assignment) in one transaction; returns how many. */
+  async regradeMany(ids: string[], now: number, maxAttempts: number): Promise<number> {
+    if (!ids.length) return 0;
+    return writeTransaction(this.db, async (trx) => {
+      let n = 0;
+      for (let i = 0; i < ids.length; i += 500) {
+        const rows = await trx<Row>('submissions').select('id', 'owner', 'course', 'assignment').whereIn('id', ids.slice(i, i + 500));
+        if (!rows.length) continue;
+        await trx('submissions').whereIn('id', rows.map((r) => r.id)).update({ status: 'queued' });
+        await this.jobs.addIn(trx, rows.map((r) => ({ submissionId: r.id, owner: r.owner, course: r.course, assignment: r.assignment, maxAttempts, now })));
+        n += rows.length;
+      }
+      return n;
+    });
+  }
+
+  /** One page of submissions, newest first (received, then id), and how many match in all. */
+  async page(filter: { course?: string; assignment?: string; owner?: string; status?: string }, limit: number, offset: number): Promise<{ total: number; rows: Submission[] }> {
+    const q = this.db('submissions');
+    if (filter.course) q.where('course', filter.course);
+    if (filter.assignment) q.where('assignment', filter.assignment);
+    if (filter.owner) q.where('owner', filter.owner);
+    if (filter.status) q.where('status', filter.status);
+    const total = Number(((await q.clone().count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
+    const rows = (await q.select(COLUMNS).orderBy([{ column: 'received_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit).offset(offset)) as Row[];
+    return { total, rows: rows.map(toSubmission) };
+  }
 }
 
 function submissionRow(sub: NewSubmission, opts: CreateOptions): Record<string, unknown> {

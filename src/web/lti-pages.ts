@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { findAssignment, findCourse } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
+import type { Db } from '../db/knex.js';
 import { gradeRows, gradesCsv } from '../gradebook/export.js';
 import { isStaff, type LtiSession } from '../lti/launch.js';
 import type { LtiIdentity, LtiStore } from '../lti/store.js';
@@ -9,6 +10,7 @@ import { afterUnreadBody } from '../lib/error-middleware.js';
 import { ForbiddenError, GoferError, RateLimitError, UnprocessableError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
 import { platformNotice } from '../passback/notice.js';
+import type { PassbackOutbox } from '../passback/outbox.js';
 import type { Identity, Signer } from '../submissions/identity.js';
 import type { Receipt } from '../submissions/intake.js';
 import { uploadedFile } from '../submissions/routes.js';
@@ -22,6 +24,9 @@ import { learnerView, timeText, type PassbackState } from './learner-view.js';
 import type { Heartbeat } from '../grading/heartbeats.js';
 import type { LtiPageSessions } from './lti-session.js';
 import { quietHostsHtml } from './quiet-hosts.js';
+import { StaffActions } from './staff/actions-store.js';
+import { CourseReport } from './staff/report.js';
+import { staffRouter } from './staff/routes.js';
 
 export type { PassbackState };
 
@@ -29,6 +34,11 @@ export interface LtiPagesDeps {
   config: Config;
   store: LtiStore;
   submissions: SubmissionStore;
+  /** The database, for the staff pages' course report and audit log. */
+  db: Db;
+  outbox: PassbackOutbox;
+  /** Wakes this process's passback dispatcher. */
+  notifyPassback: () => void;
   signer: Signer;
   pageSessions: LtiPageSessions;
   clock: Clock;
@@ -104,6 +114,8 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
+  router.use(staffRouter({ ...deps, resend: (id) => deps.passback.resend(id), report: new CourseReport(deps.db), actions: new StaffActions(deps.db), staffOnly, checkCsrf, csrfFor: (launch) => deps.signer.tag('csrf', launch) }));
+
   /** The learner's submissions of the launched assignment, as they see them (empty before their hub account is known). */
   const assignmentView = async (ses: LtiSession, identity: LtiIdentity | undefined) => {
     const binding = await deps.store.binding(ses.bindingId);
@@ -158,7 +170,7 @@ ${notice ? html`<p id="edx-notice">${notice.sentence}</p>` : false}
 ${closed ? html`<p id="closed">Submissions closed on ${timeText(closed.getTime())}: late work is not accepted for this assignment.</p>` : false}
 <div id="notice" class="notice${flash ? ` notice-${String(req.query.notice)}` : ''}" role="status"${flash ? false : html` hidden`}>${flash ?? ''}</div>
 ${hubLink ? html`<p><a id="open-hub" href="${hubLink}" target="_blank" rel="noopener">Open in JupyterHub</a></p>` : false}
-${ses.staff ? html`<p><a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>` : false}
+${ses.staff ? html`<p><a id="staff-overview" href="staff?l=${encodeURIComponent(launch)}">Course overview (staff)</a> · <a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>` : false}
 ${learner}`;
     res.type('html').send(learnerDocument(ses.assignment, body, hubUser ? { statusUrl: `status?l=${encodeURIComponent(launch)}`, done: view.done } : {}));
   });
