@@ -30,6 +30,12 @@ describe('the course/assignment lookup (config/courses)', () => {
     expect(allAssignments(config).map((x) => `${x.course.id}/${x.assignment.id}`)).to.deep.equal(['8x/lab01', '8x/lab02', 'data8/hw01']);
   });
 
+  it('finds the course of an LTI context, and none for no context', () => {
+    expect(courseForContext(config, 'course-v1:B+data8+2026')?.id).to.equal('data8');
+    expect(courseForContext(config, 'course-v1:other')).to.equal(undefined);
+    expect(courseForContext(config, null)).to.equal(undefined);
+  });
+
   describe("resolveAssignment (a notebook's metadata)", () => {
     it('reads gofer metadata, with an alias, the default course and the configured section', () => {
       const r = resolveAssignment(config, { lab: 'lab1' });
