@@ -79,7 +79,18 @@ export async function createGrading(
     heartbeatMs: config.queue.heartbeatSeconds * 1000,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
-      return gradeNotebook(runner, { notebook, examined: true, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, testsDir: g.assignment.tests, jobId: submission.id, signal });
+      return gradeNotebook(runner, {
+        notebook,
+        examined: true,
+        image: g.image,
+        policy: g.policy,
+        limits: g.limits,
+        tests: g.tests,
+        supportFiles: g.supportFiles,
+        testsDir: g.assignment.tests,
+        jobId: submission.id,
+        signal,
+      });
     },
   });
   pool.start();

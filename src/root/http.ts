@@ -108,7 +108,21 @@ export async function createHttp(
       stops.push(lti.stop);
     }
     const frameAncestors = [...origins(config.lti.frameAncestors), ...(lti?.frameAncestors ?? [])];
-    const app = buildApp({ config, log, clock, ...(deps.outbox ? { passbacks: deps.outbox } : {}), ...(lti ? { passbackStates: (ids: string[]) => lti!.passback.states(ids) } : {}), prefix: hub.prefix, intake, auth, submissions, mounts: lti?.mounts ?? [], frameAncestors, health: healthHandler(deps.health), ...(oauth ? { oauth } : {}) });
+    const app = buildApp({
+      config,
+      log,
+      clock,
+      ...(deps.outbox ? { passbacks: deps.outbox } : {}),
+      ...(lti ? { passbackStates: (ids: string[]) => lti!.passback.states(ids) } : {}),
+      prefix: hub.prefix,
+      intake,
+      auth,
+      submissions,
+      mounts: lti?.mounts ?? [],
+      frameAncestors,
+      health: healthHandler(deps.health),
+      ...(oauth ? { oauth } : {}),
+    });
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(hub.port, hub.host, () => resolve(s));
       s.once('error', reject);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createDb, type Db } from '../../src/db/knex.js';
+import type { Db } from '../../src/db/knex.js';
 import { CONTAINER_LABEL } from '../../src/grading/container-runner.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { ApiTokenStore } from '../../src/submissions/identity.js';

@@ -167,12 +167,12 @@ export class CourseReport {
     if (filter.late !== undefined) base.where('c.late', filter.late ? 1 : 0);
     if (filter.learner) {
       const like = `%${filter.learner.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      base.where((w) =>
-        w
+      base.where((w) => {
+        void w
           .whereRaw(`LOWER(c.owner) LIKE ? ESCAPE '\\'`, [like])
           .orWhereRaw(`LOWER(who.name) LIKE ? ESCAPE '\\'`, [like])
-          .orWhereRaw(`LOWER(who.email) LIKE ? ESCAPE '\\'`, [like]),
-      );
+          .orWhereRaw(`LOWER(who.email) LIKE ? ESCAPE '\\'`, [like]);
+      });
     }
     const total = Number(((await base.clone().count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
     const dir = desc ? 'desc' : 'asc';
