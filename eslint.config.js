@@ -3,7 +3,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test-artifacts/**', 'docker/**', 'data/**'] },
+  // extensions/ and test/lab-app/ are npm projects of their own (their own tsconfig and lock) and
+  // hold built bundles after set-up; they are not Gofer's TypeScript tree
+  { ignores: ['dist/**', 'node_modules/**', 'test-artifacts/**', 'docker/**', 'data/**', 'extensions/**', 'test/lab-app/**'] },
   {
     files: ['**/*.ts'],
     extends: [js.configs.recommended, ...tseslint.configs.recommended],
