@@ -26,6 +26,8 @@ export interface AppDeps extends IntakeDeps {
   passbackStates?: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
   /** Time for the pages (default: the system clock). */
   clock?: Clock;
+  /** `GET /` and the docs (src/web/landing.ts). */
+  landing?: RequestHandler;
   /** Origins allowed to frame Gofer's pages (the platforms'), besides Gofer itself. */
   frameAncestors?: string[];
 }
@@ -48,12 +50,13 @@ export function buildApp(deps: AppDeps): Express {
     deps = { ...deps, cookieIdentity: (req) => oauth.identity(req), checkXsrf: (req) => oauth.checkXsrf(req), fromHubOrigin: (req) => oauth.fromHub(req) };
     app.use(deps.prefix, oauth.router());
   }
-  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, config: deps.config, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix, now: () => (deps.clock ?? systemClock).now(), ...(deps.passbackStates ? { passbackStates: deps.passbackStates } : {}) }));
+  app.use(deps.prefix, learnerPageRouter({ submissions: deps.submissions, config: deps.config, identity: async (req) => deps.cookieIdentity?.(req), prefix: deps.prefix, hubLogin: deps.oauth !== undefined, now: () => (deps.clock ?? systemClock).now(), ...(deps.passbackStates ? { passbackStates: deps.passbackStates } : {}) }));
   const submit = hubSubmitRouter(deps);
   for (const p of new Set(prefixes)) app.use(p, submit);
   app.use('/api/v1', submissionsApiRouter(deps));
   for (const [path, handler] of deps.mounts ?? []) app.use(path, handler);
   app.get('/health', (req, res) => deps.health(req, res));
+  if (deps.landing) app.use(deps.landing);
   app.use((req, res) => {
     res.status(404).type('text/plain').send(`Nothing here: ${req.method} ${req.path}\n`);
   });

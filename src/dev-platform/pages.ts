@@ -38,6 +38,11 @@ function componentSection(ctx: PlatformContext, c: DevComponent): Html {
   const linked = links ? html`<p>Deep-linked content: <code>${JSON.stringify(links.items)}</code></p>` : '';
   return html`<section>
 <h2>${c.name}</h2>
+<ul class="launches">
+${launches}
+</ul>
+${deepLink}${linked}
+<details><summary>LTI details of this component</summary>
 <table>
 <tr><th>Usage key</th><td><code>${c.usageKey}</code></td></tr>
 <tr><th>Graded</th><td>${c.graded ? html`yes, weight ${c.weight}` : 'no (scores are stored, never published)'}</td></tr>
@@ -51,10 +56,7 @@ function componentSection(ctx: PlatformContext, c: DevComponent): Html {
 <tr><th>Keyset</th><td><code>${ep.keysetUrl}</code></td></tr>
 <tr><th>Tool login / launch / keyset</th><td><code>${c.tool.loginUrl}</code><br><code>${c.tool.launchUrl}</code><br><code>${c.tool.keysetUrl}</code></td></tr>
 </table>
-<ul>
-${launches}
-</ul>
-${deepLink}${linked}
+</details>
 </section>`;
 }
 

@@ -1,8 +1,9 @@
+import { landingRouter } from '../web/landing.js';
 import type { Server } from 'node:http';
 import { buildApp } from '../app.js';
 import type { Environment } from '../config/load.js';
 import type { Config, PlatformConfig } from '../config/schema.js';
-import { healthHandler, startHealthServer, type HealthDeps } from '../grading/health.js';
+import { checkHealth, healthHandler, startHealthServer, type HealthDeps } from '../grading/health.js';
 import { uuid } from '../lib/clock.js';
 import { listRoutes, type RouteEntry } from '../lib/routes.js';
 import { ltiBaseUrl } from '../lti/provider.js';
@@ -121,6 +122,13 @@ export async function createHttp(
       mounts: lti?.mounts ?? [],
       frameAncestors,
       health: healthHandler(deps.health),
+      landing: landingRouter({
+        config,
+        prefix: hub.prefix,
+        health: () => checkHealth(deps.health),
+        ...(lti ? { ltiUrl: ltiBaseUrl(config, hub) } : {}),
+        ...(deps.devPlatform ? { devPlatformUrl: deps.devPlatform.url } : {}),
+      }),
       ...(oauth ? { oauth } : {}),
     });
     const server = await new Promise<Server>((resolve, reject) => {

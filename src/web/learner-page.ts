@@ -107,6 +107,8 @@ export function learnerPageRouter(deps: {
   identity: (req: Request) => Promise<Identity | undefined>;
   prefix: string;
   now: () => number;
+  /** Gofer logs browsers in through the hub (`{prefix}login`); without a hub there is no sign-in here. */
+  hubLogin: boolean;
   /** How each submission's grade stands with the platform, when LTI is on. */
   passbackStates?: (submissionIds: string[]) => Promise<Map<string, PassbackState>>;
 }): Router {
@@ -119,6 +121,11 @@ export function learnerPageRouter(deps: {
   };
   router.get('/me', async (req: Request, res: Response) => {
     const who = await deps.identity(req);
+    if (!who && !deps.hubLogin) {
+      const body = html`<p id="no-hub">This Gofer is not connected to a JupyterHub, so there is no sign-in here. Open your assignment from your course: its page shows your submissions and their results.</p>`;
+      res.status(404).type('html').send(learnerDocument('Your submissions', body));
+      return;
+    }
     if (!who) {
       res.redirect(302, `${deps.prefix}login?next=${encodeURIComponent(`${deps.prefix}me`)}`);
       return;
