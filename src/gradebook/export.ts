@@ -1,3 +1,4 @@
+import { assignmentKey } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 import type { ResultStore } from '../grading/result-store.js';
 import { formatGrade, gradeOf } from '../grading/scale.js';
@@ -31,7 +32,7 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
   const subs = await store.list(filter);
   const groups = new Map<string, Submission[]>();
   for (const s of subs) {
-    const k = `${s.course}\u0000${s.assignment}\u0000${s.owner}`;
+    const k = `${assignmentKey(s.course, s.assignment)}\u0000${s.owner}`;
     (groups.get(k) ?? groups.set(k, []).get(k)!).push(s);
   }
   const rows: GradeRow[] = [];

@@ -1,3 +1,4 @@
+import { assignmentKey } from '../config/courses.js';
 import type { Clock } from '../lib/clock.js';
 import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -197,7 +198,7 @@ export class WorkerPool {
   /** This host's configuration cannot grade the assignment: leave its jobs to hosts that can, and say so. */
   private async cannotGradeHere(id: string, job: ClaimedJob, submission: GradingSubject, reason: string): Promise<void> {
     const { queue, clock, log } = this.o;
-    const key = `${submission.course}\u0000${submission.assignment}`;
+    const key = assignmentKey(submission.course, submission.assignment);
     const first = !this.cannotGrade.has(key);
     this.cannotGrade.set(key, { course: submission.course, assignment: submission.assignment });
     await queue.release(job.id, id, clock.now(), reason).catch((e: Error) => log.error('cannot give back a job', { job: job.id, error: e.message }));

@@ -1,3 +1,4 @@
+import { assignmentKey } from '../config/courses.js';
 import type { Logger } from '../lib/logger.js';
 import type { Binding, LaunchRecord, LtiIdentity, LtiStore } from '../lti/store.js';
 import type { AgsClient, AgsOutcome, LineItemOutcome } from './ags-client.js';
@@ -33,7 +34,7 @@ export class LineItemResolver {
   }
 
   bindingsFor(course: string, assignment: string): Promise<Binding[]> {
-    const key = cacheKey(course, assignment);
+    const key = assignmentKey(course, assignment);
     const now = performance.now();
     const hit = this.bindingCache.get(key);
     if (hit && now - hit.at < this.o.bindingCacheMs) return hit.bindings;
@@ -44,7 +45,7 @@ export class LineItemResolver {
   }
 
   forget(course: string, assignment: string): void {
-    this.bindingCache.delete(cacheKey(course, assignment));
+    this.bindingCache.delete(assignmentKey(course, assignment));
   }
 
   /**
@@ -163,7 +164,7 @@ export class Lookups {
   }
 
   launchesOf(owner: string, identities: LtiIdentity[], course: string, assignment: string): Promise<LaunchRecord[]> {
-    const key = `${owner}\n${cacheKey(course, assignment)}`;
+    const key = `${owner}\u0000${assignmentKey(course, assignment)}`;
     let p = this.launches.get(key);
     if (!p) this.launches.set(key, (p = this.lti.launchesOf(identities, course, assignment)));
     return p;
@@ -174,8 +175,4 @@ export class Lookups {
     this.identitiesOf(row.owner).catch(() => undefined);
     this.bindingsFor(row.course, row.assignment).catch(() => undefined);
   }
-}
-
-function cacheKey(course: string, assignment: string): string {
-  return `${course}\n${assignment}`;
 }

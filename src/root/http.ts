@@ -14,7 +14,7 @@ import { cookieSecret, HubOAuth, hubOAuthSettings } from '../submissions/hub-oau
 import { ApiTokenStore, Authenticator, HubClient } from '../submissions/identity.js';
 import { Intake } from '../submissions/intake.js';
 import type { SubmissionStore } from '../submissions/store.js';
-import { BrowserSessions } from '../web/browser-sessions.js';
+import { BrowserSessions } from '../submissions/browser-sessions.js';
 import { origins } from '../web/headers.js';
 import type { RootDeps } from './deps.js';
 import { createLti, type Lti } from './lti.js';

@@ -14,7 +14,7 @@ import { cookieSecret, type HubOAuth } from '../submissions/hub-oauth.js';
 import { Signer } from '../submissions/identity.js';
 import type { Intake } from '../submissions/intake.js';
 import type { SubmissionStore } from '../submissions/store.js';
-import type { BrowserSessions } from '../web/browser-sessions.js';
+import type { BrowserSessions } from '../submissions/browser-sessions.js';
 import { origins, partitionCrossSiteCookies } from '../web/headers.js';
 import { linkRouter, ltiPagesRouter } from '../web/lti-pages.js';
 import { LtiPageSessions } from '../web/lti-session.js';

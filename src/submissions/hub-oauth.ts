@@ -8,7 +8,7 @@ import type { Environment } from '../config/load.js';
 import type { Clock } from '../lib/clock.js';
 import { AuthError, InfrastructureError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
-import type { BrowserSessions } from '../web/browser-sessions.js';
+import type { BrowserSessions } from './browser-sessions.js';
 import type { HubClient, Identity } from './identity.js';
 import { Signer } from './identity.js';
 

@@ -1,3 +1,4 @@
+import { assignmentKey } from '../config/courses.js';
 import type { TestResult } from '../grading/result.js';
 import { formatGrade, gradeOf } from '../grading/scale.js';
 import { html, type Html } from '../lib/html.js';
@@ -110,7 +111,7 @@ export function learnerView(
   const numbers = new Map<string, number>();
   const perAssignment = new Map<string, number>();
   for (const i of ordered) {
-    const k = `${i.sub.course}\n${i.sub.assignment}`;
+    const k = assignmentKey(i.sub.course, i.sub.assignment);
     const n = (perAssignment.get(k) ?? 0) + 1;
     perAssignment.set(k, n);
     numbers.set(i.sub.id, n);

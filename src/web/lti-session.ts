@@ -7,7 +7,7 @@ import { ForbiddenError } from '../lib/errors.js';
 import { safeEqual } from '../lib/safe-equal.js';
 import type { LtiSession } from '../lti/launch.js';
 import { sha256 } from '../submissions/identity.js';
-import type { BrowserSessions } from './browser-sessions.js';
+import type { BrowserSessions } from '../submissions/browser-sessions.js';
 
 /** The cookie that ties page sessions to the browser that launched them. */
 export const LTI_COOKIE = 'gofer-lti';

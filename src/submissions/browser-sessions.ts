@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/knex.js';
-import { sha256 } from '../submissions/identity.js';
+import { sha256 } from './identity.js';
 
 /** What a session is for; a session of one kind never opens another kind's pages. */
 export type SessionKind = 'hub' | 'lti';
