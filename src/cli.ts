@@ -12,7 +12,7 @@ import { gradeNotebook, readAssignment } from './grading/grader.js';
 import { gradeView } from './grading/scale.js';
 import { buildImage, LOCAL_BASE } from './grading/image.js';
 import { createDb, migrate, type Db } from './db/knex.js';
-import { gradeRows, gradesCsv, legacyCsv } from './gradebook/export.js';
+import { gradeRows, gradesCsv, legacyCsv, peopleOf } from './gradebook/export.js';
 import { ResultStore } from './grading/result-store.js';
 import { systemClock } from './lib/clock.js';
 import { stringify as stringifyYaml } from 'yaml';
@@ -175,7 +175,7 @@ export async function main(argv: string[]): Promise<number> {
       if (opts.legacy && opts.course) throw new InputError("--legacy writes gofer's gradebook shape, which has no course; filter with --assignment.");
       await withDb(async (db, config) => {
         const filter = { ...(opts.course ? { course: opts.course } : {}), ...(opts.assignment ? { assignment: opts.assignment } : {}) };
-        const csv = opts.legacy ? await legacyCsv(new ResultStore(db), filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter));
+        const csv = opts.legacy ? await legacyCsv(new ResultStore(db), filter) : gradesCsv(await gradeRows(new SubmissionStore(db), config, filter), peopleOf(await new LtiStore(db).identities()));
         process.stdout.write(csv);
         if (csvRows(csv) === 0) {
           process.stderr.write(`gofer: warning: no grades match ${describeFilter(filter, config)}; the CSV has only its header\n`);

@@ -66,10 +66,28 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
   return rows.sort((a, b) => a.course.localeCompare(b.course) || a.assignment.localeCompare(b.assignment) || a.learner.localeCompare(b.learner));
 }
 
-export function gradesCsv(rows: GradeRow[]): string {
-  // grade and out_of (the assignment's scale) come last, so the columns before keep their places
-  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission', 'grade', 'out_of'];
-  const lines = rows.map((r) => [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission, r.grade, r.outOf]);
+/** A learner's name and email as their launches gave them, by hub name. */
+export type People = ReadonlyMap<string, { name: string | null; email: string | null }>;
+
+/** Names and emails by hub name, from the launches' identities (the first identity that has them). */
+export function peopleOf(identities: ReadonlyArray<{ hubUser: string | null; name: string | null; email: string | null }>): People {
+  const people = new Map<string, { name: string | null; email: string | null }>();
+  for (const i of identities) {
+    if (!i.hubUser) continue;
+    const known = people.get(i.hubUser);
+    people.set(i.hubUser, { name: known?.name ?? i.name, email: known?.email ?? i.email });
+  }
+  return people;
+}
+
+export function gradesCsv(rows: GradeRow[], people: People = new Map()): string {
+  // later columns come last, so the columns before keep their places: grade and out_of (the
+  // assignment's scale), then the learner's name and email from their launches
+  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission', 'grade', 'out_of', 'name', 'email'];
+  const lines = rows.map((r) => {
+    const who = people.get(r.learner);
+    return [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission, r.grade, r.outOf, who?.name ?? null, who?.email ?? null];
+  });
   return toCsv(header, lines);
 }
 

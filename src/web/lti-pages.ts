@@ -2,7 +2,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import { findAssignment, findCourse } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
-import { gradeRows, gradesCsv } from '../gradebook/export.js';
+import { gradeRows, gradesCsv, peopleOf } from '../gradebook/export.js';
 import { isStaff, type LtiSession } from '../lti/launch.js';
 import type { LtiIdentity, LtiStore } from '../lti/store.js';
 import type { Clock } from '../lib/clock.js';
@@ -223,7 +223,7 @@ ${learner}`;
 
   router.get('/course.csv', async (req: Request, res: Response) => {
     const { session: ses } = await staffOnly(req);
-    res.type('text/csv').attachment(`gofer-${ses.course}.csv`).send(gradesCsv(await gradeRows(deps.submissions, deps.config, { course: ses.course })));
+    res.type('text/csv').attachment(`gofer-${ses.course}.csv`).send(gradesCsv(await gradeRows(deps.submissions, deps.config, { course: ses.course }), peopleOf(await deps.store.identities())));
   });
 
   const own = async (ses: LtiSession, submission: string) => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createDb, type Db } from '../../src/db/knex.js';
 import { migrationSource } from '../../src/db/migrations.js';
-import { gradeRows, gradesCsv, legacyCsv } from '../../src/gradebook/export.js';
+import { gradeRows, gradesCsv, legacyCsv, peopleOf } from '../../src/gradebook/export.js';
 import { FAILED_MESSAGE, JobQueue } from '../../src/submissions/job-queue.js';
 import { ResultStore } from '../../src/grading/result-store.js';
 import type { GradingResult } from '../../src/grading/result.js';
@@ -391,9 +391,17 @@ for (const engine of ENGINES) {
         [null, 3, ''],
         [0.5, 1, '0.5 / 1 point (50%)'],
       ]);
-      const csv = gradesCsv(rows).split('\n');
-      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of');
-      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,.*,3,3$/);
+      const people = peopleOf([
+        { hubUser: 'ada', name: null, email: 'ada@example.edu' },
+        { hubUser: 'ada', name: 'Ada, "the first"', email: 'other@example.edu' },
+        { hubUser: null, name: 'nobody', email: null },
+      ]);
+      const csv = gradesCsv(rows, people).split('\n');
+      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email');
+      // a name comes from the first identity that has one; a comma or a quote in it is quoted
+      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,.*,3,3,"Ada, ""the first""",ada@example\.edu$/);
+      expect(csv[2]).to.match(/^8x,lab01,bob,.*,,3,,$/);
+
       const legacy = (await legacyCsv(new ResultStore(db), { assignment: 'lab01' })).trim().split('\n');
       expect(legacy[0]).to.equal('userid,grade,section,lab,timestamp');
       expect(legacy.slice(1).map((l) => l.split(',').slice(0, 4).join(','))).to.deep.equal(['ada,1,1,lab01', 'ada,0.5,1,lab01']);
