@@ -80,7 +80,9 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
       const p = path.join(dir, `${who}.ipynb`);
       writeFileSync(p, variant(who.length, wrong));
       await page.setInputFiles('#upload input[type=file]', p);
-      await Promise.all([page.waitForNavigation(), page.click('#upload button')]);
+      // the page's script posts the upload in place (no navigation): wait for Gofer's answer
+      const [answer] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/app/submit'), page.click('#upload button')]);
+      expect(answer.status(), await answer.text()).to.equal(202);
       await page.close();
     }
     await waitFor('both learners to be graded and their grades sent', async () => Number((await db('passbacks').where({ course: 'a', status: 'sent' }).count({ n: '*' }).first())!.n) === 2, 150_000, 300);

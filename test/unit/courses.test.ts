@@ -54,11 +54,11 @@ describe('the course/assignment lookup (config/courses)', () => {
     const refused: Array<[string, Record<string, unknown>, RegExp, typeof config | { courses: typeof courses }]> = [
       ['no assignment', {}, /does not say which assignment it is/, config],
       ['an otter notebook without an assignment (lab is not read there)', { otter_service: { course: '8x' }, lab: 'lab01' }, /does not say which assignment/, config],
-      ['no course and no default among several', { lab: 'lab01' }, /no default course is configured/, { courses }],
-      ['an unknown course', { course: 'x'.repeat(100), lab: 'lab01' }, /course "x{80}…", which this Gofer does not grade/, config],
-      ['an unknown assignment', { lab: 'lab99' }, /Course "8x" has no assignment "lab99"/, config],
-      ['a list where text belongs', { assignment: ['lab01'] }, /metadata\.assignment should be text, not a list/, config],
-      ['an object as the course', { otter_service: { course: {}, assignment: 'hw01' } }, /metadata\.otter_service\.course should be text, not object/, config],
+      ['no course and no default among several', { lab: 'lab01' }, /^This notebook does not say which course it is for\. Submit the notebook you were given/, { courses }],
+      ['an unknown course', { course: 'x'.repeat(100), lab: 'lab01' }, /for the course "x{80}…", which is not graded here/, config],
+      ['an unknown assignment', { lab: 'lab99' }, /^This course has no assignment "lab99"/, config],
+      ['a list where text belongs', { assignment: ['lab01'] }, /^This notebook's assignment details are damaged\./, config],
+      ['an object as the course', { otter_service: { course: {}, assignment: 'hw01' } }, /^This notebook's assignment details are damaged\./, config],
     ];
     for (const [what, metadata, message, cfg] of refused) {
       it(`refuses ${what}`, () => {
@@ -71,6 +71,19 @@ describe('the course/assignment lookup (config/courses)', () => {
     const r = resolveTarget(config, { course: '8x', assignment: 'lab02' }, { section: 's' });
     expect([r.course.id, r.assignment.id, r.section]).to.deep.equal(['8x', 'lab02', 's']);
     expect(resolveTarget(config, { course: '8x', assignment: 'lab01' }, {}).section).to.equal('default-section');
-    expect(() => resolveTarget(config, { course: '8x', assignment: 'lab1' }, {})).to.throw(UnprocessableError, /Assignment lab1 of course 8x is no longer configured/);
+    expect(() => resolveTarget(config, { course: '8x', assignment: 'lab1' }, {})).to.throw(UnprocessableError, /The assignment "lab1" is not open for submissions here any more/);
+  });
+
+  it("names the damaged metadata field for staff in the error's cause, never in the learner's message", () => {
+    const err = (() => {
+      try {
+        resolveAssignment(config, { otter_service: { course: {}, assignment: 'hw01' } });
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    expect(err?.message).to.not.include('metadata');
+    expect((err?.cause as Error | undefined)?.message).to.equal('metadata.otter_service.course is not text');
   });
 });
