@@ -39,6 +39,11 @@ export function assignmentComponent(
   };
 }
 
+/** The LTI URLs of a Gofer at `toolUrl`, as a course team enters them in Studio: login, launch, keyset. */
+export function toolEndpoints(toolUrl: string): { loginUrl: string; launchUrl: string; keysetUrl: string } {
+  return { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+}
+
 /**
  * The demo course: one graded LTI component per configured assignment (custom parameter
  * `assignment=<id>`, weight = the assignment's points), one deep-linking component, two learners
@@ -47,7 +52,7 @@ export function assignmentComponent(
  * up in Studio, pointed at Gofer at `toolUrl`.
  */
 export function demoPlatformOptions(config: Pick<Config, 'courses' | 'devPlatform'>, toolUrl: string, log?: Logger): DevPlatformOptions {
-  const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+  const tool = toolEndpoints(toolUrl);
   const components: DevComponent[] = allAssignments(config).map(({ assignment: a }) =>
     assignmentComponent({ courseRun: 'DEMO', assignment: a.id, clientId: `gofer-demo-${a.id}`, tool }, { weight: Math.max(1, Math.round(a.points)), ...(a.due ? { due: a.due } : {}) }),
   );

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { requireEngine } from '../helpers/engine.js';
 import { freePort, requireJupyterHub, startHub, type Hub } from '../helpers/hub.js';
@@ -59,7 +59,7 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     let publicPort = await freePort();
     while (publicPort === goferPort) publicPort = await freePort();
     const toolUrl = `http://127.0.0.1:${goferPort}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+    const tool = toolEndpoints(toolUrl);
     const components: DevComponent[] = [
       { usageKey: LAB, configId: 'cfg-hub-lab01', clientId: 'client-hub-lab01', name: 'Lab 01', weight: WEIGHT, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
     ];

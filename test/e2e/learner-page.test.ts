@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
@@ -49,7 +49,7 @@ describe('the learner page in a real browser (dev platform, real engine)', funct
     browser = await launchBrowser();
     const port = await freePort();
     toolUrl = `http://127.0.0.1:${port}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys`, deepLinkLaunchUrl: `${toolUrl}/lti` };
+    const tool = { ...toolEndpoints(toolUrl), deepLinkLaunchUrl: `${toolUrl}/lti` };
     const components: DevComponent[] = [
       { usageKey: LAB, configId: 'cfg-page-lab01', clientId: 'client-page-lab01', name: 'Lab 01', weight: 3, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
     ];

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/load.js';
 import { createDb, type Db } from '../../src/db/knex.js';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { cookieSecret } from '../../src/submissions/hub-oauth.js';
 import { Signer } from '../../src/submissions/identity.js';
@@ -54,7 +54,7 @@ describe('LTI: courses stay apart, grades go only where the learner launched (re
     browser = await launchBrowser();
     const port = await freePort();
     toolUrl = `http://127.0.0.1:${port}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+    const tool = toolEndpoints(toolUrl);
     const component = (usageKey: string, name: string, custom: string[], o: Partial<DevComponent> = {}): DevComponent => ({
       usageKey, configId: `cfg-${name}`, clientId: `client-${name}`, name, weight: 3, graded: true, acceptGradesPastDue: true, custom, agsMode: 'declarative', tool, ...o,
     });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Frame, Page } from 'playwright-core';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
@@ -38,7 +38,7 @@ describe('edX presentations across two sites with the default cookies (Chromium,
     const port = await freePort();
     // another site than the platform's 127.0.0.1: Gofer's cookies are third-party in its iframe
     toolUrl = `http://localhost:${port}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+    const tool = toolEndpoints(toolUrl);
     const components: DevComponent[] = [
       { usageKey: LAB, configId: 'cfg-xs-lab01', clientId: 'client-xs-lab01', name: 'Lab 01', weight: 2, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
     ];

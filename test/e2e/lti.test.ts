@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/load.js';
 import { createDb, type Db } from '../../src/db/knex.js';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, craftedLaunch, launchBrowser, launchClaims, startCraftingPlatform, type CraftingPlatform } from '../helpers/lti.js';
@@ -58,7 +58,7 @@ describe('LTI 1.3 with the dev platform, in a real browser (real engine)', funct
     browser = await launchBrowser();
     const port = await freePort();
     toolUrl = `http://127.0.0.1:${port}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys`, deepLinkLaunchUrl: `${toolUrl}/lti` };
+    const tool = { ...toolEndpoints(toolUrl), deepLinkLaunchUrl: `${toolUrl}/lti` };
     const components: DevComponent[] = [
       { usageKey: LAB, configId: 'cfg-lab01', clientId: 'client-lab01', name: 'Lab 01', weight: 3, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
       { usageKey: PICKER, configId: 'cfg-picker', clientId: 'client-picker', name: 'Picked', weight: 1, graded: true, acceptGradesPastDue: true, custom: [], agsMode: 'programmatic', deepLinking: true, tool },

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { Browser } from 'playwright-core';
 import { loadConfig } from '../../src/config/load.js';
 import { createDb, type Db } from '../../src/db/knex.js';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform } from '../../src/dev-platform/index.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
@@ -44,7 +44,7 @@ describe('the staff page shows grading hosts that went quiet (real worker proces
   it('lists a worker whose heartbeat stopped, with its engine and last-seen time, and not one that beats', async () => {
     const port = await freePort();
     const toolUrl = `http://127.0.0.1:${port}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+    const tool = toolEndpoints(toolUrl);
     const components: DevComponent[] = [
       { usageKey: LAB, configId: 'cfg-lab01', clientId: 'client-lab01', name: 'Lab 01', weight: 1, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool },
     ];

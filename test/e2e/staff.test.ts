@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/load.js';
 import { createDb, type Db } from '../../src/db/knex.js';
-import { devPlatformConfig } from '../../src/dev-platform/demo.js';
+import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
@@ -53,7 +53,7 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     browser = await launchBrowser();
     const port = await freePort();
     toolUrl = `http://127.0.0.1:${port}`;
-    const tool = { loginUrl: `${toolUrl}/lti/login`, launchUrl: `${toolUrl}/lti`, keysetUrl: `${toolUrl}/lti/keys` };
+    const tool = toolEndpoints(toolUrl);
     const components: DevComponent[] = [LAB_A, LAB_B].map((usageKey, i) => ({
       usageKey, configId: `cfg-${i}`, clientId: `client-${i}`, name: `Lab ${i}`, weight: 3, graded: true, acceptGradesPastDue: true, custom: ['assignment=lab01'], agsMode: 'declarative', tool,
     }));
