@@ -1,4 +1,4 @@
-import { assignmentKey } from '../config/courses.js';
+import { assignmentKey, findAssignment } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 import type { ResultStore } from '../grading/result-store.js';
 import { formatGrade, gradeOf } from '../grading/scale.js';
@@ -38,7 +38,7 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
   const rows: GradeRow[] = [];
   for (const list of groups.values()) {
     const first = list[0]!;
-    const assignment = config.courses.find((c) => c.id === first.course)?.assignments.find((a) => a.id === first.assignment);
+    const assignment = findAssignment(config, first.course, first.assignment)?.assignment;
     const select = assignment?.select ?? 'latest';
     const outOf = assignment?.points ?? 1;
     const graded = list.filter((s) => s.status === 'graded');

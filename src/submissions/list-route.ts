@@ -1,3 +1,4 @@
+import { findAssignment } from '../config/courses.js';
 import type { Request, Response } from 'express';
 import { STATUSES } from '../grading/result.js';
 import { gradeOf } from '../grading/scale.js';
@@ -42,7 +43,7 @@ export function listSubmissions(deps: IntakeDeps): (req: Request, res: Response)
     const owner = instructor ? learner : who.name;
     const { total, rows } = await deps.submissions.page({ ...(course ? { course } : {}), ...(assignment ? { assignment } : {}), ...(owner ? { owner } : {}), ...(status ? { status } : {}) }, perPage, (page - 1) * perPage);
     const states = deps.passbacks ? await deps.passbacks.bySubmission(rows.map((r) => r.id)) : new Map();
-    const points = (c: string, a: string) => deps.config.courses.find((x) => x.id === c)?.assignments.find((x) => x.id === a)?.points ?? 1;
+    const points = (c: string, a: string) => findAssignment(deps.config, c, a)?.assignment.points ?? 1;
     const next = page * perPage < total ? new URLSearchParams({ ...(req.query as Record<string, string>), page: String(page + 1), per_page: String(perPage) }).toString() : null;
     res.json({
       total,

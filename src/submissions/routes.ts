@@ -1,6 +1,6 @@
 import Busboy from 'busboy';
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
-import { findCourse } from '../config/courses.js';
+import { findAssignment, findCourse } from '../config/courses.js';
 import type { Config } from '../config/schema.js';
 import { AuthError, ForbiddenError, NotFoundError, PayloadTooLargeError, tooLargeMessage, UnsupportedMediaTypeError, UnprocessableError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './identity.js';
@@ -109,7 +109,7 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
   const limit = deps.config.server.maxNotebookMb * 1024 * 1024;
   const policies = policyLookup(deps.config);
   const timeLimit = (course: string, assignment: string): number | null =>
-    deps.config.courses.find((c) => c.id === course)?.assignments.find((a) => a.id === assignment)?.timeoutSeconds ?? deps.config.grading?.timeoutSeconds ?? null;
+    findAssignment(deps.config, course, assignment)?.assignment.timeoutSeconds ?? deps.config.grading?.timeoutSeconds ?? null;
   router.post('/submissions', identifyFirst(deps), express.raw({ limit, type: 'application/json' }), async (req, res) => {
     let notebook: ReceivedNotebook;
     if (req.is('multipart/form-data')) notebook = { kind: 'file', bytes: await uploadedFile(req, limit) };

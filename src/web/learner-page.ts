@@ -1,3 +1,4 @@
+import { findAssignment } from '../config/courses.js';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.js';
 import { html, unsafeRaw, type Html } from '../lib/html.js';
@@ -71,7 +72,7 @@ export function statusJson(view: LearnerView, now: number): Record<string, unkno
 /** The facts of a submission's assignment that its view needs, from the configuration. */
 export function assignmentFacts(config: Pick<Config, 'courses' | 'grading'>): (sub: Pick<Submission, 'course' | 'assignment'>) => AssignmentFacts {
   return (sub) => {
-    const a = config.courses.find((c) => c.id === sub.course)?.assignments.find((x) => x.id === sub.assignment);
+    const a = findAssignment(config, sub.course, sub.assignment)?.assignment;
     return { points: a?.points ?? 1, select: a?.select ?? 'latest', limitSeconds: a?.timeoutSeconds ?? config.grading.timeoutSeconds, due: a?.due, late: a?.late ?? 'accept' };
   };
 }

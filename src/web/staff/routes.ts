@@ -1,3 +1,4 @@
+import { assignmentOf, findCourse } from '../../config/courses.js';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../../config/schema.js';
 import type { Clock } from '../../lib/clock.js';
@@ -48,7 +49,7 @@ export function when(ms: number | null): Html {
 }
 
 function courseOf(config: Config, ses: LtiSession) {
-  const course = config.courses.find((c) => c.id === ses.course);
+  const course = findCourse(config, ses.course);
   if (!course) throw new ForbiddenError('This course is no longer configured in Gofer.');
   return course;
 }
@@ -97,7 +98,7 @@ export function staffRouter(deps: StaffDeps): Router {
     const ids = course.assignments.map((a) => a.id);
     const query = readGradeQuery(req.query, ids);
     const counts = await deps.report.counts(course);
-    const focus = course.assignments.find((a) => a.id === (query.filter.assignment ?? ses.assignment)) ?? course.assignments[0]!;
+    const focus = assignmentOf(course, query.filter.assignment ?? ses.assignment, { aliases: false }) ?? course.assignments[0]!;
     const bins = await deps.report.scoreBins(course, focus.id);
     const tests = await deps.report.testPassRates(course, focus.id);
     const arrivals = await deps.report.arrivals(course, focus.id);
@@ -196,7 +197,7 @@ ${actionsTable(recent)}`;
       deps.actions.list(course.id, { owner, limit: 100 }),
     ]);
     const points = new Map(course.assignments.map((a) => [a.id, a.points]));
-    const limitOf = (assignment: string) => course.assignments.find((a) => a.id === assignment)?.timeoutSeconds ?? deps.config.grading.timeoutSeconds;
+    const limitOf = (assignment: string) => assignmentOf(course, assignment, { aliases: false })?.timeoutSeconds ?? deps.config.grading.timeoutSeconds;
     const blocks = await Promise.all(
       subs.map(async (s) => {
         const tests = await deps.submissions.tests(s.id);
@@ -261,7 +262,7 @@ ${actionsTable(log)}`;
     const { launch, session: ses } = await deps.staffOnly(req);
     deps.checkCsrf(req, launch);
     const sub = await ownSubmission(ses, req.body.submission);
-    const pts = courseOf(deps.config, ses).assignments.find((a) => a.id === sub.assignment)?.points;
+    const pts = assignmentOf(courseOf(deps.config, ses), sub.assignment, { aliases: false })?.points;
     if (pts === undefined) throw new InputError(`The assignment ${sub.assignment} is no longer configured.`);
     const kind = req.body.kind === 'excuse' ? 'excuse' : req.body.kind === 'override' ? 'override' : undefined;
     if (!kind) throw new InputError('Choose "set points" or "excuse".');
@@ -282,7 +283,7 @@ ${actionsTable(log)}`;
   router.get('/staff/regrade-all', async (req: Request, res: Response) => {
     const { launch, session: ses } = await deps.staffOnly(req);
     const course = courseOf(deps.config, ses);
-    const assignment = course.assignments.find((a) => a.id === req.query.assignment);
+    const assignment = assignmentOf(course, typeof req.query.assignment === 'string' ? req.query.assignment : '', { aliases: false });
     if (!assignment) throw new InputError(`Say which assignment: one of ${course.assignments.map((a) => a.id).join(', ')}.`);
     const n = (await deps.report.countingIds(course, assignment.id)).length;
     const waiting = await deps.report.waitingToGrade(course, assignment.id);
@@ -300,7 +301,7 @@ ${started || waiting > 0
     const { launch, session: ses } = await deps.staffOnly(req);
     deps.checkCsrf(req, launch);
     const course = courseOf(deps.config, ses);
-    const assignment = course.assignments.find((a) => a.id === req.body.assignment);
+    const assignment = assignmentOf(course, typeof req.body.assignment === 'string' ? req.body.assignment : '', { aliases: false });
     if (!assignment) throw new InputError(`Say which assignment: one of ${course.assignments.map((a) => a.id).join(', ')}.`);
     const ids = await deps.report.countingIds(course, assignment.id);
     const n = await deps.submissions.regradeMany(ids, deps.clock.now(), deps.config.queue.maxAttempts);
