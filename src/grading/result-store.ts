@@ -78,6 +78,24 @@ export class ResultStore {
     return rows.map(toTest);
   }
 
+  /** `tests` of many submissions in two queries (a page's worth, not one query a submission). */
+  async testsOf(submissionIds: string[]): Promise<Map<string, TestResult[]>> {
+    const out = new Map<string, TestResult[]>();
+    // SQLite takes at most 999 bound values a statement
+    for (let i = 0; i < submissionIds.length; i += 500) {
+      const latest = (await this.db('results').whereIn('submission_id', submissionIds.slice(i, i + 500)).groupBy('submission_id').select('submission_id').max({ id: 'id' })) as Array<{ submission_id: string; id: number }>;
+      const ofResult = new Map(latest.map((r) => [Number(r.id), r.submission_id]));
+      for (let j = 0; j < latest.length; j += 500) {
+        const rows = await this.db<TestRow>('result_tests').whereIn('result_id', latest.slice(j, j + 500).map((r) => r.id)).orderBy([{ column: 'result_id' }, { column: 'position' }]);
+        for (const row of rows) {
+          const sub = ofResult.get(Number(row.result_id))!;
+          (out.get(sub) ?? out.set(sub, []).get(sub)!).push(toTest(row));
+        }
+      }
+    }
+    return out;
+  }
+
   /** Every graded result as gofer's gradebook.db had it (the `grades` view), optionally for one assignment (lab). */
   async legacyGrades(filter: { assignment?: string } = {}): Promise<LegacyGrade[]> {
     const q = this.db<LegacyGrade>('grades').select('userid', 'grade', 'section', 'lab', 'timestamp').orderBy([{ column: 'timestamp' }, { column: 'userid' }]);

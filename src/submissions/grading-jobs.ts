@@ -83,6 +83,13 @@ export class GradingJobsTable {
     return Number(typeof row === 'object' ? (row as { id: number }).id : row);
   }
 
+  /** When the running job of each of these submissions was claimed. */
+  async runningSince(submissionIds: string[]): Promise<Map<string, number>> {
+    if (!submissionIds.length) return new Map();
+    const rows = await this.db<JobRow>('grading_jobs').select('submission_id', 'claimed_at').whereIn('submission_id', submissionIds).where({ status: 'running' }).whereNotNull('claimed_at');
+    return new Map(rows.map((r) => [r.submission_id, Number(r.claimed_at)]));
+  }
+
   /** Why the submission's latest job last failed (for staff), or null. */
   async lastError(submissionId: string): Promise<string | null> {
     const row = await this.db<JobRow>('grading_jobs').select('last_error').where({ submission_id: submissionId }).orderBy('id', 'desc').first();

@@ -257,15 +257,18 @@ export class SubmissionStore {
   }
 
   /** When the running grading job of each submission was claimed (for "grading, 0:12 elapsed"). */
-  async gradingStarted(ids: string[]): Promise<Map<string, number>> {
-    if (!ids.length) return new Map();
-    const rows = await this.db('grading_jobs').select('submission_id', 'claimed_at').whereIn('submission_id', ids).where({ status: 'running' }).whereNotNull('claimed_at');
-    return new Map(rows.map((r) => [r.submission_id as string, Number(r.claimed_at)]));
+  gradingStarted(ids: string[]): Promise<Map<string, number>> {
+    return this.jobs.runningSince(ids);
   }
 
   /** Per-test detail of the submission's latest result. */
   tests(id: string): Promise<TestResult[]> {
     return this.results.tests(id);
+  }
+
+  /** `tests` of many submissions at once, by submission. */
+  testsOf(ids: string[]): Promise<Map<string, TestResult[]>> {
+    return this.results.testsOf(ids);
   }
 
   async list(filter: { course?: string; assignment?: string; owner?: string } = {}): Promise<Submission[]> {

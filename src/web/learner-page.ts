@@ -82,17 +82,21 @@ export async function viewOf(
   submissions: SubmissionStore,
   config: Pick<Config, 'courses' | 'grading'>,
   filter: { owner: string; course?: string; assignment?: string },
-  platform: PlatformFacts | null,
+  /** What the platform knows of these submissions (null: LTI is off). */
+  platformOf: (submissionIds: string[]) => Promise<PlatformFacts | null>,
   now: number,
   limit = 50,
 ): Promise<LearnerView> {
   const all = await submissions.list(filter);
   // all of them count for their numbers and for "your best so far"; the newest `limit` are shown
-  const shown = new Set(all.slice(-limit).map((s) => s.id));
-  const started = await submissions.gradingStarted(all.filter((s) => s.status === 'grading' && shown.has(s.id)).map((s) => s.id));
-  const inputs = await Promise.all(
-    all.map(async (sub) => ({ sub, tests: !shown.has(sub.id) || sub.status === 'queued' || sub.status === 'grading' ? [] : await submissions.tests(sub.id), startedAt: started.get(sub.id) })),
-  );
+  const shownSubs = all.slice(-limit);
+  const shown = new Set(shownSubs.map((s) => s.id));
+  const [platform, started, tests] = await Promise.all([
+    platformOf(all.map((s) => s.id)),
+    submissions.gradingStarted(shownSubs.filter((s) => s.status === 'grading').map((s) => s.id)),
+    submissions.testsOf(shownSubs.filter((s) => s.status !== 'queued' && s.status !== 'grading').map((s) => s.id)),
+  ]);
+  const inputs = all.map((sub) => ({ sub, tests: (shown.has(sub.id) && tests.get(sub.id)) || [], startedAt: started.get(sub.id) }));
   const view = learnerView(inputs, assignmentFacts(config), platform, { now, showAssignment: filter.assignment === undefined });
   return { ...view, submissions: view.submissions.slice(0, limit) };
 }
@@ -117,8 +121,9 @@ export function learnerPageRouter(deps: {
   serveLearnerScript(router);
   // what became of each grade in edX; each assignment's own page (after a launch) also says what edX shows in all
   const mine = async (owner: string): Promise<LearnerView> => {
-    const platform = deps.passbackStates ? { weight: null, endAt: null, states: await deps.passbackStates((await deps.submissions.list({ owner })).map((s) => s.id)) } : null;
-    return { ...(await viewOf(deps.submissions, deps.config, { owner }, platform, deps.now())), edxTotal: null };
+    const states = deps.passbackStates;
+    const platformOf = async (ids: string[]): Promise<PlatformFacts | null> => (states ? { weight: null, endAt: null, states: await states(ids) } : null);
+    return { ...(await viewOf(deps.submissions, deps.config, { owner }, platformOf, deps.now())), edxTotal: null };
   };
   router.get('/me', async (req: Request, res: Response) => {
     const who = await deps.identity(req);

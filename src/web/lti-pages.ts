@@ -121,9 +121,8 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const binding = await deps.store.binding(ses.bindingId);
     const owner = identity?.hubUser;
     if (!owner) return { binding, view: learnerView([], assignmentFacts(deps.config), null, { now: now(), showAssignment: false }) };
-    const ids = (await deps.submissions.list({ owner, course: ses.course, assignment: ses.assignment })).map((x) => x.id);
-    const platform = { weight: binding?.scoreMaximum ?? null, endAt: binding?.endAt ?? null, states: await deps.passback.states(ids) };
-    return { binding, view: await viewOf(deps.submissions, deps.config, { owner, course: ses.course, assignment: ses.assignment }, platform, now(), Number.MAX_SAFE_INTEGER) };
+    const platformOf = async (ids: string[]) => ({ weight: binding?.scoreMaximum ?? null, endAt: binding?.endAt ?? null, states: await deps.passback.states(ids) });
+    return { binding, view: await viewOf(deps.submissions, deps.config, { owner, course: ses.course, assignment: ses.assignment }, platformOf, now(), Number.MAX_SAFE_INTEGER) };
   };
 
   serveLearnerScript(router);
