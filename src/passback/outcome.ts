@@ -1,3 +1,4 @@
+import { gradeOf } from '../grading/scale.js';
 import { backoffMs } from '../lib/lease-queue.js';
 import type { AgsOutcome } from './ags-client.js';
 
@@ -72,5 +73,5 @@ export function settle(out: PairOutcome, attempts: number, now: number, p: Settl
 
 /** What a learner's score on the platform is: `score` (0..1) of `points`, to six places. */
 export function scoreGiven(score: number, points: number): number {
-  return Math.round(score * points * 1e6) / 1e6;
+  return gradeOf(score, points).given;
 }

@@ -1,6 +1,6 @@
 import { assignmentKey } from '../config/courses.js';
 import type { TestResult } from '../grading/result.js';
-import { formatGrade, gradeOf } from '../grading/scale.js';
+import { formatGrade, gradeOf, gradeView } from '../grading/scale.js';
 import { html, type Html } from '../lib/html.js';
 import type { Submission } from '../submissions/store.js';
 
@@ -135,9 +135,7 @@ function announce(v: SubmissionView): string {
 }
 
 function gradeText(sub: Submission, points: number): SubmissionView['grade'] {
-  if (sub.status !== 'graded' || sub.score === null) return null;
-  const g = gradeOf(sub.score, points);
-  return { ...g, text: formatGrade(g) };
+  return sub.status === 'graded' ? gradeView(sub.score, points) : null;
 }
 
 /** Received after the due date (Gofer's own, or the platform's). */

@@ -1,3 +1,4 @@
+import { bucketMs } from './charts.js';
 import type { Knex } from 'knex';
 import type { Config } from '../../config/schema.js';
 import type { Db } from '../../db/knex.js';
@@ -134,7 +135,7 @@ export class CourseReport {
   async arrivals(course: Course, assignment: string): Promise<{ bucket: number; counts: Array<{ bucket: number; n: number }> }> {
     const span = (await this.db('submissions').where({ course: course.id, assignment }).min({ first: 'received_at' }).max({ last: 'received_at' }).first()) as { first: number | string | null; last: number | string | null } | undefined;
     if (!span || span.first === null || span.last === null) return { bucket: 3_600_000, counts: [] };
-    const bucket = Number(span.last) - Number(span.first) < 3 * 86_400_000 ? 3_600_000 : 86_400_000;
+    const bucket = bucketMs(Number(span.first), Number(span.last));
     const rows = (await this.db('submissions')
       .where({ course: course.id, assignment })
       .select(this.db.raw(`FLOOR(received_at / ${bucket}) AS b`))

@@ -58,7 +58,7 @@ const STATUS_FILTERS = ['graded', 'failed', 'waiting'] as const;
 const PASSBACK_FILTERS = ['sent', 'waiting', 'refused', 'late', 'superseded', 'none'] as const;
 
 /** Reads the grades table's filter, sort and page from the query; a value it does not know is refused by name. */
-export function readGradeQuery(q: Request['query'], assignments: string[]): { filter: GradeFilter; sort: Sort; desc: boolean; page: number } {
+function readGradeQuery(q: Request['query'], assignments: string[]): { filter: GradeFilter; sort: Sort; desc: boolean; page: number } {
   const one = (name: string): string | undefined => {
     const v = q[name];
     if (v === undefined || v === '') return undefined;
