@@ -64,6 +64,9 @@ export interface PlatformFacts {
   states: Map<string, PassbackState>;
 }
 
+/** Passback states that change by themselves within seconds. */
+const IN_FLIGHT = new Set(['pending', 'sending']);
+
 const STATUS_WORDS: Record<Submission['status'], string> = {
   queued: 'received, waiting to be graded',
   grading: 'grading',
@@ -122,7 +125,8 @@ export function learnerView(
   const newest = views[0];
   return {
     submissions: views,
-    done: views.every((v) => v.step === 'result'),
+    // a grade on its way to edX (pending or sending) is news still to come: keep following it
+    done: views.every((v) => v.step === 'result' && !IN_FLIGHT.has(platform?.states.get(v.id)?.status ?? '')),
     announce: newest ? announce(newest) : 'No submissions yet.',
     edxTotal: platform && ordered.length ? edxTotal(ordered.map((i) => i.sub), numbers, facts(ordered[0]!.sub), platform) : null,
   };
