@@ -2316,6 +2316,7 @@ async def grade_prestarted(zygote, modules):
     before the job arrives. It says GOFER-READY on stdout, then waits for the job on stdin."""
     make_job_dirs()
     zygote.ask({"op": "warm", "modules": modules})
+    warm_harness()
     evaluator = start_evaluator(zygote, LEARNER_UID)
     grader = Grader(zygote, LEARNER_UID)
     try:
@@ -2350,6 +2351,16 @@ async def grade_notebook(grader, job, code_cells, tests, evaluator):
         log("the kernel broke the protocol (learner-controlled text follows):", shorten(err, 300))
         raise Outcome("kernel_died", "The notebook's kernel sent messages Gofer could not verify, so the "
                                      "notebook could not be graded.")
+
+
+def warm_harness():
+    """What this process does once a job arrives, done before (nothing of a job exists yet): the
+    archive, doctest and nbformat imports, and nbformat's first validation, which loads its schema."""
+    import doctest  # noqa: F401
+    import tarfile  # noqa: F401
+    import textwrap  # noqa: F401
+
+    load_notebook('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}')
 
 
 def warm_modules(tests, notebook_text):
