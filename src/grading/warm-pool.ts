@@ -1,3 +1,4 @@
+import { backoffMs } from '../lib/lease-queue.js';
 import type { Logger } from '../lib/logger.js';
 import type { ContainerSpec } from './container-runner.js';
 
@@ -23,7 +24,7 @@ export interface PoolStats {
 const RATE_WINDOW_MS = 60_000;
 /** How often pools are tended: dead and aged containers replaced, sizes followed. */
 const TEND_MS = 2000;
-/** A failed start is tried again after this, doubled per failure up to MAX_RETRY_MS. */
+/** A failed start is tried again after this, doubled per failure (with jitter) up to MAX_RETRY_MS. */
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 
@@ -189,8 +190,7 @@ export class WarmPool<T> {
           },
           (err: Error) => {
             pool.failures++;
-            const wait = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (pool.failures - 1));
-            pool.retryAt = this.now() + wait;
+            pool.retryAt = this.now() + backoffMs(pool.failures, FIRST_RETRY_MS, MAX_RETRY_MS);
             // once per run of failures: jobs start fresh containers meanwhile
             if (pool.failures === 1) this.o.log.warn('cannot pre-start a grading container; jobs start fresh ones meanwhile', { pool: pool.key, error: err.message });
           },
