@@ -30,6 +30,8 @@ export interface MetricSources {
   tokenCache?: () => TokenCacheStats;
 }
 
+const QUEUE_OLDEST = 'gofer_queue_oldest_waiting_seconds';
+
 /** How a submission the intake was handed ended. */
 export type SubmissionOutcome = 'accepted' | 'duplicate' | 'refused' | 'error';
 
@@ -71,7 +73,8 @@ export class Metrics {
     });
     for (const outcome of ['accepted', 'duplicate', 'refused', 'error']) this.submissions.inc({ outcome }, 0);
     this.queueJobs = new Gauge({ name: 'gofer_queue_jobs', help: 'Grading jobs by state (waiting, backoff, running), read from the database at scrape time.', labelNames: ['state'], registers });
-    this.queueOldest = new Gauge({ name: 'gofer_queue_oldest_waiting_seconds', help: 'Age of the oldest waiting grading job (0 when none waits).', registers });
+    // not in the registry while the database does not answer (an unlabelled gauge always has its one series)
+    this.queueOldest = new Gauge({ name: QUEUE_OLDEST, help: 'Age of the oldest waiting grading job (0 when none waits).', registers: [] });
     this.queueWait = new Histogram({
       name: 'gofer_queue_wait_seconds',
       help: "Seconds from a grading job's arrival to its first claim by a worker.",
@@ -128,16 +131,15 @@ export class Metrics {
   async scrape(): Promise<string> {
     const { backlog, poolStats, tokenCache } = this.sources;
     this.queueJobs.reset();
-    this.queueOldest.reset();
-    if (backlog) {
-      // a database that does not answer leaves the queue series out (the scrape still answers)
-      const b = await backlog().catch(() => undefined);
-      if (b) {
-        this.queueJobs.set({ state: 'waiting' }, b.waiting);
-        this.queueJobs.set({ state: 'backoff' }, b.backoff);
-        this.queueJobs.set({ state: 'running' }, b.running);
-        this.queueOldest.set((b.oldestWaitingMs ?? 0) / 1000);
-      }
+    this.registry.removeSingleMetric(QUEUE_OLDEST);
+    // a database that does not answer leaves the queue series out (the scrape still answers)
+    const b = backlog ? await backlog().catch(() => undefined) : undefined;
+    if (b) {
+      this.queueJobs.set({ state: 'waiting' }, b.waiting);
+      this.queueJobs.set({ state: 'backoff' }, b.backoff);
+      this.queueJobs.set({ state: 'running' }, b.running);
+      this.queueOldest.set((b.oldestWaitingMs ?? 0) / 1000);
+      this.registry.registerMetric(this.queueOldest);
     }
     const pool = poolStats?.() ?? { keys: [], hits: 0, misses: 0 };
     this.poolReady.reset();

@@ -3,6 +3,7 @@ import { SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { TokenCacheStats } from '../lib/metrics.js';
 import type { ToolKeySource, ToolSigningKey } from '../lti/tool-keys.js';
 
 export const AGS_SCOPE = {
@@ -126,6 +127,11 @@ export class AgsClient {
 
   constructor(private readonly o: AgsClientOptions) {
     this.fetch = o.fetch ?? globalThis.fetch;
+  }
+
+  /** The token lookups so far, for the metrics. */
+  tokenCache(): TokenCacheStats {
+    return { hits: this.stats.tokenHits, misses: this.stats.tokenMisses, refreshes: this.stats.tokenRefreshes };
   }
 
   /** POST {lineItemUrl}/scores. `signal` aborts it (shutdown): the promise then rejects. */

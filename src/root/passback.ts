@@ -43,7 +43,7 @@ export function createPassback(deps: RootDeps & { outbox: PassbackOutbox; policy
     leaseMs: Math.max(120_000, 12 * config.passback.requestTimeoutSeconds * 1000),
     metrics,
   });
-  metrics.collectFrom({ tokenCache: () => ({ hits: ags.stats.tokenHits, misses: ags.stats.tokenMisses, refreshes: ags.stats.tokenRefreshes }) });
+  metrics.collectFrom({ tokenCache: () => ags.tokenCache() });
   dispatcher.start();
   const actions = new PassbackActions({ outbox: deps.outbox, policy: deps.policy, clock, onRequeued: () => dispatcher.notify() });
   return { dispatcher, ags, actions, stop: () => dispatcher.stop(config.queue.shutdownGraceSeconds * 1000) };
