@@ -61,10 +61,15 @@ describe('GET /metrics on serve and on the gofer worker listener (SQLite)', func
     expect(await submit({ section: '1', assignment: 'lab01' })).to.equal(202); // the same notebook again: a duplicate
     expect(await submit({ assignment: 'closed' })).to.equal(403);
     expect(await submit({ assignment: 'no-such-lab' })).to.equal(422);
+    const notANotebook = await fetch(`${serve!.url}/api/v1/submissions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `token ${ada}` }, body: '{"nb": [1, 2]}' });
+    expect(notANotebook.status).to.be.within(400, 499);
+    // refused before the intake (no identity): not counted
+    const stranger = await fetch(`${serve!.url}/api/v1/submissions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"nb": {}}' });
+    expect(stranger.status).to.equal(401);
     now = (await scrape(`${serve!.url}/metrics`)).text;
     expect(count(now, 'accepted')).to.equal(1);
     expect(count(now, 'duplicate')).to.equal(1);
-    expect(count(now, 'refused')).to.equal(2);
+    expect(count(now, 'refused')).to.equal(3);
     expect(count(now, 'error')).to.equal(0);
     expect(waiting(now)).to.equal(1);
     // prom-client's default process metrics

@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import { register as globalRegistry } from 'prom-client';
+import { configSchema } from '../../src/config/schema.js';
+import { silentLogger } from '../../src/lib/logger.js';
 import { Metrics, type PoolStats } from '../../src/lib/metrics.js';
+import { ExaminerPool } from '../../src/submissions/examine.js';
+import { Intake } from '../../src/submissions/intake.js';
+import type { CreateOutcome, SubmissionStore } from '../../src/submissions/store.js';
 import { sample, samples } from '../helpers/metrics.js';
+import { notebook } from '../helpers/notebooks.js';
 
 describe('metrics: the text format of one process', () => {
   it('reports the pool series from the PoolStats function, per key, read at each scrape', async () => {
@@ -80,5 +86,36 @@ describe('metrics: the text format of one process', () => {
     // prom-client's default process metrics are in each registry
     expect(sample(other, 'process_cpu_user_seconds_total')).to.be.a('number');
     expect(samples(other, 'nodejs_heap_size_used_bytes')).to.have.length(1);
+  });
+
+  describe('the intake counts what it was handed', function () {
+    let examiners: ExaminerPool;
+    before(() => (examiners = new ExaminerPool(1)));
+    after(() => examiners.close());
+
+    it('a learner over the per-minute limit is refused; a store that fails is an error', async () => {
+      const config = configSchema.parse({ defaultCourse: 'c', courses: [{ id: 'c', assignments: [{ id: 'lab01', tests: 't' }] }] });
+      const metrics = new Metrics();
+      let next: () => Promise<CreateOutcome> = async () => ({ kind: 'rate_limited', retryAfterSeconds: 9 });
+      const submissions = { create: () => next() } as unknown as SubmissionStore;
+      const intake = new Intake({ config, submissions, examiners, clock: { now: () => Date.now() }, ids: () => 'id-1', log: silentLogger(), metrics });
+      const who = { name: 'ada', via: 'api-token' as const, admin: false, groups: [] };
+      const nb = { kind: 'json-body' as const, bytes: Buffer.from(JSON.stringify({ nb: notebook(['x = 1'], { assignment: 'lab01' }) })) };
+      await intake.submit(who, nb).then(
+        () => expect.fail('accepted over the limit'),
+        (err: Error) => expect(err.name, err.message).to.equal('RateLimitError'),
+      );
+      next = () => Promise.reject(new Error('database is locked'));
+      await intake.submit(who, nb).then(
+        () => expect.fail('accepted without a store'),
+        (err: Error) => expect(err.message).to.equal('database is locked'),
+      );
+      next = async () => ({ kind: 'created', id: 'id-1' }) as CreateOutcome;
+      await intake.submit(who, nb);
+      const text = await metrics.scrape();
+      expect(sample(text, 'gofer_submissions_total', { outcome: 'refused' })).to.equal(1);
+      expect(sample(text, 'gofer_submissions_total', { outcome: 'error' })).to.equal(1);
+      expect(sample(text, 'gofer_submissions_total', { outcome: 'accepted' })).to.equal(1);
+    });
   });
 });
