@@ -72,6 +72,9 @@ describe('GET /metrics on serve and on the gofer worker listener (SQLite)', func
     expect(count(now, 'refused')).to.equal(3);
     expect(count(now, 'error')).to.equal(0);
     expect(waiting(now)).to.equal(1);
+    const health = (await (await fetch(`${serve!.url}/health`)).json()) as { jobs: { waiting: number; backoff: number; running: number } };
+    expect(health.jobs).to.include({ waiting: 1, backoff: 0, running: 0 });
+    expect(sample(now, 'gofer_queue_jobs', { state: 'backoff' })).to.equal(0);
     // prom-client's default process metrics
     expect(sample(now, 'process_resident_memory_bytes')).to.be.above(0);
   });

@@ -86,6 +86,8 @@ describe('metrics: the text format of one process', () => {
     // prom-client's default process metrics are in each registry
     expect(sample(other, 'process_cpu_user_seconds_total')).to.be.a('number');
     expect(samples(other, 'nodejs_heap_size_used_bytes')).to.have.length(1);
+    expect(samples(other, 'nodejs_eventloop_lag_seconds')).to.have.length(1);
+    expect(sample(other, 'process_resident_memory_bytes')).to.be.above(0);
   });
 
   describe('the intake counts what it was handed', function () {
