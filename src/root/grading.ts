@@ -97,7 +97,7 @@ export async function createGrading(
       });
     },
   });
-  metrics.collectFrom({ backlog: () => queue.backlog(clock.now()) });
+  metrics.collectFrom({ backlog: () => queue.backlog(clock.now()), poolStats: () => runner.poolStats() });
   pool.start();
   const stop = async (): Promise<void> => {
     await pool.stop(config.queue.shutdownGraceSeconds * 1000);

@@ -5,7 +5,7 @@ import { createDb } from '../../src/db/knex.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { ApiTokenStore } from '../../src/submissions/identity.js';
 import { requireEngine } from '../helpers/engine.js';
-import { sample, scrape } from '../helpers/metrics.js';
+import { sample, samples, scrape } from '../helpers/metrics.js';
 import { ROOT, startService } from '../helpers/service.js';
 
 const EXAMPLE = readFileSync(path.join(ROOT, 'config/example/lab01/lab01.ipynb'), 'utf8');
@@ -47,5 +47,11 @@ describe('GET /metrics after a real grading (real engine, SQLite)', function () 
     expect(sample(text, 'gofer_grading_duration_seconds_bucket', { status: 'graded', le: '+Inf' })).to.equal(1);
     expect(sample(text, 'gofer_queue_jobs', { state: 'waiting' })).to.equal(0);
     expect(sample(text, 'gofer_queue_jobs', { state: 'running' })).to.equal(0);
+    // the runner's pool of pre-started containers (one per worker by default): one take, hit or miss
+    expect((sample(text, 'gofer_pool_takes_total', { outcome: 'hit' }) ?? 0) + (sample(text, 'gofer_pool_takes_total', { outcome: 'miss' }) ?? 0)).to.equal(1);
+    const keys = samples(text, 'gofer_pool_ready').map((x) => x.labels.key);
+    expect(keys).to.have.length(1);
+    expect(keys[0]).to.match(/^gofer\/grader:latest mem=\d+m /);
+    expect(samples(text, 'gofer_pool_starting').map((x) => x.labels.key)).to.deep.equal(keys);
   });
 });

@@ -5,7 +5,7 @@ import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { run, type Running } from '../../src/server.js';
 import { ApiTokenStore } from '../../src/submissions/identity.js';
-import { sample, scrape } from '../helpers/metrics.js';
+import { sample, samples, scrape } from '../helpers/metrics.js';
 import { notebook } from '../helpers/notebooks.js';
 import { writeConfig } from '../helpers/service.js';
 
@@ -75,6 +75,10 @@ describe('GET /metrics on serve and on the gofer worker listener (SQLite)', func
     const health = (await (await fetch(`${serve!.url}/health`)).json()) as { jobs: { waiting: number; backoff: number; running: number } };
     expect(health.jobs).to.include({ waiting: 1, backoff: 0, running: 0 });
     expect(sample(now, 'gofer_queue_jobs', { state: 'backoff' })).to.equal(0);
+    // no workers, no pool of pre-started containers: no pool series, no takes
+    expect(samples(now, 'gofer_pool_ready')).to.deep.equal([]);
+    expect(sample(now, 'gofer_pool_takes_total', { outcome: 'hit' })).to.equal(0);
+    expect(sample(now, 'gofer_pool_takes_total', { outcome: 'miss' })).to.equal(0);
     // prom-client's default process metrics
     expect(sample(now, 'process_resident_memory_bytes')).to.be.above(0);
   });
