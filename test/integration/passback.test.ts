@@ -453,6 +453,13 @@ describe('passback to an edX-like platform (sqlite)', function () {
     expect(await read('gofer_passback_attempt_seconds_count', { outcome: 'retry' })).to.equal(1);
     expect(await read('gofer_passback_outcomes_total', { outcome: 'sent' })).to.equal(3);
     expect(await read('gofer_passback_delay_seconds_count'), 'only a delivered grade has a delay').to.equal(3);
+    // sent after its Retry-After: the wait counts in its delay
+    const sum = (await read('gofer_passback_delay_seconds_sum'))!;
+    clock.offset += 31_000;
+    await d.drain();
+    expect(await read('gofer_passback_outcomes_total', { outcome: 'sent' })).to.equal(4);
+    expect(await read('gofer_passback_delay_seconds_count')).to.equal(4);
+    expect((await read('gofer_passback_delay_seconds_sum'))! - sum).to.be.within(31, 45);
   });
 
   it('shares one token request among concurrent sends', async () => {
