@@ -1,5 +1,6 @@
 import { backoffMs } from '../lib/lease-queue.js';
 import type { Logger } from '../lib/logger.js';
+import type { PoolStats as PoolCounts } from '../lib/metrics.js';
 import type { ContainerSpec } from './container-runner.js';
 
 export interface PoolOptions {
@@ -13,11 +14,9 @@ export interface PoolOptions {
   readyMs?: number;
 }
 
-export interface PoolStats {
-  keys: Array<{ key: string; image: string; ready: number; starting: number; target: number }>;
-  /** Jobs that found a ready container, and jobs that started a fresh one. */
-  hits: number;
-  misses: number;
+/** What /metrics reads (lib/metrics.ts), with each pool's image and target size. */
+export interface PoolStats extends PoolCounts {
+  keys: Array<PoolCounts['keys'][number] & { image: string; target: number }>;
 }
 
 /** How far back arrivals count towards a pool's size. */

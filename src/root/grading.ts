@@ -43,7 +43,7 @@ export async function createGrading(
     passback?: { outbox: PassbackOutbox; policy: PolicyLookup };
   },
 ): Promise<Grading> {
-  const { config, db, clock, log } = deps;
+  const { config, db, clock, log, metrics } = deps;
   const docker = createDocker(config);
   const catalog = await AssignmentCatalog.load(config);
   const workers = deps.workers ?? config.queue.workers ?? availableParallelism();
@@ -80,6 +80,7 @@ export async function createGrading(
     engineName: engine,
     heartbeats,
     heartbeatMs: config.queue.heartbeatSeconds * 1000,
+    metrics,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
       return gradeNotebook(runner, {
@@ -96,6 +97,7 @@ export async function createGrading(
       });
     },
   });
+  metrics.collectFrom({ backlog: () => queue.backlog(clock.now()), poolStats: () => runner.poolStats() });
   pool.start();
   const stop = async (): Promise<void> => {
     await pool.stop(config.queue.shutdownGraceSeconds * 1000);
