@@ -222,7 +222,22 @@ export class ContainerRunner {
       stream.end(warm ? archive : Buffer.concat([this.header, archive]));
       const running = Date.now();
 
-      const end = await this.watch(container, { wallMs, running, signal: job.signal, ...(warm ? { startedAt: warm.startedAt } : {}) });
+      // The result line ends the job as soon as it is whole: the container's exit and teardown are
+      // not waited for (removal kills what is left). Only a kernel that died waits for the
+      // engine's word on the OOM killer.
+      const stopWatch = new AbortController();
+      const watching = this.watch(container, { wallMs, running, signal: job.signal, stop: stopWatch.signal, ...(warm ? { startedAt: warm.startedAt } : {}) });
+      const first = await Promise.race([watching, stdout.seenLine(`GOFER-RESULT ${nonce} `).then(() => undefined)]);
+      if (!first) {
+        const output = findResult(stdout.text(), nonce);
+        if (output && output.status !== 'kernel_died') {
+          stopWatch.abort();
+          watching.catch(() => undefined);
+          if (output.status !== 'graded') this.withoutGrade(job, output, stderr);
+          return { kind: 'harness', output, oomKilled: false, durationMs: Date.now() - started };
+        }
+      }
+      const end = first ?? (await watching);
       if (end.kind === 'aborted') {
         await this.call('kill a grading container', () => container.kill()).catch(() => undefined);
         throw new GradingAbortedError();
@@ -239,11 +254,7 @@ export class ContainerRunner {
       // Let the attach stream deliver what the container wrote before it exited.
       await Promise.race([launched.ended, sleep(2000)]);
       const output = findResult(stdout.text(), nonce);
-      if (output && output.status !== 'graded') {
-        // The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled).
-        // They are for the logs only: they may quote text the learner's code made.
-        this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
-      }
+      if (output && output.status !== 'graded') this.withoutGrade(job, output, stderr);
       if (output) return { kind: 'harness', output, oomKilled: end.oomKilled, durationMs };
       if (end.oomKilled) return { kind: 'oom_no_result', durationMs };
       if (!launched.closed || end.exitCode === null) throw new EngineError('The Docker engine dropped the grading container\'s output stream.');
@@ -257,6 +268,14 @@ export class ContainerRunner {
       // not awaited: the result does not wait for the engine to tear the container down
       this.dispose(container);
     }
+  }
+
+  /**
+   * The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled). They
+   * are for the logs only: they may quote text the learner's code made.
+   */
+  private withoutGrade(job: ContainerJob, output: HarnessOutput, stderr: CappedBuffer): void {
+    this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
   }
 
   /**
@@ -455,7 +474,7 @@ export class ContainerRunner {
    */
   private async watch(
     container: Docker.Container,
-    o: { wallMs: number; running: number; signal: AbortSignal | undefined; startedAt?: string },
+    o: { wallMs: number; running: number; signal: AbortSignal | undefined; startedAt?: string; stop?: AbortSignal },
   ): Promise<{ kind: 'exited'; exitCode: number | null; oomKilled: boolean } | { kind: 'wall_clock'; ranMs: number } | { kind: 'aborted' }> {
     let waited: { StatusCode: number } | undefined;
     // wait() is kept for its speed (it answers the moment the container exits); the inspect loop decides.
@@ -475,6 +494,7 @@ export class ContainerRunner {
     );
     const onAbort = (): void => wake();
     o.signal?.addEventListener('abort', onAbort);
+    o.stop?.addEventListener('abort', onAbort);
     let startedAt = o.startedAt;
     try {
       for (;;) {
@@ -490,7 +510,7 @@ export class ContainerRunner {
           });
         }
         look = false;
-        if (o.signal?.aborted) return { kind: 'aborted' };
+        if (o.signal?.aborted || o.stop?.aborted) return { kind: 'aborted' };
         const state = (
           await this.call('inspect a grading container', () => container.inspect()).catch((err: unknown) => {
             if (err instanceof EngineError) throw err;
@@ -506,6 +526,7 @@ export class ContainerRunner {
       }
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
+      o.stop?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -628,10 +649,20 @@ class CappedBuffer extends Writable {
   }
   /** Resolves with true once `marker` has been written (checked as each chunk arrives). */
   seen(marker: string): Promise<boolean> {
-    if (this.text().includes(marker)) return Promise.resolve(true);
+    return this.until((text) => text.includes(marker));
+  }
+  /** Resolves once a whole line starting with `prefix` has been written. */
+  seenLine(prefix: string): Promise<boolean> {
+    return this.until((text) => {
+      const at = text.startsWith(prefix) ? 0 : text.indexOf(`\n${prefix}`);
+      return at >= 0 && text.indexOf('\n', at + 1) > at;
+    });
+  }
+  private until(test: (text: string) => boolean): Promise<boolean> {
+    if (test(this.text())) return Promise.resolve(true);
     return new Promise((resolve) => {
       const check = (): void => {
-        if (!this.text().includes(marker)) return;
+        if (!test(this.text())) return;
         this.off('chunk', check);
         resolve(true);
       };
