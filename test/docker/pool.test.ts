@@ -22,8 +22,7 @@ describe('pre-started containers (real engine)', function () {
   const limits = gradingSchema.parse({ timeoutSeconds: 30, memoryMb: 512 });
   const spec = { image: IMAGE, limits };
 
-  const mine = async (): Promise<Docker.ContainerInfo[]> =>
-    docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL, `${OWNER_LABEL}=${hostname()}/${process.pid}`] } });
+  const mine = async (): Promise<Docker.ContainerInfo[]> => docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL, `${OWNER_LABEL}=${hostname()}/${process.pid}`] } });
   const grade = (answer: string) => gradeNotebook(runner, { notebook: notebookBytes([`answer = ${answer}`]), policy: 'gofer', image: IMAGE, limits, ...tests });
 
   before(async () => {
@@ -51,7 +50,10 @@ describe('pre-started containers (real engine)', function () {
     expect(runner.poolStats()).to.include({ hits: 1, misses: 0 });
     const [second] = await runner.settled();
     expect(second, 'a new container, not the one that graded').to.be.a('string').and.not.equal(first);
-    expect((await mine()).map((c) => c.Id), 'the used container is gone').to.deep.equal([second]);
+    expect(
+      (await mine()).map((c) => c.Id),
+      'the used container is gone',
+    ).to.deep.equal([second]);
 
     // the next learner's job gets the new container, and its own result
     const wrong = await grade('41');
@@ -71,7 +73,11 @@ describe('pre-started containers (real engine)', function () {
       stream.on('end', () => resolve(text));
     });
     // the exec stream's frame headers are binary: keep the paths
-    const paths = out.split('\n').map((l) => l.slice(Math.max(0, l.indexOf('/')))).filter((l) => l.startsWith('/')).sort();
+    const paths = out
+      .split('\n')
+      .map((l) => l.slice(Math.max(0, l.indexOf('/'))))
+      .filter((l) => l.startsWith('/'))
+      .sort();
     expect(out).to.include('END');
     // the job directory holds only the kernel's connection file; the learner's working directory is empty
     expect(paths).to.deep.equal(['/gofer', '/gofer/kernel', '/gofer/kernel/connection.json', '/tmp/work']);
