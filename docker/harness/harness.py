@@ -877,9 +877,10 @@ def font_cache():
     return fonts
 
 
-def cgroup_dirs():
-    """The memory cgroup directories to look at: this process's own (when visible), then the
-    mount root (the container's own cgroup inside a container)."""
+def cgroup_dirs(controller, v2_file, v1_file):
+    """The cgroup directories of `controller` to look at, where `v2_file` (cgroup v2) or
+    `v1_file` (v1) exists: this process's own (when visible), then the mount root (the
+    container's own cgroup inside a container)."""
     found = []
     try:
         with open("/proc/self/cgroup") as f:
@@ -892,15 +893,19 @@ def cgroup_dirs():
             continue
         if fields[1] == "" and fields[0] == "0":
             found.append(("v2", "/sys/fs/cgroup" + fields[2].rstrip("/")))
-        elif "memory" in fields[1].split(","):
-            found.append(("v1", "/sys/fs/cgroup/memory" + fields[2].rstrip("/")))
-    found += [("v2", "/sys/fs/cgroup"), ("v1", "/sys/fs/cgroup/memory")]
+        elif controller in fields[1].split(","):
+            found.append(("v1", "/sys/fs/cgroup/" + controller + fields[2].rstrip("/")))
+    found += [("v2", "/sys/fs/cgroup"), ("v1", "/sys/fs/cgroup/" + controller)]
     return [(kind, path) for kind, path in found
-            if os.path.exists(os.path.join(path, "memory.events" if kind == "v2" else "memory.oom_control"))]
+            if os.path.exists(os.path.join(path, v2_file if kind == "v2" else v1_file))]
+
+
+def memory_cgroup_dirs():
+    return cgroup_dirs("memory", "memory.events", "memory.oom_control")
 
 
 def read_oom_kills():
-    for kind, path in cgroup_dirs():
+    for kind, path in memory_cgroup_dirs():
         name = "memory.events" if kind == "v2" else "memory.oom_control"
         try:
             with open(os.path.join(path, name)) as f:
@@ -913,8 +918,28 @@ def read_oom_kills():
     return None
 
 
+def read_cpu_ms():
+    """The CPU time every process of the container has used so far (running or already gone),
+    from its cgroup's accounting (v2 `cpu.stat` usage_usec, v1 `cpuacct.usage`), in ms; None
+    when no cgroup says. Learner code cannot write these files; the figure is informational
+    and never scores."""
+    for kind, path in cgroup_dirs("cpuacct", "cpu.stat", "cpuacct.usage"):
+        try:
+            with open(os.path.join(path, "cpu.stat" if kind == "v2" else "cpuacct.usage")) as f:
+                text = f.read()
+            if kind == "v1":
+                return int(text.strip()) // 1000000
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) // 1000
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def memory_limit_text():
-    for kind, path in cgroup_dirs():
+    for kind, path in memory_cgroup_dirs():
         name = "memory.max" if kind == "v2" else "memory.limit_in_bytes"
         try:
             with open(os.path.join(path, name)) as f:
@@ -2439,6 +2464,9 @@ def main():
         pass
     result["timing"] = {"kernelStartMs": ms(Timing.kernel_start), "notebookMs": ms(Timing.notebook),
                         "testsMs": ms(Timing.tests)}
+    cpu_ms = read_cpu_ms()
+    if cpu_ms is not None:
+        result["timing"]["cpuMs"] = cpu_ms
     emit(result)
 
 

@@ -21,7 +21,13 @@ export const harnessOutputSchema = z.object({
   message: z.string().max(4000).nullable().optional(),
   tests: z.array(testResultSchema).max(1000),
   timing: z
-    .object({ kernelStartMs: z.number(), notebookMs: z.number(), testsMs: z.number() })
+    .object({
+      kernelStartMs: z.number(),
+      notebookMs: z.number(),
+      testsMs: z.number(),
+      /** The container's CPU time (all its processes), from its cgroup: informational, never scored. */
+      cpuMs: z.number().int().min(0),
+    })
     .partial()
     .optional(),
   error: z

@@ -24,6 +24,17 @@ describe('findResult', () => {
   });
 });
 
+describe('the harness timing', () => {
+  it('carries the container CPU as a whole number of ms, never negative', () => {
+    const timed = { ...good, timing: { kernelStartMs: 400, notebookMs: 20, testsMs: 5, cpuMs: 1234 } };
+    expect(findResult(`GOFER-RESULT ${nonce} ${JSON.stringify(timed)}\n`, nonce)?.timing?.cpuMs).to.equal(1234);
+    for (const cpuMs of [-1, 1.5, 'fast']) {
+      const bad = { ...good, timing: { cpuMs } };
+      expect(() => findResult(`GOFER-RESULT ${nonce} ${JSON.stringify(bad)}\n`, nonce), String(cpuMs)).to.throw(InfrastructureError, /invalid result/);
+    }
+  });
+});
+
 describe('summarise', () => {
   it('scores graded results as points over max points', () => {
     const r = summarise('graded', [
