@@ -134,19 +134,24 @@ export class CpuMeters {
     this.engine.start();
   }
 
-  /** Ends the run: `containersSeconds` is the sum of the containers' own figures, over `n` notebooks. */
-  stop(n: number, containersSeconds: number): CpuPerNotebook {
+  /**
+   * Ends the run over `n` notebooks: `containersSeconds` is the sum of the containers' own
+   * figures; without it, the containers are measured by the engine's cgroup (0 when unreadable).
+   */
+  stop(n: number, containersSeconds?: number): CpuPerNotebook {
     const engine = this.engine.stop();
     const measuringSelf = this.client === processCpuSeconds;
     const client = this.client() - this.start.client - (measuringSelf ? this.engine.ownSeconds : 0);
     const cgroup = engineContainersCpuSeconds();
+    const cgroupSeconds = cgroup !== undefined && this.start.engineCgroup !== undefined ? cgroup - this.start.engineCgroup : undefined;
+    containersSeconds ??= cgroupSeconds ?? 0;
     const per = (x: number): number => x / n;
     return {
       containers: per(containersSeconds),
       client: per(client),
       engine: per(engine),
       total: per(containersSeconds + client + engine),
-      engineCgroup: cgroup !== undefined && this.start.engineCgroup !== undefined ? per(cgroup - this.start.engineCgroup) : null,
+      engineCgroup: cgroupSeconds === undefined ? null : per(cgroupSeconds),
       host: per(hostCpuSeconds() - this.start.host),
     };
   }

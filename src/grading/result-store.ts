@@ -45,6 +45,7 @@ export class ResultStore {
         max_points: result.maxPoints,
         message: result.message ?? null,
         duration_ms: Math.round(result.durationMs),
+        cpu_ms: result.timing?.cpuMs ?? null,
         created_at: r.now,
         worker: r.producer.worker,
         engine: r.producer.engine,

@@ -252,6 +252,22 @@ for (const engine of ENGINES) {
       expect(await queue.counts()).to.deep.equal({ done: 1 });
     });
 
+    it("keeps the grading container's CPU with the result, and null when the harness had no figure", async () => {
+      const timed = (await store.create(sub('ada'), opts)) as { id: string };
+      const untimed = (await store.create(sub('bob', 'b'.repeat(64)), opts)) as { id: string };
+      const first = (await queue.claim('w1', T0, 60_000))!;
+      const second = (await queue.claim('w2', T0, 60_000))!;
+      const byId = new Map([
+        [timed.id, { ...graded(1), timing: { kernelStartMs: 300, cpuMs: 1480 } }],
+        [untimed.id, graded(1)],
+      ]);
+      for (const [job, worker] of [[first, 'w1'], [second, 'w2']] as const) {
+        expect(await queue.complete(job.id, worker, job.submissionId, byId.get(job.submissionId)!, T0 + 5000)).to.equal(true);
+      }
+      const rows = await db('results').select('submission_id', 'cpu_ms');
+      expect(Object.fromEntries(rows.map((r: { submission_id: string; cpu_ms: number | null }) => [r.submission_id, r.cpu_ms]))).to.deep.equal({ [timed.id]: 1480, [untimed.id]: null });
+    });
+
     it('gives a job whose worker died to another worker after the lease expires; the dead one cannot record', async () => {
       const { id } = (await store.create(sub(), opts)) as { id: string };
       const first = (await queue.claim('dead', T0, 60_000))!;
