@@ -2,7 +2,7 @@
  * A deadline on one host: many learners submit a realistic notebook in the last minutes.
  *
  *   npm run bench:deadline -- [--learners 1000] [--minutes 5] [--pool on|off] [--workers N]
- *                             [--max-drain-minutes 120] [--keep]
+ *                             [--idle 5] [--max-drain-minutes 120] [--keep]
  *
  * The real path, as a single-host course team runs it: one `gofer serve` (bin/gofer.js) with its
  * grading workers in the same process (`queue.workers`, default one per core), SQLite, the local
@@ -19,7 +19,9 @@
  * the other 60 % before it, at a rate rising linearly from zero (arrival i of L at the quantile
  * (i + 0.5) / L of that curve, so the schedule is the same every run).
  *
- * Reported: time to result p50/p90/p99 (the submit's acknowledgement to the stored result),
+ * First, `--idle` learners submit one at a time, 5 s apart, each waiting for its result: the
+ * learner-visible time on a quiet service (acknowledgement to stored result), median. Then the
+ * burst. Reported for the burst: time to result p50/p90/p99 (the submit's acknowledgement to the stored result),
  * queue wait p50/p90/p99 (the submission's arrival to its job's claim), notebooks per second
  * overall (first arrival to last result) and during the drain (after the last arrival), the
  * backlog at the last arrival, and CPU-seconds per notebook: the containers (each result's
@@ -53,12 +55,13 @@ const { values } = parseArgs({
     pool: { type: 'string' },
     workers: { type: 'string' },
     'max-drain-minutes': { type: 'string', default: '120' },
+    idle: { type: 'string', default: '5' },
     keep: { type: 'boolean', default: false },
   },
 });
 
 /** The arguments, or a clear message and exit status 2. */
-function args(): { learners: number; minutes: number; workers: number; maxDrainMs: number; pool: PoolMode } {
+function args(): { learners: number; minutes: number; workers: number; maxDrainMs: number; idle: number; pool: PoolMode } {
   try {
     const learners = Number(values.learners);
     const minutes = Number(values.minutes);
@@ -68,8 +71,10 @@ function args(): { learners: number; minutes: number; workers: number; maxDrainM
     if (!(minutes > 0)) throw new Error('--minutes must be a number above 0');
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error('--workers must be a whole number from 1 to 64');
     if (!(maxDrain > 0)) throw new Error('--max-drain-minutes must be a number above 0');
+    const idle = Number(values.idle);
+    if (!Number.isInteger(idle) || idle < 0) throw new Error('--idle must be a whole number (0 for none)');
     const [pool] = poolModes(values.pool, false);
-    return { learners, minutes, workers, maxDrainMs: maxDrain * 60_000, pool: pool! };
+    return { learners, minutes, workers, maxDrainMs: maxDrain * 60_000, idle, pool: pool! };
   } catch (err) {
     console.error(`bench/deadline: ${(err as Error).message}`);
     process.exit(2);
@@ -115,6 +120,11 @@ function percentiles(values: number[]): { p50: number; p90: number; p99: number;
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: v.length ? v[v.length - 1]! : NaN };
 }
 
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+
 const s = (ms: number): string => (ms / 1000).toFixed(1);
 
 interface Acked {
@@ -157,10 +167,38 @@ class Bench {
     exited.catch(() => undefined);
     await Promise.race([waitFor('gofer serve to answer /health', async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 120_000), exited]);
     const tokens = new ApiTokenStore(db, systemClock);
-    const names = Array.from({ length: learners }, (_, i) => `learner${String(i).padStart(4, '0')}`);
+    // the burst's learners, then the idle phase's
+    const names = [
+      ...Array.from({ length: learners }, (_, i) => `learner${String(i).padStart(4, '0')}`),
+      ...Array.from({ length: ARGS.idle }, (_, i) => `idle${i}`),
+    ];
     const secrets: string[] = [];
     for (const name of names) secrets.push(await tokens.create(name));
     const bodies = names.map((_, i) => JSON.stringify({ nb: notebook(CELLS.map((c) => c.replace('{seed}', String(i + 1))), { assignment: 'deadline' }) }));
+
+    /** Learner i submits; the id and when the answer came, or why it was refused. */
+    const post = async (i: number): Promise<Acked> => {
+      const res = await fetch(`http://127.0.0.1:${port}/services/gofer/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `token ${secrets[i]}` },
+        body: bodies[i],
+      });
+      const body = (await res.json()) as { id?: string; duplicate?: boolean };
+      if (res.status !== 200 || !body.id || body.duplicate) throw new Error(`${names[i]}: ${res.status} ${JSON.stringify(body)}`);
+      return { learner: i, id: body.id, ackAt: Date.now() };
+    };
+
+    // idle: one learner at a time on a quiet service (5 s apart, so a pool has refilled)
+    const idle: number[] = [];
+    for (let k = 0; k < ARGS.idle; k++) {
+      await Promise.race([new Promise((r) => setTimeout(r, 5000)), exited]);
+      const a = await post(learners + k);
+      const stored = await Promise.race([
+        waitFor('the idle submission\'s result', async () => (await db('results').where({ submission_id: a.id }).first('created_at')) as { created_at: number | string } | undefined, 600_000, 50),
+        exited,
+      ]);
+      idle.push(Number(stored.created_at) - a.ackAt);
+    }
 
     const windowMs = minutes * 60_000;
     const meters = new CpuMeters(() => procCpuSeconds(serve.child.pid!));
@@ -170,16 +208,9 @@ class Bench {
     const submit = async (i: number): Promise<void> => {
       await new Promise((r) => setTimeout(r, Math.max(0, start + arrivalMs(i, learners, windowMs) - Date.now())));
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/services/gofer/`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `token ${secrets[i]}` },
-          body: bodies[i],
-        });
-        const body = (await res.json()) as { id?: string; duplicate?: boolean };
-        if (res.status !== 200 || !body.id || body.duplicate) refused.push(`${names[i]}: ${res.status} ${JSON.stringify(body)}`);
-        else acked.push({ learner: i, id: body.id, ackAt: Date.now() });
+        acked.push(await post(i));
       } catch (err) {
-        refused.push(`${names[i]}: ${(err as Error).message}`);
+        refused.push((err as Error).message);
       }
     };
     const progress = setInterval(() => {
@@ -201,7 +232,7 @@ class Bench {
         if (pending === 0) break;
         await Promise.race([new Promise((r) => setTimeout(r, 1000)), exited]);
       }
-      const rows = (await db('submissions as s')
+      const all = (await db('submissions as s')
         .join('results as r', 'r.submission_id', 's.id')
         .join('grading_jobs as j', 'j.id', 'r.job_id')
         .select('s.id', 's.received_at', 'j.claimed_at', 'r.created_at', 'r.status', 'r.score', 'r.cpu_ms')) as Array<{
@@ -213,6 +244,8 @@ class Bench {
         score: number;
         cpu_ms: number | null;
       }>;
+      const burst = new Set(acked.map((a) => a.id));
+      const rows = all.filter((r) => burst.has(r.id));
       const cpu = meters.stop(rows.length || 1, rows.reduce((a, r) => a + (r.cpu_ms ?? 0), 0) / 1000);
       const withoutCpu = rows.filter((r) => r.cpu_ms === null).length;
       const byId = new Map(rows.map((r) => [r.id, r]));
@@ -242,6 +275,7 @@ class Bench {
         pending,
         graded,
         fullScore: full,
+        idleTimeToResultMedianS: idle.length ? median(idle) / 1000 : null,
         timeToResultS: { p50: ttr.p50 / 1000, p90: ttr.p90 / 1000, p99: ttr.p99 / 1000, max: ttr.max / 1000 },
         queueWaitS: { p50: qw.p50 / 1000, p90: qw.p90 / 1000, p99: qw.p99 / 1000, max: qw.max / 1000 },
         notebooksPerSecond: rows.length / ((lastResult - firstArrival) / 1000),
@@ -252,6 +286,7 @@ class Bench {
       };
       console.log(`bench/deadline: ${learners} learners over ${minutes} min (40 % in the last fifth), gofer serve with ${workers} workers, SQLite, pool ${pool}`);
       console.log(`  acknowledged ${acked.length}, refused ${refused.length}, results ${rows.length} (graded ${graded}, full score ${full}), without a result ${pending}`);
+      if (idle.length) console.log(`  idle, one at a time before the burst: acknowledged -> stored median ${(median(idle) / 1000).toFixed(2)} s (of ${idle.map((x) => (x / 1000).toFixed(2)).join(', ')})`);
       console.log(`  time to result (acknowledged -> stored): p50 ${s(ttr.p50)} s, p90 ${s(ttr.p90)} s, p99 ${s(ttr.p99)} s, max ${s(ttr.max)} s`);
       console.log(`  queue wait (arrival -> claim):           p50 ${s(qw.p50)} s, p90 ${s(qw.p90)} s, p99 ${s(qw.p99)} s, max ${s(qw.max)} s`);
       console.log(
