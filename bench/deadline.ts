@@ -162,6 +162,7 @@ class Bench {
     this.serve = spawnGofer(['--config', written.file, 'serve'], path.join(written.dir, 'serve.log'));
     const serve = this.serve;
     const exited = serve.exited.then((code) => {
+      if (this.cleaned) return new Promise<never>(() => undefined); // stopped by the clean-up
       throw new Error(`gofer serve exited (${code}) during the bench; see ${path.join(written.dir, 'serve.log')}`);
     });
     exited.catch(() => undefined);
