@@ -46,7 +46,7 @@ import { notebook, okTest } from '../test/helpers/notebooks.js';
 import { freePort, spawnGofer, waitFor, type GoferProcess } from '../test/helpers/process.js';
 import { writeConfig } from '../test/helpers/service.js';
 import { CpuMeters, procCpuSeconds } from './host-cpu.js';
-import { poolModes, queuePool, type PoolMode } from './pool.js';
+import { poolModes, poolSize, type PoolMode } from './pool.js';
 
 const { values } = parseArgs({
   options: {
@@ -150,7 +150,7 @@ class Bench {
     for (const [name, text] of Object.entries(TESTS)) writeFileSync(path.join(tests, `${name}.py`), text);
     const written = writeConfig({
       server: { host: '127.0.0.1', port, submissionsPerMinute: 60 },
-      queue: { workers, ...queuePool(pool, workers) },
+      queue: { workers, pool: poolSize(pool, workers) },
       log: { level: 'warn' },
       courses: [{ id: '8x', instructors: ['prof'], assignments: [{ id: 'deadline', tests, policy: 'otter' }] }],
     });
@@ -245,6 +245,10 @@ class Bench {
         score: number;
         cpu_ms: number | null;
       }>;
+      // the pool's takes over the whole run (the idle phase's included), from serve's /metrics
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const takes = (outcome: string): number => Number(new RegExp(`^gofer_pool_takes_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+      const poolTakes = { hit: takes('hit'), miss: takes('miss') };
       const burst = new Set(acked.map((a) => a.id));
       const rows = all.filter((r) => burst.has(r.id));
       const cpu = meters.stop(rows.length || 1, rows.reduce((a, r) => a + (r.cpu_ms ?? 0), 0) / 1000);
@@ -270,6 +274,7 @@ class Bench {
         minutes,
         workers,
         pool,
+        poolTakes,
         acknowledged: acked.length,
         refused: refused.length,
         results: rows.length,
@@ -285,7 +290,7 @@ class Bench {
         lastResultAfterStartS: (lastResult - start) / 1000,
         cpuSecondsPerNotebook: cpu,
       };
-      console.log(`bench/deadline: ${learners} learners over ${minutes} min (40 % in the last fifth), gofer serve with ${workers} workers, SQLite, pool ${pool}`);
+      console.log(`bench/deadline: ${learners} learners over ${minutes} min (40 % in the last fifth), gofer serve with ${workers} workers, SQLite, pool ${pool} (takes: ${poolTakes.hit} ready, ${poolTakes.miss} started then)`);
       console.log(`  acknowledged ${acked.length}, refused ${refused.length}, results ${rows.length} (graded ${graded}, full score ${full}), without a result ${pending}`);
       if (idle.length) console.log(`  idle, one at a time before the burst: acknowledged -> stored median ${(median(idle) / 1000).toFixed(2)} s (of ${idle.map((x) => (x / 1000).toFixed(2)).join(', ')})`);
       console.log(`  time to result (acknowledged -> stored): p50 ${s(ttr.p50)} s, p90 ${s(ttr.p90)} s, p99 ${s(ttr.p99)} s, max ${s(ttr.max)} s`);

@@ -6,8 +6,8 @@
  *
  * Gofer: N copies of a trivial one-cell notebook graded through ContainerRunner (locked-down
  * container, harness sent in, privilege drop, kernel, one test), with the runner's pool of
- * pre-started containers off, on, or both (default: both when this build has the pool, else
- * off; bench/pool.ts). Baseline: a fresh `docker run --rm -i --network none IMAGE` executing the
+ * pre-started containers off, on, or both (default both; bench/pool.ts: on is floor = parallel,
+ * ceiling = 2 x parallel). Baseline: a fresh `docker run --rm -i --network none IMAGE` executing the
  * same notebook with nbclient and nothing else. Each runs one at a time and `--parallel` at a
  * time.
  *
@@ -33,7 +33,7 @@ import { ContainerRunner } from '../src/grading/container-runner.js';
 import { gradeNotebook, readAssignment } from '../src/grading/grader.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { CpuMeters, type CpuPerNotebook } from './host-cpu.js';
-import { poolModes, poolSettled, poolStats, runnerOptions, stopRunner, type PoolMode } from './pool.js';
+import { poolModes, poolSize, type PoolMode } from './pool.js';
 
 const { values } = parseArgs({
   options: {
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   const notebook = Buffer.from(NOTEBOOK);
 
   const goferTarget = (mode: PoolMode): Target => {
-    const runner = new ContainerRunner(docker, silentLogger(), runnerOptions(mode, PARALLEL));
+    const runner = new ContainerRunner(docker, silentLogger(), { pool: poolSize(mode, PARALLEL) });
     return {
       name: mode === 'on' ? 'gofer_pool' : 'gofer',
       task: async () => {
@@ -170,14 +170,14 @@ async function main(): Promise<void> {
         return { ms: performance.now() - started, cpuS: t.cpuMs / 1000, notebookMs: t.notebookMs ?? 0, executionMs };
       },
       settle: async () => {
-        if (mode === 'on' && !(await poolSettled(runner, PARALLEL))) console.error('warning: the pool did not refill within 60 s');
+        await runner.settled();
       },
-      stop: () => stopRunner(runner),
+      stop: () => runner.stop(),
       ...(mode === 'on'
         ? {
             pool: () => {
-              const s = poolStats(runner);
-              return s ? `pool hits ${s.hits}, misses ${s.misses}` : '';
+              const s = runner.poolStats();
+              return `pool hits ${s.hits}, misses ${s.misses}`;
             },
           }
         : {}),
