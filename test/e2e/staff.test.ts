@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createDb, type Db } from '../../src/db/knex.js';
 import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
+import { formatGrade, gradeOf } from '../../src/grading/scale.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
 import { freePort, spawnGofer, waitFor, type GoferProcess } from '../helpers/process.js';
@@ -250,13 +251,13 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     const section = page.locator(`section.submission[data-submission="${id}"]`);
     // a bad value is refused by name, nothing is recorded
     await section.locator('input[name=points]').fill('7');
-    await section.locator('input[name=reason]').fill('regraded by hand');
+    await section.locator('.override-form input[name=reason]').fill('regraded by hand');
     await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
     expect(await page.textContent('body')).to.include('Points must be a number from 0 to 3; got "7".');
     expect(Number((await db('staff_actions').count({ n: '*' }).first())!.n)).to.equal(0);
     await page.goBack();
     await section.locator('input[name=points]').fill('2.5');
-    await section.locator('input[name=reason]').fill('q1 accepted after appeal');
+    await section.locator('.override-form input[name=reason]').fill('q1 accepted after appeal');
     await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
     expect(await section.locator('.score').textContent()).to.equal('2.5 / 3 points (83%)');
     expect(await section.locator('.override').textContent()).to.equal('set by staff: q1 accepted after appeal');
@@ -271,7 +272,7 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
 
     // an excuse gives full points, and a resend sends the grade again; both are in the log
     await section.locator('select[name=kind]').selectOption('excuse');
-    await section.locator('input[name=reason]').fill('medical leave');
+    await section.locator('.override-form input[name=reason]').fill('medical leave');
     await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
     expect(await section.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
     expect(await section.locator('.override').textContent()).to.equal('excused: medical leave');
@@ -309,6 +310,60 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     await page.close();
   });
 
+  it('a grade set by staff stands through regrades (shown beside it, nothing sent) until staff clear it; clearing sends the grade that counts', async () => {
+    const page = await openLearner('prof', 'Bob Babbage');
+    const id = (await db('submissions').where({ course: 'a', owner: 'sub-bob' }).first()).id as string;
+    const section = page.locator(`section.submission[data-submission="${id}"]`);
+    const toEdx = () => platform.lineItems().find((l) => l.resourceLinkId === LAB_A)!.scores.filter((x) => x.userId === 'sub-bob').map((x) => x.scoreGiven);
+    const passbacks = async () => Number((await db('passbacks').where({ submission_id: id }).count({ n: '*' }).first())!.n);
+    const results = async () => Number((await db('results').where({ submission_id: id }).count({ n: '*' }).first())!.n);
+    // the excuse of the test above stands (regrade-all regraded it): regrade once more, by hand
+    const [queued, resultsBefore, sentBefore] = [await passbacks(), await results(), platform.scoresReceived];
+    await Promise.all([page.waitForNavigation(), section.locator('button.regrade').click()]);
+    await waitFor('the regrade to be recorded', async () => (await results()) === resultsBefore + 1, 120_000, 300);
+    await page.reload();
+    const own = (await db('results').where({ submission_id: id }).orderBy('id', 'desc').first()) as { score: number };
+    const ownText = formatGrade(gradeOf(own.score, 3));
+    expect(await section.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
+    expect(await section.locator('.override').textContent()).to.equal('excused: medical leave');
+    expect(await section.locator('.regraded').textContent()).to.equal(`Regraded: ${ownText}; the excuse, 3 / 3 points (100%), stands.`);
+    expect((await db('submissions').where({ id }).first()).score).to.equal(1);
+    // nothing new was queued for edX, and edX still holds the excuse
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await passbacks()).to.equal(queued);
+    expect(platform.scoresReceived).to.equal(sentBefore);
+    expect(toEdx()).to.deep.equal([3]);
+
+    // clearing it: recorded with who and why; the grader's result is the grade again and is sent
+    await section.locator('.clear-override-form input[name=reason]').fill('excuse entered for the wrong learner');
+    await Promise.all([page.waitForNavigation(), section.locator('button.clear-override').click()]);
+    expect(await section.locator('.score').textContent()).to.equal(ownText);
+    expect(await section.locator('.override').count()).to.equal(0);
+    expect(await section.locator('.clear-override-form').count()).to.equal(0);
+    const cleared = page.locator('#actions tr.action-clear_override');
+    expect(await cleared.locator('.actor').textContent()).to.equal('Grace Hopper');
+    expect(await cleared.locator('.what').textContent()).to.equal('cleared the grade set by staff');
+    expect(await cleared.locator('.reason').textContent()).to.equal('excuse entered for the wrong learner');
+    await waitFor("the grader's grade to reach edX", async () => toEdx()[0] === gradeOf(own.score, 3).given, 30_000, 300);
+    expect(platform.scoresReceived).to.equal(sentBefore + 1);
+
+    // clearing again is refused by name; without the page's CSRF token nothing happens
+    const l = new URL(page.url()).searchParams.get('l')!;
+    const csrf = await section.locator('input[name=csrf]').first().getAttribute('value');
+    const post = (body: Record<string, string>) =>
+      page.evaluate(async ({ u, b }) => {
+        const r = await fetch(u, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: b });
+        return { status: r.status, text: await r.text() };
+      }, { u: new URL('clear-override', page.url()).href, b: new URLSearchParams(body).toString() });
+    const again = await post({ l, csrf: csrf!, submission: id, reason: 'twice' });
+    expect(again.status).to.equal(400);
+    expect(again.text).to.include('No grade set by staff stands on this submission.');
+    const actions = Number((await db('staff_actions').count({ n: '*' }).first())!.n);
+    expect((await post({ l, csrf: 'forged', submission: id, reason: 'x' })).status).to.equal(403);
+    expect(Number((await db('staff_actions').count({ n: '*' }).first())!.n)).to.equal(actions);
+    await page.close();
+  });
+
   it("course B's staff cannot open or act on course A's learners and submissions", async () => {
     const page = await openOverview('other', LAB_B);
     const base = new URL(page.url());
@@ -327,7 +382,7 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     }, new URL(`staff/regrade-all?l=${encodeURIComponent(l)}&assignment=lab01`, base).href);
     expect(csrf).to.be.a('string');
     const results = Number((await db('results').where({ submission_id: id }).count({ n: '*' }).first())!.n);
-    for (const action of ['regrade', 'resend', 'override']) {
+    for (const action of ['regrade', 'resend', 'override', 'clear-override']) {
       const status = await page.evaluate(
         async ({ u, body }) => (await fetch(u, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body })).status,
         { u: new URL(`staff/${action}`, base).href, body: new URLSearchParams({ l, csrf: csrf!, submission: id, kind: 'override', points: '0', reason: 'x' }).toString() },

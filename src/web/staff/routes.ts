@@ -31,7 +31,7 @@ export interface StaffDeps {
 
 export const PAGE_SIZE = 50;
 
-const ACTION_WORDS: Record<string, string> = { regrade: 'regraded', regrade_all: 'regraded the assignment', resend: 'resent the score', override: 'set the grade', excuse: 'excused' };
+const ACTION_WORDS: Record<string, string> = { regrade: 'regraded', regrade_all: 'regraded the assignment', resend: 'resent the score', override: 'set the grade', excuse: 'excused', clear_override: 'cleared the grade set by staff' };
 
 /** The audit log as a table. */
 function actionsTable(list: StaffAction[]): Html {
@@ -203,12 +203,16 @@ ${actionsTable(recent)}`;
         const tests = await deps.submissions.tests(s.id);
         const problem = s.status === 'failed' ? await deps.submissions.problem(s.id) : null;
         const latest = results.find((r) => r.submissionId === s.id);
-        const override = latest ? overrides.get(latest.id) : undefined;
         const pts = points.get(s.assignment) ?? 1;
+        // the grade staff set stands until cleared; a grader's result after it is shown beside it
+        const override = [...overrides.values()].find((o) => o.submissionId === s.id && o.clearedAt === null);
+        const regraded = override ? results.find((r) => r.submissionId === s.id && r.id > override.resultId && !overrides.has(r.id)) : undefined;
+        const setWords = override ? `${override.kind === 'excuse' ? 'the excuse' : 'the grade set by staff'}, ${formatGrade(gradeOf(override.score, pts))}, stands` : '';
         const history = passbacks.filter((p) => p.submissionId === s.id);
         return html`<section class="submission" data-submission="${s.id}" id="s-${s.id}">
 <h3>${s.assignment}: ${when(s.receivedAt)}</h3>
 <p>Status <b class="status status-${s.status}">${s.status === 'queued' || s.status === 'grading' ? `${s.status} (waiting for a grader)` : s.status}</b>${s.status === 'graded' && s.score !== null ? html`, score <b class="score">${formatGrade(gradeOf(s.score, pts))}</b>` : ''}${override ? html` <b class="override">${override.kind === 'excuse' ? 'excused' : 'set by staff'}: ${override.reason}</b>` : ''}.
+${regraded ? html`<span class="regraded">Regraded: ${regraded.status === 'graded' ? formatGrade(gradeOf(regraded.score, pts)) : regraded.status}; ${setWords}.</span>` : ''}
 Time limit <span class="time-limit">${limitOf(s.assignment)} s</span>${latest && latest.durationMs > 0 ? html`; graded in ${(latest.durationMs / 1000).toFixed(1)} s` : ''}.
 <a class="notebook" href="notebook?l=${encodeURIComponent(launch)}&amp;submission=${encodeURIComponent(s.id)}">Download the notebook</a></p>
 ${s.message ? html`<pre class="message">${s.message}</pre>` : ''}${problem ? html`<pre class="problem">${problem}</pre>` : ''}
@@ -221,6 +225,8 @@ ${history.length ? html`<table class="passbacks"><thead><tr><th scope="col">Queu
 <label>Grade <select name="kind"><option value="override">set points</option><option value="excuse">excuse (full points)</option></select></label>
 <label>Points (of ${pts}) <input name="points" inputmode="decimal" size="5"></label>
 <label>Reason <input name="reason" required maxlength="500" size="30"></label> <button type="submit" class="set-grade">Set grade and send to edX</button></form>
+${override ? html`<form method="post" action="clear-override" class="clear-override-form">${hidden(launch)}<input type="hidden" name="submission" value="${s.id}">
+<label>Reason <input name="reason" required maxlength="500" size="30"></label> <button type="submit" class="clear-override">Clear the grade set by staff and send the grade that counts</button></form>` : ''}
 </section>`;
       }),
     );
@@ -277,6 +283,25 @@ ${actionsTable(log)}`;
     }
     await deps.actions.setGrade({ submissionId: sub.id, kind, score, reason: reason.slice(0, 500), ...actor(ses), now: deps.clock.now() }, deps.outbox);
     deps.notifyPassback();
+    res.redirect(303, back(launch, sub.owner));
+  });
+
+  router.post('/staff/clear-override', form, async (req: Request, res: Response) => {
+    const { launch, session: ses } = await deps.staffOnly(req);
+    deps.checkCsrf(req, launch);
+    const sub = await ownSubmission(ses, req.body.submission);
+    const assignment = assignmentOf(courseOf(deps.config, ses), sub.assignment, { aliases: false });
+    if (!assignment) throw new InputError(`The assignment ${sub.assignment} is no longer configured.`);
+    const reason = String(req.body.reason ?? '').trim();
+    if (!reason) throw new InputError('Give a reason: it is shown to staff with the action.');
+    const done = await deps.actions.clearOverride(
+      { submissionId: sub.id, reason: reason.slice(0, 500), ...actor(ses), now: deps.clock.now(), maxAttempts: deps.config.queue.maxAttempts },
+      { points: assignment.points, select: assignment.select, late: assignment.late, ...(assignment.due ? { due: assignment.due } : {}) },
+      deps.outbox,
+    );
+    if (!done) throw new InputError('No grade set by staff stands on this submission.');
+    deps.notifyPassback();
+    deps.wakeGrading();
     res.redirect(303, back(launch, sub.owner));
   });
 
