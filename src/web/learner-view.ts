@@ -206,17 +206,19 @@ function edxTotal(subs: Submission[], numbers: Map<string, number>, f: Assignmen
   return `edX's gradebook will show ${shown}${pending}: submission ${numbers.get(counted.id)} counts (${f.select === 'best' ? 'your best' : 'your latest'} graded)${lateNote}.`;
 }
 
+/** All a learner is told of hidden tests (their names, results and output are for staff). */
+export const HIDDEN_TESTS = 'The score also includes hidden tests; their results are not shown.';
+
 function testsHtml(tests: TestResult[]): Html {
   if (!tests.length) return html``;
   const total = tests.reduce((a, t) => a + t.maxPoints, 0);
   const equal = tests.every((t) => t.maxPoints === tests[0]!.maxPoints);
   const visible = tests.filter((t) => !t.hidden);
-  const hidden = tests.filter((t) => t.hidden);
-  const hiddenWeight = hidden.reduce((a, t) => a + t.maxPoints, 0);
-  return html`<p class="weights">${equal ? `The ${tests.length} tests count equally.` : `Each test's weight is shown, out of ${num(total)} test points.`}</p>
+  const hidden = tests.some((t) => t.hidden);
+  return html`<p class="weights">${equal ? 'The tests count equally.' : `Each test's weight is shown, out of ${num(total)} test points.`}</p>
 <ul class="tests">${visible.map(
     (t) => html`<li class="${t.passed ? 'passed' : 'failed'}"><span class="test-name">${t.name}</span>: ${t.passed ? 'passed' : 'failed'} (${num(t.points)} of ${num(t.maxPoints)}, weight ${num(t.maxPoints)}/${num(total)})${t.message ? html`<pre>${t.message}</pre>` : false}</li>`,
-  )}${hidden.length ? html`<li class="hidden-tests">${hidden.length === 1 ? '1 hidden test' : `${hidden.length} hidden tests`} (weight ${num(hiddenWeight)}/${num(total)}): results not shown</li>` : false}</ul>`;
+  )}${hidden ? html`<li class="hidden-tests">${HIDDEN_TESTS}</li>` : false}</ul>`;
 }
 
 function num(x: number): string {

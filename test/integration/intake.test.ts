@@ -107,8 +107,10 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
 
     const own = await (await fetch(`${svc.url}/api/v1/submissions/${id}`, { headers: { authorization: `token ${bob}` } })).json();
     expect(own).to.include({ owner: 'bob', course: '8x', assignment: 'lab01', status: 'graded', score: 0.5 });
-    // a hidden test says only whether it passed: not its points, not its message
-    expect(own.tests).to.deep.equal([{ name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false }, { name: 'q2', hidden: true, passed: false }]);
+    // of a hidden test the learner learns only that the score includes hidden tests: no name, no pass or fail, no message
+    expect(own.tests).to.deep.equal([{ name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false }]);
+    expect(own.hiddenTests).to.equal(true);
+    expect(JSON.stringify(own)).not.to.include('q2').and.not.include('secret detail');
     // the one scale: points out of the assignment's points (lab01 is worth the default 1), and which submission counts
     expect(own.grade).to.deep.equal({ given: 0.5, maximum: 1, text: '0.5 / 1 point (50%)' });
     expect(own).to.include({ assignmentPoints: 1, timeLimitSeconds: 120 });
