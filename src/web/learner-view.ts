@@ -2,6 +2,7 @@ import { assignmentKey } from '../config/courses.js';
 import type { TestResult } from '../grading/result.js';
 import { formatGrade, gradeOf, gradeView } from '../grading/scale.js';
 import { html, type Html } from '../lib/html.js';
+import { DEFAULT_TIME_ZONE, timeHtml } from '../lib/time-zone.js';
 import type { Submission } from '../submissions/store.js';
 
 /**
@@ -54,6 +55,8 @@ export interface AssignmentFacts {
   limitSeconds: number;
   due: Date | undefined;
   late: 'accept' | 'reject';
+  /** The course's `timeZone`, when it sets one. */
+  timeZone?: string | undefined;
 }
 
 export interface PlatformFacts {
@@ -88,10 +91,12 @@ export function clockText(seconds: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-/** A time as text for a page without its script (which rewrites it in the reader's local time). */
-export function timeText(ms: number): Html {
-  const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`;
+/**
+ * A time on a learner's page: in the course's time zone, named, when the course sets one; else in
+ * UTC, which the page's script rewrites in the reader's local time.
+ */
+export function timeText(ms: number, courseZone?: string): Html {
+  return timeHtml(ms, courseZone ?? DEFAULT_TIME_ZONE, { fixed: courseZone !== undefined });
 }
 
 interface Input {
@@ -237,10 +242,10 @@ function submissionView(i: Input, number: number, f: AssignmentFacts, platform: 
       ? html` <span class="elapsed" data-started="${startedAt === null ? '' : new Date(startedAt).toISOString()}" data-limit="${f.limitSeconds}">(${startedAt === null ? '' : `${clockText((opts.now - startedAt) / 1000)} elapsed, `}limit ${clockText(f.limitSeconds)})</span>`
       : false;
   const markup = html`<li class="submission" data-submission="${sub.id}" data-step="${step}" aria-labelledby="${headingId}">
-<h3 id="${headingId}">Submission ${number}${opts.showAssignment ? html` (<span class="assignment">${sub.course} / ${sub.assignment}</span>)` : false}, received ${timeText(sub.receivedAt)}</h3>
+<h3 id="${headingId}">Submission ${number}${opts.showAssignment ? html` (<span class="assignment">${sub.course} / ${sub.assignment}</span>)` : false}, received ${timeText(sub.receivedAt, f.timeZone)}</h3>
 <p class="steps" aria-hidden="true"><span class="${step === 'received' ? 'now' : 'past'}">received</span> → <span class="${step === 'grading' ? 'now' : step === 'result' ? 'past' : 'future'}">grading</span> → <span class="${step === 'result' ? 'now' : 'future'}">result</span></p>
 <p>Status: <span class="status status-${sub.status}">${STATUS_WORDS[sub.status]}</span>${elapsed}</p>
-${grade ? html`<p>Score: <span class="score">${grade.text}</span>${sub.gradedAt !== null ? html`, graded ${timeText(sub.gradedAt)}` : false}</p>` : false}
+${grade ? html`<p>Score: <span class="score">${grade.text}</span>${sub.gradedAt !== null ? html`, graded ${timeText(sub.gradedAt, f.timeZone)}` : false}</p>` : false}
 ${edx ? html`<p>edX: <span class="passback">${edx}</span></p>` : false}
 ${sub.message ? html`<p class="message">${sub.message}</p>` : false}
 ${step === 'result' ? testsHtml(i.tests) : false}

@@ -129,7 +129,9 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 
   router.get('/assignment', async (req: Request, res: Response) => {
     const { launch, session: ses, identity } = await session(req);
-    const assignment = findAssignment(deps.config, ses.course, ses.assignment)?.assignment;
+    const found = findAssignment(deps.config, ses.course, ses.assignment);
+    const assignment = found?.assignment;
+    const zone = found?.course.timeZone;
     const { binding, view } = await assignmentView(ses, identity);
     const notice = binding ? platformNotice(binding, now()) : null;
     const closed = assignment?.due && assignment.late === 'reject' && now() > assignment.due.getTime() ? assignment.due : undefined;
@@ -164,9 +166,9 @@ ${closed
 ${submissionsSection(view)}`;
     }
     const body = html`${who}
-<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>, worth ${formatPoints(points)}${assignment?.due ? html`, due ${timeText(assignment.due.getTime())}` : false}.</p>
+<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>, worth ${formatPoints(points)}${assignment?.due ? html`, due ${timeText(assignment.due.getTime(), zone)}` : false}.</p>
 ${notice ? html`<p id="edx-notice">${notice.sentence}</p>` : false}
-${closed ? html`<p id="closed">Submissions closed on ${timeText(closed.getTime())}: late work is not accepted for this assignment.</p>` : false}
+${closed ? html`<p id="closed">Submissions closed on ${timeText(closed.getTime(), zone)}: late work is not accepted for this assignment.</p>` : false}
 <div id="notice" class="notice${flash ? ` notice-${String(req.query.notice)}` : ''}" role="status"${flash ? false : html` hidden`}>${flash ?? ''}</div>
 ${hubLink ? html`<p><a id="open-hub" href="${hubLink}" target="_blank" rel="noopener">Open in JupyterHub</a></p>` : false}
 ${ses.staff ? html`<p><a id="staff-overview" href="staff?l=${encodeURIComponent(launch)}">Course overview (staff)</a> · <a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>` : false}

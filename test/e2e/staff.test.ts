@@ -8,6 +8,7 @@ import { createDb, type Db } from '../../src/db/knex.js';
 import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
 import { formatGrade, gradeOf } from '../../src/grading/scale.js';
+import { localText } from '../../src/lib/time-zone.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
 import { freePort, spawnGofer, waitFor, type GoferProcess } from '../helpers/process.js';
@@ -66,7 +67,8 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
       defaultCourse: 'a',
       lti: { development: true, hubUserClaim: 'sub', platforms: [devPlatformConfig(platform, components)] },
       courses: [
-        { id: 'a', contexts: [RUN_A], instructors: ['prof-hub'], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60, due: '2099-01-01T00:00:00Z' }] },
+        // course a shows times in New York's zone; its due date, written without an offset, is read there (2099-01-01T00:00Z)
+        { id: 'a', contexts: [RUN_A], instructors: ['prof-hub'], timeZone: 'America/New_York', assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60, due: '2098-12-31 19:00' }] },
         { id: 'b', contexts: [RUN_B], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60 }] },
       ],
     }));
@@ -165,7 +167,10 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     expect(await ada.locator('.email').textContent()).to.equal('ada@example.edu');
     expect(await ada.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
     expect(await ada.locator('.passback').textContent()).to.equal('sent');
-    expect(await ada.locator('.received time').getAttribute('datetime')).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const received = (await ada.locator('.received time').getAttribute('datetime'))!;
+    expect(received).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // on the course's wall clock (New York), the zone named
+    expect(await ada.locator('.received time').textContent()).to.equal(`${localText(Date.parse(received), 'America/New_York')} America/New_York`);
     expect(await page.locator('tr.grade-row').count()).to.equal(2);
 
     // filter by learner (a part of the email), then by status
@@ -395,6 +400,12 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     const learner = await browser.newPage();
     await launch(learner, 'ada', LAB_A);
     const la = new URL(learner.url()).searchParams.get('l')!;
+    // the learner's page shows the course's zone too (its script keeps it, with the reader's local time as the title), and the due date read in it
+    const mine = learner.locator('#submissions time[data-fixed]').first();
+    await learner.waitForSelector('#submissions time[data-fixed][data-local]');
+    const at = Date.parse((await mine.getAttribute('datetime'))!);
+    expect(await mine.textContent()).to.equal(`${localText(at, 'America/New_York')} America/New_York`);
+    expect(await learner.textContent('body')).to.include('due 2098-12-31 19:00 America/New_York');
     const r = await learner.goto(new URL(`staff?l=${encodeURIComponent(la)}`, learner.url()).href);
     expect(r!.status()).to.equal(403);
     await learner.close();

@@ -1,6 +1,6 @@
 import { assignmentOf, findCourse } from '../../config/courses.js';
 import express, { type Request, type Response, type Router } from 'express';
-import type { Config } from '../../config/schema.js';
+import { zoneOf, type Config } from '../../config/schema.js';
 import type { Clock } from '../../lib/clock.js';
 import { InputError, ForbiddenError } from '../../lib/errors.js';
 import { html, type Html } from '../../lib/html.js';
@@ -8,6 +8,7 @@ import { formatGrade, gradeOf } from '../../grading/scale.js';
 import type { LtiSession } from '../../lti/launch.js';
 import type { SubmissionStore } from '../../submissions/store.js';
 import { page } from '../../lib/page.js';
+import { timeHtml } from '../../lib/time-zone.js';
 import { barChart, overTime, passRates, scoreHistogram } from './charts.js';
 import type { PassbackOutbox } from '../../passback/outbox.js';
 import { StaffActions, type StaffAction } from './actions-store.js';
@@ -34,19 +35,13 @@ export const PAGE_SIZE = 50;
 const ACTION_WORDS: Record<string, string> = { regrade: 'regraded', regrade_all: 'regraded the assignment', resend: 'resent the score', override: 'set the grade', excuse: 'excused', clear_override: 'cleared the grade set by staff' };
 
 /** The audit log as a table. */
-function actionsTable(list: StaffAction[]): Html {
+function actionsTable(list: StaffAction[], zone: string): Html {
   if (!list.length) return html`<p id="no-actions">No staff actions yet.</p>`;
   return html`<table id="actions"><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Learner</th><th scope="col">Assignment</th><th scope="col">Why</th></tr></thead>
-<tbody>${list.map((a) => html`<tr class="action action-${a.kind}"><td>${when(a.createdAt)}</td><td class="actor">${a.actorName ?? a.actorSub}</td><td class="what">${ACTION_WORDS[a.kind] ?? a.kind}${a.kind === 'regrade_all' ? html` (${a.count} ${a.count === 1 ? 'submission' : 'submissions'})` : ''}</td>
+<tbody>${list.map((a) => html`<tr class="action action-${a.kind}"><td>${timeHtml(a.createdAt, zone)}</td><td class="actor">${a.actorName ?? a.actorSub}</td><td class="what">${ACTION_WORDS[a.kind] ?? a.kind}${a.kind === 'regrade_all' ? html` (${a.count} ${a.count === 1 ? 'submission' : 'submissions'})` : ''}</td>
 <td>${a.owner ?? ''}</td><td>${a.assignment ?? ''}</td><td class="reason">${a.reason ?? ''}</td></tr>`)}</tbody></table>`;
 }
 
-/** A time for people: `<time datetime>` with the UTC date and minute. */
-export function when(ms: number | null): Html {
-  if (ms === null) return html``;
-  const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`;
-}
 
 function courseOf(config: Config, ses: LtiSession) {
   const course = findCourse(config, ses.course);
@@ -95,6 +90,8 @@ export function staffRouter(deps: StaffDeps): Router {
   router.get('/staff', async (req: Request, res: Response) => {
     const { launch, session: ses } = await deps.staffOnly(req);
     const course = courseOf(deps.config, ses);
+    const zone = zoneOf(course);
+    const when = (ms: number | null) => timeHtml(ms, zone);
     const ids = course.assignments.map((a) => a.id);
     const query = readGradeQuery(req.query, ids);
     const counts = await deps.report.counts(course);
@@ -102,7 +99,7 @@ export function staffRouter(deps: StaffDeps): Router {
     const bins = await deps.report.scoreBins(course, focus.id);
     const tests = await deps.report.testPassRates(course, focus.id);
     const arrivals = await deps.report.arrivals(course, focus.id);
-    const time = overTime(arrivals.counts, arrivals.bucket, focus.due);
+    const time = overTime(arrivals.counts, arrivals.bucket, focus.due, zone);
     const hist = scoreHistogram([]).map((b, i) => ({ ...b, value: bins[i] ?? 0 }));
     const { total, rows } = await deps.report.grades(course, query.filter, query.sort, query.desc, PAGE_SIZE, (query.page - 1) * PAGE_SIZE);
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
@@ -166,7 +163,7 @@ ${barChart(time.bars, { id: 'submissions-over-time', title: `Submissions of ${fo
     )}</tbody></table>
 <nav id="pager">${query.page > 1 ? html`<a id="prev-page" href="${link({ page: String(query.page - 1) })}">← Previous</a>` : ''} ${query.page < pages ? html`<a id="next-page" href="${link({ page: String(query.page + 1) })}">Next →</a>` : ''}</nav>
 <h2>Recent staff actions</h2>
-${actionsTable(recent)}`;
+${actionsTable(recent, zone)}`;
     res.type('html').send(page(`Course ${course.id}: overview`, body));
   });
 
@@ -183,6 +180,8 @@ ${actionsTable(recent)}`;
   router.get('/staff/learner', async (req: Request, res: Response) => {
     const { launch, session: ses } = await deps.staffOnly(req);
     const course = courseOf(deps.config, ses);
+    const zone = zoneOf(course);
+    const when = (ms: number | null) => timeHtml(ms, zone);
     const owner = typeof req.query.owner === 'string' ? req.query.owner.slice(0, 200) : '';
     if (!owner) throw new InputError('Say which learner: owner=<their account>.');
     const subs = (await deps.submissions.list({ owner, course: course.id })).reverse();
@@ -234,7 +233,7 @@ ${override ? html`<form method="post" action="clear-override" class="clear-overr
 <p id="who"><b>${person.name ?? owner}</b>${person.email ? html` · <a href="mailto:${person.email}">${person.email}</a>` : ''} · account <code>${owner}</code></p>
 ${blocks}
 <h2>Staff actions for this learner</h2>
-${actionsTable(log)}`;
+${actionsTable(log, zone)}`;
     res.type('html').send(page(`Learner: ${person.name ?? owner}`, body));
   });
 
