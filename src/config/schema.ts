@@ -66,8 +66,10 @@ export const courseSchema = z
     id,
     /** LTI context ids (edX course keys) that are this course. */
     contexts: z.array(z.string().min(1)).default([]),
-    /** Hub users who see every learner's results in this course. */
+    /** Hub users who see every learner's results in this course (the REST API, and the staff pages under the hub). */
     instructors: z.array(z.string().min(1)).default([]),
+    /** Hub groups whose members are instructors of this course, as `instructors` (the hub names a user's groups). */
+    instructorGroups: z.array(z.string().min(1)).default([]),
     assignments: z.array(assignmentSchema).min(1),
     /** The IANA time zone the course's pages and CSV show times in, and due dates without an offset are read in (default UTC). */
     timeZone: z

@@ -156,8 +156,10 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
   return router;
 }
 
+/** An instructor of the course: a hub admin, a hub user it lists in `instructors`, or a member of one of its `instructorGroups`. */
 export function isInstructor(who: Identity, course: string, config: Pick<Config, 'courses'>): boolean {
-  return who.admin || Boolean(findCourse(config, course)?.instructors.includes(who.name));
+  const c = findCourse(config, course);
+  return who.admin || Boolean(c && (c.instructors.includes(who.name) || who.groups.some((g) => c.instructorGroups.includes(g))));
 }
 
 /** A JSON submission body as received: UTF-8 (as JSON must be), possibly empty. */

@@ -104,17 +104,17 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const staff = launched.staff && configured && isStaff(identity?.roles ?? []);
     return { launch, session: { ...launched, staff }, identity };
   };
-  const staffOnly = async (req: Request): Promise<{ launch: string; session: LtiSession }> => {
+  const staffOnly = async (req: Request): Promise<{ launch: string; session: LtiSession; csrf: string }> => {
     const found = await session(req);
     if (!found.session.staff) throw new ForbiddenError('Only course staff may open this page.');
-    return found;
+    return { ...found, csrf: deps.signer.tag('csrf', found.launch) };
   };
   const checkCsrf = (req: Request, launch: string): void => {
     const given = (req.body as Record<string, unknown> | undefined)?.csrf ?? req.query.csrf;
     if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
-  router.use(staffRouter({ ...deps, resend: (id) => deps.passback.resend(id), report: new CourseReport(deps.db), actions: new StaffActions(deps.db), staffOnly, checkCsrf, csrfFor: (launch) => deps.signer.tag('csrf', launch) }));
+  router.use(staffRouter({ ...deps, resend: (id) => deps.passback.resend(id), report: new CourseReport(deps.db), actions: new StaffActions(deps.db), staffOnly, courseList: true }));
 
   /** The learner's submissions of the launched assignment, as they see them (empty before their hub account is known). */
   const assignmentView = async (ses: LtiSession, identity: LtiIdentity | undefined) => {

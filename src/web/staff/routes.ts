@@ -3,6 +3,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import { zoneOf, type Config } from '../../config/schema.js';
 import type { Clock } from '../../lib/clock.js';
 import { InputError, ForbiddenError } from '../../lib/errors.js';
+import { safeEqual } from '../../lib/safe-equal.js';
 import { html, type Html } from '../../lib/html.js';
 import { formatGrade, gradeOf } from '../../grading/scale.js';
 import type { LtiSession } from '../../lti/launch.js';
@@ -19,9 +20,14 @@ export interface StaffDeps {
   report: CourseReport;
   submissions: SubmissionStore;
   clock: Clock;
-  staffOnly: (req: Request) => Promise<{ launch: string; session: LtiSession }>;
-  checkCsrf: (req: Request, launch: string) => void;
-  csrfFor: (launch: string) => string;
+  /**
+   * Who asks, checked at every request: the page's context (`l`: an LTI launch, or the course
+   * under the hub), the course and the staff member, and the CSRF token of that context's forms.
+   * Throws a ForbiddenError for anyone not staff of the course.
+   */
+  staffOnly: (req: Request) => Promise<{ launch: string; session: StaffSession; csrf: string }>;
+  /** Links the older course page (the simple grades list and CSV; LTI only). */
+  courseList: boolean;
   actions: StaffActions;
   outbox: PassbackOutbox;
   /** Wakes this process's passback dispatcher (a grade was queued). */
@@ -29,6 +35,9 @@ export interface StaffDeps {
   wakeGrading: () => void;
   resend: (submissionId: string) => Promise<boolean>;
 }
+
+/** What the staff pages know of who asks: the course, the assignment to show first, and the staff member for the audit log. */
+export type StaffSession = Pick<LtiSession, 'course' | 'assignment' | 'sub' | 'name'>;
 
 export const PAGE_SIZE = 50;
 
@@ -43,7 +52,7 @@ function actionsTable(list: StaffAction[], zone: string): Html {
 }
 
 
-function courseOf(config: Config, ses: LtiSession) {
+function courseOf(config: Config, ses: StaffSession) {
   const course = findCourse(config, ses.course);
   if (!course) throw new ForbiddenError('This course is no longer configured in Gofer.');
   return course;
@@ -131,7 +140,7 @@ export function staffRouter(deps: StaffDeps): Router {
     const pbWords: Record<string, string> = { sent: 'sent', pending: 'waiting', sending: 'waiting', waiting: 'waiting (no launch yet)', failed: 'refused', late: 'not sent: late', superseded: 'superseded' };
 
     const body = html`
-<nav><a href="course?l=${encodeURIComponent(l)}">Simple grades list and CSV</a></nav>
+${deps.courseList ? html`<nav><a href="course?l=${encodeURIComponent(l)}">Simple grades list and CSV</a></nav>` : ''}
 <h2>Assignments</h2>
 <table id="overview"><thead><tr><th scope="col">Assignment</th><th scope="col">Learners</th><th scope="col">Submitted</th><th scope="col">Graded</th><th scope="col">Failed</th><th scope="col">Waiting</th>
 <th scope="col">edX: sent</th><th scope="col">edX: waiting</th><th scope="col">edX: refused</th><th scope="col">Actions</th></tr></thead>
@@ -167,9 +176,13 @@ ${actionsTable(recent, zone)}`;
     res.type('html').send(page(`Course ${course.id}: overview`, body));
   });
 
-  const actor = (ses: LtiSession) => ({ actorSub: ses.sub, actorName: ses.name });
-  const hidden = (launch: string): Html => html`<input type="hidden" name="l" value="${launch}"><input type="hidden" name="csrf" value="${deps.csrfFor(launch)}">`;
-  const ownSubmission = async (ses: LtiSession, id: unknown) => {
+  const actor = (ses: StaffSession) => ({ actorSub: ses.sub, actorName: ses.name });
+  const hidden = (launch: string, csrf: string): Html => html`<input type="hidden" name="l" value="${launch}"><input type="hidden" name="csrf" value="${csrf}">`;
+  const checkCsrf = (req: Request, csrf: string): void => {
+    const given = (req.body as Record<string, unknown> | undefined)?.csrf;
+    if (typeof given !== 'string' || !safeEqual(given, csrf)) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
+  };
+  const ownSubmission = async (ses: StaffSession, id: unknown) => {
     const sub = typeof id === 'string' && id ? await deps.submissions.get(id) : undefined;
     // another course's submission is answered exactly like one that does not exist
     if (!sub || sub.course !== ses.course) throw new ForbiddenError('That submission is not in your course.');
@@ -178,7 +191,7 @@ ${actionsTable(recent, zone)}`;
   const back = (launch: string, owner: string) => `learner?l=${encodeURIComponent(launch)}&owner=${encodeURIComponent(owner)}`;
 
   router.get('/staff/learner', async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
     const course = courseOf(deps.config, ses);
     const zone = zoneOf(course);
     const when = (ms: number | null) => timeHtml(ms, zone);
@@ -218,13 +231,13 @@ ${s.message ? html`<pre class="message">${s.message}</pre>` : ''}${problem ? htm
 ${tests.length ? html`<table class="tests"><thead><tr><th scope="col">Test</th><th scope="col">Points</th><th scope="col">Result</th><th scope="col">Message</th></tr></thead><tbody>${tests.map((t) => html`<tr class="test ${t.passed ? 'passed' : 'failed'}"><td>${t.name}${t.hidden ? html` <small class="hidden-test">(hidden from learners)</small>` : ''}</td><td>${t.points} / ${t.maxPoints}</td><td>${t.passed ? 'passed' : 'failed'}</td><td>${t.message ? html`<pre>${t.message}</pre>` : ''}</td></tr>`)}</tbody></table>` : ''}
 <h4>Sent to edX</h4>
 ${history.length ? html`<table class="passbacks"><thead><tr><th scope="col">Queued</th><th scope="col">Grade</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Sent</th><th scope="col">The platform's answer</th></tr></thead><tbody>${history.map((p) => html`<tr class="passback passback-${p.status}"><td>${when(p.createdAt)}</td><td>${formatGrade(gradeOf(p.score, pts))}${overrides.has(p.resultId) ? ' (set by staff)' : ''}</td><td class="state">${p.status}</td><td>${p.attempts}</td><td>${when(p.sentAt)}</td><td class="answer">${p.lastError ?? ''}</td></tr>`)}</tbody></table>` : html`<p class="no-passback">Nothing sent for this submission.</p>`}
-<form method="post" action="regrade" class="inline">${hidden(launch)}<input type="hidden" name="submission" value="${s.id}"><button type="submit" class="regrade">Regrade</button></form>
-<form method="post" action="resend" class="inline">${hidden(launch)}<input type="hidden" name="submission" value="${s.id}"><button type="submit" class="resend">Resend score</button></form>
-<form method="post" action="override" class="override-form">${hidden(launch)}<input type="hidden" name="submission" value="${s.id}">
+<form method="post" action="regrade" class="inline">${hidden(launch, csrf)}<input type="hidden" name="submission" value="${s.id}"><button type="submit" class="regrade">Regrade</button></form>
+<form method="post" action="resend" class="inline">${hidden(launch, csrf)}<input type="hidden" name="submission" value="${s.id}"><button type="submit" class="resend">Resend score</button></form>
+<form method="post" action="override" class="override-form">${hidden(launch, csrf)}<input type="hidden" name="submission" value="${s.id}">
 <label>Grade <select name="kind"><option value="override">set points</option><option value="excuse">excuse (full points)</option></select></label>
 <label>Points (of ${pts}) <input name="points" inputmode="decimal" size="5"></label>
 <label>Reason <input name="reason" required maxlength="500" size="30"></label> <button type="submit" class="set-grade">Set grade and send to edX</button></form>
-${override ? html`<form method="post" action="clear-override" class="clear-override-form">${hidden(launch)}<input type="hidden" name="submission" value="${s.id}">
+${override ? html`<form method="post" action="clear-override" class="clear-override-form">${hidden(launch, csrf)}<input type="hidden" name="submission" value="${s.id}">
 <label>Reason <input name="reason" required maxlength="500" size="30"></label> <button type="submit" class="clear-override">Clear the grade set by staff and send the grade that counts</button></form>` : ''}
 </section>`;
       }),
@@ -247,8 +260,8 @@ ${actionsTable(log, zone)}`;
 
   const form = express.urlencoded({ extended: false, limit: '16kb' });
   router.post('/staff/regrade', form, async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
-    deps.checkCsrf(req, launch);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
+    checkCsrf(req, csrf);
     const sub = await ownSubmission(ses, req.body.submission);
     await deps.submissions.regrade(sub.id, deps.clock.now(), deps.config.queue.maxAttempts);
     await deps.actions.record({ course: ses.course, kind: 'regrade', ...actor(ses), assignment: sub.assignment, owner: sub.owner, submissionId: sub.id, count: 1, reason: null, createdAt: deps.clock.now() });
@@ -256,16 +269,16 @@ ${actionsTable(log, zone)}`;
     res.redirect(303, back(launch, sub.owner));
   });
   router.post('/staff/resend', form, async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
-    deps.checkCsrf(req, launch);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
+    checkCsrf(req, csrf);
     const sub = await ownSubmission(ses, req.body.submission);
     if (!(await deps.resend(sub.id))) throw new InputError('This submission has no grade to send yet.');
     await deps.actions.record({ course: ses.course, kind: 'resend', ...actor(ses), assignment: sub.assignment, owner: sub.owner, submissionId: sub.id, count: 1, reason: null, createdAt: deps.clock.now() });
     res.redirect(303, back(launch, sub.owner));
   });
   router.post('/staff/override', form, async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
-    deps.checkCsrf(req, launch);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
+    checkCsrf(req, csrf);
     const sub = await ownSubmission(ses, req.body.submission);
     const pts = assignmentOf(courseOf(deps.config, ses), sub.assignment, { aliases: false })?.points;
     if (pts === undefined) throw new InputError(`The assignment ${sub.assignment} is no longer configured.`);
@@ -286,8 +299,8 @@ ${actionsTable(log, zone)}`;
   });
 
   router.post('/staff/clear-override', form, async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
-    deps.checkCsrf(req, launch);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
+    checkCsrf(req, csrf);
     const sub = await ownSubmission(ses, req.body.submission);
     const assignment = assignmentOf(courseOf(deps.config, ses), sub.assignment, { aliases: false });
     if (!assignment) throw new InputError(`The assignment ${sub.assignment} is no longer configured.`);
@@ -305,7 +318,7 @@ ${actionsTable(log, zone)}`;
   });
 
   router.get('/staff/regrade-all', async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
     const course = courseOf(deps.config, ses);
     const assignment = assignmentOf(course, typeof req.query.assignment === 'string' ? req.query.assignment : '', { aliases: false });
     if (!assignment) throw new InputError(`Say which assignment: one of ${course.assignments.map((a) => a.id).join(', ')}.`);
@@ -316,14 +329,14 @@ ${actionsTable(log, zone)}`;
 ${started || waiting > 0
       ? html`<p id="regrade-progress" data-waiting="${waiting}">${waiting > 0 ? `Regrading: ${waiting} ${waiting === 1 ? 'submission' : 'submissions'} of ${assignment.id} still waiting for a grader. This page reloads every 5 seconds.` : `Done: no submission of ${assignment.id} is waiting for a grader.`}</p>${waiting > 0 ? html`<meta http-equiv="refresh" content="5">` : ''}`
       : ''}
-<form id="regrade-all" method="post" action="regrade-all">${hidden(launch)}<input type="hidden" name="assignment" value="${assignment.id}">
+<form id="regrade-all" method="post" action="regrade-all">${hidden(launch, csrf)}<input type="hidden" name="assignment" value="${assignment.id}">
 <p id="regrade-count" data-count="${n}">Regrade the counting submission of every learner of ${assignment.id}: ${n} ${n === 1 ? 'submission' : 'submissions'}. Their new grades are sent to edX.</p>
 <button type="submit" id="confirm-regrade-all" ${n === 0 ? html`disabled` : ''}>Regrade ${n} ${n === 1 ? 'submission' : 'submissions'}</button></form>`;
     res.type('html').send(page(`Regrade ${assignment.id}`, body));
   });
   router.post('/staff/regrade-all', form, async (req: Request, res: Response) => {
-    const { launch, session: ses } = await deps.staffOnly(req);
-    deps.checkCsrf(req, launch);
+    const { launch, session: ses, csrf } = await deps.staffOnly(req);
+    checkCsrf(req, csrf);
     const course = courseOf(deps.config, ses);
     const assignment = assignmentOf(course, typeof req.body.assignment === 'string' ? req.body.assignment : '', { aliases: false });
     if (!assignment) throw new InputError(`Say which assignment: one of ${course.assignments.map((a) => a.id).join(', ')}.`);
