@@ -330,7 +330,7 @@ ${started || waiting > 0
       ? html`<p id="regrade-progress" data-waiting="${waiting}">${waiting > 0 ? `Regrading: ${waiting} ${waiting === 1 ? 'submission' : 'submissions'} of ${assignment.id} still waiting for a grader. This page reloads every 5 seconds.` : `Done: no submission of ${assignment.id} is waiting for a grader.`}</p>${waiting > 0 ? html`<meta http-equiv="refresh" content="5">` : ''}`
       : ''}
 <form id="regrade-all" method="post" action="regrade-all">${hidden(launch, csrf)}<input type="hidden" name="assignment" value="${assignment.id}">
-<p id="regrade-count" data-count="${n}">Regrade the counting submission of every learner of ${assignment.id}: ${n} ${n === 1 ? 'submission' : 'submissions'}. Their new grades are sent to edX.</p>
+<p id="regrade-count" data-count="${n}">Regrade the counting submission of every learner of ${assignment.id}: ${n} ${n === 1 ? 'submission' : 'submissions'}. Their new grades are sent to edX, except where a grade set by staff stands (it stays until cleared).</p>
 <button type="submit" id="confirm-regrade-all" ${n === 0 ? html`disabled` : ''}>Regrade ${n} ${n === 1 ? 'submission' : 'submissions'}</button></form>`;
     res.type('html').send(page(`Regrade ${assignment.id}`, body));
   });
