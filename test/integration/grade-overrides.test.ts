@@ -109,6 +109,19 @@ for (const engine of ENGINES) {
       expect(again.map((r) => ({ ...r, graded_at: Number(r.graded_at) }))).to.deep.equal([{ status: 'pending', graded_at: now, attempts: 0 }]);
     });
 
+    it("a learner's new submission is new work: graded as usual, and its grade counts under the assignment's rules, the excuse among the grades", async () => {
+      await submit('s4', 'u4');
+      await grade('s4', graded(0.5));
+      now += 1000;
+      await actions.setGrade({ submissionId: 's4', kind: 'excuse', score: 1, reason: 'illness', ...staff, now }, outbox);
+      await submit('s5', 'u4');
+      await grade('s5', graded(0.8));
+      expect(await submissions.get('s5')).to.include({ status: 'graded', score: 0.8 });
+      expect(await submissions.get('s4')).to.include({ score: 1 });
+      // select: best, and the excuse (full points) is the best sent: 0.8 is not sent over it
+      expect(await rows('s5')).to.deep.equal([]);
+    });
+
     it('clearing the excuse of a submission no grader graded grades it again, and sends nothing while none counts', async () => {
       await submit('s3', 'u3');
       await grade('s3', null);
