@@ -35,6 +35,7 @@ describe('Staff pages under the hub: instructors and instructor groups, course b
     tina: { kind: 'user', name: 'tina', admin: false, groups: ['ta-a'] },
     bea: { kind: 'user', name: 'bea', admin: false, groups: ['ta-b'] },
     ada: { kind: 'user', name: 'ada', admin: false, groups: ['learners'] },
+    root: { kind: 'user', name: 'root', admin: true, groups: [] },
   };
 
   before(async () => {
@@ -46,6 +47,7 @@ describe('Staff pages under the hub: instructors and instructor groups, course b
     const config = { courses, queue: { maxAttempts: 3 }, grading: { timeoutSeconds: 60 } } as unknown as Config;
     const submissions = new SubmissionStore(db);
     await submissions.create({ id: 's-ada', owner: 'ada', course: 'a', assignment: 'lab01', section: null, notebook: '{}', sha256: 'a'.repeat(64) }, { now: Date.now(), duplicateWindowMs: 0, perMinute: 10, maxAttempts: 3 });
+    await submissions.create({ id: 's-bob', owner: 'bob', course: 'b', assignment: 'lab01', section: null, notebook: '{}', sha256: 'b'.repeat(64) }, { now: Date.now(), duplicateWindowMs: 0, perMinute: 10, maxAttempts: 3 });
     const identity = async (req: express.Request): Promise<Identity | undefined> => {
       const answer = answers[req.get('x-test-user') ?? ''];
       if (!answer) return undefined;
@@ -91,6 +93,7 @@ describe('Staff pages under the hub: instructors and instructor groups, course b
     expect(list((await get('prof', 'staff')).text)).to.deep.equal(['a']);
     expect(list((await get('tina', 'staff')).text)).to.deep.equal(['a']);
     expect(list((await get('bea', 'staff')).text)).to.deep.equal(['b']);
+    expect(list((await get('root', 'staff')).text), 'a hub admin').to.deep.equal(['a', 'b']);
     expect((await get('ada', 'staff')).text).to.include('You are not an instructor of any course graded here (ada).');
   });
 
@@ -124,6 +127,9 @@ describe('Staff pages under the hub: instructors and instructor groups, course b
     expect((await post('tina', { l: 'a', csrf: 'forged', submission: 's-ada' })).status).to.equal(403);
     // prof is staff of a too, but tina's token is not his
     expect((await post('prof', { l: 'a', csrf, submission: 's-ada' })).status).to.equal(403);
+    // a hub admin's token for course a does not act in course b
+    const rootCsrf = /name="csrf" value="([^"]+)"/.exec((await get('root', 'staff/learner?l=a&owner=ada')).text)![1]!;
+    expect((await post('root', { l: 'b', csrf: rootCsrf, submission: 's-bob' })).status).to.equal(403);
     expect(Number((await db('staff_actions').count({ n: '*' }).first())!.n)).to.equal(0);
     const done = await post('tina', { l: 'a', csrf, submission: 's-ada' });
     expect(done.status).to.equal(303);
