@@ -16,6 +16,8 @@ export interface AppDeps extends IntakeDeps {
   log: Logger;
   /** GET /health: engine, database, queue and workers (src/grading/health.ts). */
   health: (req: IncomingMessage, res: ServerResponse) => void;
+  /** GET /metrics: the Prometheus text format (src/lib/metrics.ts), exposed like /health. */
+  metrics?: (req: IncomingMessage, res: ServerResponse) => void;
   /** The hub service prefix the submit button posts to (e.g. /services/gofer/). */
   prefix: string;
   /** Browser login through the hub, when Gofer runs as a hub service. */
@@ -56,6 +58,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use('/api/v1', submissionsApiRouter(deps));
   for (const [path, handler] of deps.mounts ?? []) app.use(path, handler);
   app.get('/health', (req, res) => deps.health(req, res));
+  if (deps.metrics) app.get('/metrics', deps.metrics);
   if (deps.landing) app.use(deps.landing);
   app.use((req, res) => {
     res.status(404).type('text/plain').send(`Nothing here: ${req.method} ${req.path}\n`);

@@ -5,6 +5,7 @@ import { createDb, migrate, sqliteFile, type Db } from './db/knex.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { guardUnhandledRejections } from './lib/request-context.js';
 import type { Logger } from './lib/logger.js';
+import { Metrics } from './lib/metrics.js';
 import type { RouteEntry } from './lib/routes.js';
 import { PassbackOutbox } from './passback/outbox.js';
 import { KnexLtiPlugin } from './lti/knex-plugin.js';
@@ -64,7 +65,7 @@ export async function run(opts: RunOptions): Promise<Running> {
     // With LTI, a graded result and its passback row are stored in one transaction.
     const outbox = (await ltiEnabled(config, db, clock, log, opts.platforms)) ? new PassbackOutbox(db) : undefined;
     const policy = policyLookup(config);
-    const base = { config, db, env, clock, log };
+    const base = { config, db, env, clock, log, metrics: new Metrics() };
     const grading = await createGrading({
       ...base,
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
@@ -92,7 +93,7 @@ export async function run(opts: RunOptions): Promise<Running> {
       started.push(http.stop);
       url = http.url;
     } else {
-      const health = await createHealthHttp(config, grading.health);
+      const health = await createHealthHttp(config, grading.health, base.metrics);
       if (health) started.push(health.stop);
       healthUrl = health?.url;
       log.info('Gofer worker started', { workers: grading.workers, engine: grading.engine, database: describeDb(config, env), ...(healthUrl ? { health: healthUrl } : {}) });

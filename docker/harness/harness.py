@@ -590,6 +590,27 @@ class Zygote:
         return answer
 
 
+def shared_matplotlib_dir():
+    """Where matplotlib, imported here before any job (a pre-started container), finds the
+    image's font cache: a root-owned copy the forked kernel can read. The image's own directory
+    is read-only, and matplotlib would otherwise rebuild the cache in a fresh temporary one."""
+    path = os.path.join(SCRATCH, "gofer-matplotlib")
+    make_dir(path, 0o755)
+    if st_owner(path) != 0:
+        raise JobError("internal", "%s is not root's" % path)
+    if os.path.isdir(FONT_CACHE):
+        for name in os.listdir(FONT_CACHE):
+            source = os.path.join(FONT_CACHE, name)
+            if os.path.isfile(source):
+                with open(source, "rb") as f:
+                    write_file(os.path.join(path, name), f.read(), 0o644)
+    return path
+
+
+def st_owner(path):
+    return os.lstat(path).st_uid
+
+
 def zygote_main():
     import socket
 
@@ -659,6 +680,8 @@ def zygote_process(sock):
             op = request.get("op")
             try:
                 if op == "warm":
+                    if any(m.split(".")[0] == "matplotlib" for m in request["modules"]):
+                        os.environ["MPLCONFIGDIR"] = shared_matplotlib_dir()
                     for module in request["modules"]:
                         try:
                             importlib.import_module(module)
@@ -2316,6 +2339,7 @@ async def grade_prestarted(zygote, modules):
     before the job arrives. It says GOFER-READY on stdout, then waits for the job on stdin."""
     make_job_dirs()
     zygote.ask({"op": "warm", "modules": modules})
+    warm_harness()
     evaluator = start_evaluator(zygote, LEARNER_UID)
     grader = Grader(zygote, LEARNER_UID)
     try:
@@ -2350,6 +2374,16 @@ async def grade_notebook(grader, job, code_cells, tests, evaluator):
         log("the kernel broke the protocol (learner-controlled text follows):", shorten(err, 300))
         raise Outcome("kernel_died", "The notebook's kernel sent messages Gofer could not verify, so the "
                                      "notebook could not be graded.")
+
+
+def warm_harness():
+    """What this process does once a job arrives, done before (nothing of a job exists yet): the
+    archive, doctest and nbformat imports, and nbformat's first validation, which loads its schema."""
+    import doctest  # noqa: F401
+    import tarfile  # noqa: F401
+    import textwrap  # noqa: F401
+
+    load_notebook('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}')
 
 
 def warm_modules(tests, notebook_text):

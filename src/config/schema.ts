@@ -240,6 +240,18 @@ export const configSchema = z
         engineProbeMs: z.number().int().min(0).default(2000),
         /** How often each worker process records its heartbeat (shown by /health). */
         heartbeatSeconds: z.number().positive().default(5),
+        /** Pre-started containers, per image and limits (docs/scaling.md); floor 0 turns them off. */
+        pool: z
+          .object({
+            /** Ready containers kept at least; default: one per grading worker of the process. */
+            floor: z.number().int().min(0).max(64).optional(),
+            /** At most, however fast jobs arrive; default: two per grading worker (never below the floor). */
+            ceiling: z.number().int().min(0).max(128).optional(),
+            /** A ready container that waited this long is replaced. */
+            maxIdleSeconds: z.number().int().min(10).default(900),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -2,6 +2,8 @@ import { assignmentKey } from '../config/courses.js';
 import type { AssignmentConfig, Config, GradingLimits, Policy } from '../config/schema.js';
 import { ConfigError } from '../lib/errors.js';
 import { readSupportFiles, readTests, type JobFile } from './assignment-files.js';
+import type { ContainerSpec } from './container-runner.js';
+import { poolKey } from './warm-pool.js';
 
 export interface AssignmentGrading {
   assignment: AssignmentConfig;
@@ -50,6 +52,13 @@ export class AssignmentCatalog {
     const entry = this.entries.get(assignmentKey(course, assignment));
     if (!entry) throw new AssignmentMissingError(`Assignment "${assignment}" of course "${course}" is no longer in the configuration.`);
     return entry;
+  }
+
+  /** The distinct images and limits the assignments are graded with: one pool of pre-started containers each. */
+  specs(): ContainerSpec[] {
+    const seen = new Map<string, ContainerSpec>();
+    for (const e of this.entries.values()) seen.set(poolKey(e), { image: e.image, limits: e.limits });
+    return [...seen.values()];
   }
 
   images(): string[] {

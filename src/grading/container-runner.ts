@@ -10,12 +10,21 @@ import { InfrastructureError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { JobFile } from './assignment-files.js';
 import { harnessOutputSchema, type HarnessOutput } from './result.js';
+import { WarmPool, type PoolOptions, type PoolStats } from './warm-pool.js';
 
 /** Every container Gofer creates carries this label, so leftovers can be found and removed. */
 export const CONTAINER_LABEL = 'org.gofer.grading';
 /** Which process made the container: "<host>/<pid>". */
 export const OWNER_LABEL = 'org.gofer.owner';
 const OWNER = `${hostname()}/${process.pid}`;
+/** A pre-started container, started before it had a job (its org.gofer.job label says "pool"). */
+export const POOL_LABEL = 'org.gofer.pool';
+/** An image's modules for pre-started containers to import, comma-separated (docker/Dockerfile sets it). */
+export const PRELOAD_LABEL = 'org.gofer.preload';
+/** What a pre-started harness prints on its result stream once its kernel is ready. */
+const READY_LINE = 'GOFER-READY\n';
+/** How long a pre-started container may take to become ready before it counts as broken. */
+const READY_MS = 90_000;
 /** A container older than this is a leftover whoever made it (no grading runs this long). */
 const LEFTOVER_AGE_MS = 3 * 3600 * 1000;
 
@@ -52,16 +61,23 @@ export interface RunnerOptions {
   callMs?: number;
   /** How often a running container is inspected (default WATCH_MS). */
   watchMs?: number;
+  /** Pre-started containers (src/grading/warm-pool.ts); without it, or with floor 0, every job starts a fresh one. */
+  pool?: PoolOptions;
 }
 
-export interface ContainerJob {
+/** What a container is started with, whatever job it is given: pools are keyed by it. */
+export interface ContainerSpec {
   image: string;
+  limits: Pick<GradingLimits, 'memoryMb' | 'cpus' | 'pids' | 'tmpfsMb' | 'outputLimitKb'>;
+}
+
+export interface ContainerJob extends ContainerSpec {
   policy: Policy;
   notebook: Buffer;
   tests: JobFile[];
   supportFiles: JobFile[];
-  limits: Pick<GradingLimits, 'timeoutSeconds' | 'memoryMb' | 'cpus' | 'pids' | 'tmpfsMb' | 'outputLimitKb'>;
-  /** Shown in the container's labels, for tracing. */
+  limits: ContainerSpec['limits'] & Pick<GradingLimits, 'timeoutSeconds'>;
+  /** Shown in the container's labels, for tracing (a pre-started container was labelled before it had a job). */
   jobId?: string;
   /** Aborting kills the container and rejects with GradingAbortedError (used at shutdown). */
   signal?: AbortSignal;
@@ -91,8 +107,12 @@ export class ContainerRunner {
   private readonly seccomp: string;
   private readonly callMs: number;
   private readonly watchMs: number;
-  /** Containers this runner is using now: everything else it made is a leftover. */
+  /** Containers this runner is using now (the pool's among them): everything else it made is a leftover. */
   private readonly live = new Set<string>();
+  /** Removals under way (not awaited by the job they ended). */
+  private readonly removing = new Set<Promise<void>>();
+  private readonly preloads = new Map<string, Promise<string[]>>();
+  private readonly pool: WarmPool<Warm> | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -103,6 +123,15 @@ export class ContainerRunner {
     this.seccomp = JSON.stringify(JSON.parse(readFileSync(SECCOMP_PATH, 'utf8')));
     this.callMs = options.callMs ?? ENGINE_CALL_MS;
     this.watchMs = options.watchMs ?? WATCH_MS;
+    if (options.pool && options.pool.floor > 0) {
+      this.pool = new WarmPool<Warm>({
+        ...options.pool,
+        log,
+        start: (spec) => this.prestart(spec, options.pool?.readyMs ?? READY_MS),
+        alive: (warm) => !warm.closed,
+        discard: (warm) => this.dispose(warm.container),
+      });
+    }
   }
 
   /** Resolves when the engine answers a ping within the deadline; rejects with an EngineError. */
@@ -172,25 +201,109 @@ export class ContainerRunner {
     return leftovers.length;
   }
 
+  /**
+   * Grades one job in a container of its own: a pre-started one from the pool when one is ready
+   * (it has held no job; it is given this one and no other), else a fresh one. Either way the
+   * container is removed after this job, on every path.
+   */
   async run(job: ContainerJob): Promise<ContainerOutcome> {
     const nonce = randomBytes(16).toString('hex');
-    const payload = await this.payload(job, nonce);
+    const archive = await this.archive(job, nonce);
     const started = Date.now();
     const { limits } = job;
     // The harness gets the budget twice (notebook, then tests), kernel start-up (up to 60 s) and a
     // little grace; past that the container is killed from here, whatever learner code does inside.
     const wallMs = (2 * limits.timeoutSeconds + 70) * 1000;
-    const memory = limits.memoryMb * 1024 * 1024;
 
+    const warm = this.pool?.take(job);
+    const launched = warm ?? (await this.launch(job, { job: job.jobId ?? nonce.slice(0, 8) }));
+    const { container, stream, stdout, stderr } = launched;
+    try {
+      stream.end(warm ? archive : Buffer.concat([this.header, archive]));
+      const running = Date.now();
+
+      // The result line ends the job as soon as it is whole: the container's exit and teardown are
+      // not waited for (removal kills what is left). Only a kernel that died waits for the
+      // engine's word on the OOM killer.
+      const stopWatch = new AbortController();
+      const watching = this.watch(container, { wallMs, running, signal: job.signal, stop: stopWatch.signal, ...(warm ? { startedAt: warm.startedAt } : {}) });
+      const first = await Promise.race([watching, stdout.seenLine(`GOFER-RESULT ${nonce} `).then(() => undefined)]);
+      if (!first) {
+        const output = findResult(stdout.text(), nonce);
+        if (output && output.status !== 'kernel_died') {
+          stopWatch.abort();
+          watching.catch(() => undefined);
+          if (output.status !== 'graded') this.withoutGrade(job, output, stderr);
+          return { kind: 'harness', output, oomKilled: false, durationMs: Date.now() - started };
+        }
+      }
+      const end = first ?? (await watching);
+      if (end.kind === 'aborted') {
+        await this.call('kill a grading container', () => container.kill()).catch(() => undefined);
+        throw new GradingAbortedError();
+      }
+      const durationMs = Date.now() - started;
+      if (end.kind === 'wall_clock') {
+        this.log.warn('grading container hit the wall-clock limit; killing it', { wallMs, ranMs: end.ranMs, job: job.jobId });
+        await this.call('kill a grading container', () => container.kill()).catch((err: { statusCode?: number }) => {
+          // 409: it ended meanwhile. Anything else: the engine failed, and the limit proves nothing.
+          if (err.statusCode !== 409) throw err;
+        });
+        return { kind: 'wall_clock', durationMs };
+      }
+      // Let the attach stream deliver what the container wrote before it exited.
+      await Promise.race([launched.ended, sleep(2000)]);
+      const output = findResult(stdout.text(), nonce);
+      if (output && output.status !== 'graded') this.withoutGrade(job, output, stderr);
+      if (output) return { kind: 'harness', output, oomKilled: end.oomKilled, durationMs };
+      if (end.oomKilled) return { kind: 'oom_no_result', durationMs };
+      if (!launched.closed || end.exitCode === null) throw new EngineError('The Docker engine dropped the grading container\'s output stream.');
+      throw new InfrastructureError(
+        `The grading harness ended without a result (exit status ${end.exitCode}). Its last words: ${stderr.tail(600) || '(none)'}`,
+      );
+    } catch (err) {
+      if (err instanceof InfrastructureError || err instanceof GradingAbortedError) throw err;
+      throw engineError('run the grading container', job.image, err);
+    } finally {
+      // not awaited: the result does not wait for the engine to tear the container down
+      this.dispose(container);
+    }
+  }
+
+  /**
+   * The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled). They
+   * are for the logs only: they may quote text the learner's code made.
+   */
+  private withoutGrade(job: ContainerJob, output: HarnessOutput, stderr: CappedBuffer): void {
+    this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
+  }
+
+  /**
+   * Creates, attaches to and starts a locked-down container; writes nothing to it yet. With
+   * `prestart`, the harness will import those modules and start the kernel before it reads a job.
+   */
+  private async launch(spec: ContainerSpec, o: { job: string; prestart?: string[] }): Promise<Launched> {
+    const { limits } = spec;
+    const memory = limits.memoryMb * 1024 * 1024;
     let container: Docker.Container;
     try {
       container = await this.call('create a grading container', () => this.docker.createContainer({
-        Image: job.image,
+        Image: spec.image,
         Cmd: ['python3', '-c', BOOT],
         User: '0',
         WorkingDir: '/tmp',
-        Env: ['PYDEVD_DISABLE_FILE_VALIDATION=1', 'PYTHONDONTWRITEBYTECODE=1', 'HOME=/tmp'],
-        Labels: { [CONTAINER_LABEL]: '1', [OWNER_LABEL]: OWNER, 'org.gofer.job': job.jobId ?? nonce.slice(0, 8) },
+        Env: [
+          'PYDEVD_DISABLE_FILE_VALIDATION=1',
+          'PYTHONDONTWRITEBYTECODE=1',
+          'HOME=/tmp',
+          ...(o.prestart ? [`GOFER_PRESTART=${o.prestart.join(',')}`] : []),
+        ],
+        Labels: {
+          [CONTAINER_LABEL]: '1',
+          [OWNER_LABEL]: OWNER,
+          'org.gofer.job': o.job,
+          ...(o.prestart ? { [POOL_LABEL]: '1' } : {}),
+        },
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
@@ -224,69 +337,132 @@ export class ContainerRunner {
         },
       }));
     } catch (err) {
-      throw engineError('create a grading container', job.image, err);
+      throw engineError('create a grading container', spec.image, err);
     }
     this.live.add(container.id);
-
-    const stdout = new CappedBuffer(limits.outputLimitKb * 1024);
-    const stderr = new CappedBuffer(64 * 1024);
     try {
       const stream = (await this.call('attach to a grading container', () =>
         container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }),
       )) as NodeJS.ReadWriteStream;
-      let streamClosed = false;
+      const stdout = new CappedBuffer(limits.outputLimitKb * 1024);
+      const stderr = new CappedBuffer(64 * 1024);
+      let closed = false;
       const ended = new Promise<void>((resolve) => {
-        const closed = (): void => {
-          streamClosed = true;
+        const close = (): void => {
+          closed = true;
           resolve();
         };
-        stream.on('end', closed);
-        stream.on('close', closed);
-        stream.on('error', closed);
+        stream.on('end', close);
+        stream.on('close', close);
+        stream.on('error', close);
       });
       container.modem.demuxStream(stream, stdout, stderr);
       await this.call('start a grading container', () => container.start());
-      stream.end(payload);
-      const running = Date.now();
-
-      const end = await this.watch(container, { wallMs, running, signal: job.signal });
-      if (end.kind === 'aborted') {
-        await this.call('kill a grading container', () => container.kill()).catch(() => undefined);
-        throw new GradingAbortedError();
-      }
-      const durationMs = Date.now() - started;
-      if (end.kind === 'wall_clock') {
-        this.log.warn('grading container hit the wall-clock limit; killing it', { wallMs, ranMs: end.ranMs, job: job.jobId });
-        await this.call('kill a grading container', () => container.kill()).catch((err: { statusCode?: number }) => {
-          // 409: it ended meanwhile. Anything else: the engine failed, and the limit proves nothing.
-          if (err.statusCode !== 409) throw err;
-        });
-        return { kind: 'wall_clock', durationMs };
-      }
-      // Let the attach stream deliver what the container wrote before it exited.
-      await Promise.race([ended, sleep(2000)]);
-      const output = findResult(stdout.text(), nonce);
-      if (output && output.status !== 'graded') {
-        // The harness's diagnostics say why (a protocol the kernel broke, an agent it disabled).
-        // They are for the logs only: they may quote text the learner's code made.
-        this.log.warn('grading ended without a grade', { job: job.jobId, status: output.status, diagnostics: stderr.tail(2000), note: 'diagnostics may contain learner-controlled text' });
-      }
-      if (output) return { kind: 'harness', output, oomKilled: end.oomKilled, durationMs };
-      if (end.oomKilled) return { kind: 'oom_no_result', durationMs };
-      if (!streamClosed || end.exitCode === null) throw new EngineError('The Docker engine dropped the grading container\'s output stream.');
-      throw new InfrastructureError(
-        `The grading harness ended without a result (exit status ${end.exitCode}). Its last words: ${stderr.tail(600) || '(none)'}`,
-      );
+      return {
+        container,
+        stream,
+        stdout,
+        stderr,
+        ended,
+        get closed() {
+          return closed;
+        },
+      };
     } catch (err) {
-      if (err instanceof InfrastructureError || err instanceof GradingAbortedError) throw err;
-      throw engineError('run the grading container', job.image, err);
-    } finally {
-      // not live any more either way: one that could not be removed is swept when the engine answers again
-      this.live.delete(container.id);
-      await this.call('remove a grading container', () => container.remove({ force: true })).catch((err: { statusCode?: number; message?: string }) => {
-        if (err.statusCode !== 404) this.log.warn('could not remove a grading container', { id: container.id, error: err.message });
-      });
+      this.dispose(container);
+      throw engineError('start a grading container', spec.image, err);
     }
+  }
+
+  /**
+   * A container for the pool: the harness is sent in and boots, imports the modules the image
+   * lists (its org.gofer.preload label), starts the evaluator and the kernel, says GOFER-READY
+   * and waits for a job on stdin. It holds nothing of any job until run() gives it one.
+   */
+  private async prestart(spec: ContainerSpec, readyMs: number): Promise<Warm> {
+    const modules = await this.preloadOf(spec.image);
+    const started = Date.now();
+    const launched = await this.launch(spec, { job: 'pool', prestart: modules });
+    launched.stream.write(this.header);
+    const ready = await Promise.race([
+      launched.stdout.seen(READY_LINE),
+      launched.ended.then(() => false),
+      sleep(readyMs).then(() => false),
+    ]);
+    if (!ready) {
+      this.dispose(launched.container);
+      throw new InfrastructureError(
+        launched.closed
+          ? `A pre-started grading container ended before it was ready. Its last words: ${launched.stderr.tail(600) || '(none)'}`
+          : `A pre-started grading container was not ready within ${readyMs / 1000} s.`,
+      );
+    }
+    // the run the watch holds it to (an engine restart would have restarted or ended it)
+    const state = await this.call('inspect a grading container', () => launched.container.inspect()).catch((err: unknown) => {
+      this.dispose(launched.container);
+      throw err;
+    });
+    this.log.debug('a pre-started grading container is ready', { image: spec.image, ms: Date.now() - started });
+    return Object.assign(launched, { startedAt: state.State.StartedAt });
+  }
+
+  /** The modules an image asks pre-started containers to import (label org.gofer.preload), read once. */
+  private preloadOf(image: string): Promise<string[]> {
+    let known = this.preloads.get(image);
+    if (!known) {
+      known = this.call('inspect the grader image', () => this.docker.getImage(image).inspect()).then(
+        (info) => parsePreload(info.Config?.Labels?.[PRELOAD_LABEL]),
+        (err: unknown) => {
+          this.preloads.delete(image);
+          throw engineError('inspect the grader image', image, err);
+        },
+      );
+      this.preloads.set(image, known);
+    }
+    return known;
+  }
+
+  /** Removes a container in the background; one that cannot be removed is swept when the engine answers again. */
+  private dispose(container: Docker.Container): void {
+    this.live.delete(container.id);
+    const removal = this.call('remove a grading container', () => container.remove({ force: true }))
+      .then(() => undefined)
+      .catch((err: { statusCode?: number; message?: string }) => {
+        if (err.statusCode !== 404) this.log.warn('could not remove a grading container', { id: container.id, error: err.message });
+      })
+      .finally(() => this.removing.delete(removal));
+    this.removing.add(removal);
+  }
+
+  /** Registers an image and limits whose jobs the pool keeps pre-started containers for (no-op without a pool). */
+  keepWarm(spec: ContainerSpec): void {
+    this.pool?.keep(spec);
+  }
+
+  /** The pool's size, per image and limits, and how many jobs found a container ready. */
+  poolStats(): PoolStats {
+    return this.pool?.stats() ?? { keys: [], hits: 0, misses: 0 };
+  }
+
+  /**
+   * Resolves when every container this runner removed is gone from the engine and its pool is
+   * full with nothing starting; returns the ids of the pool's ready containers (none had a job).
+   */
+  async settled(): Promise<Set<string>> {
+    await this.pool?.settled();
+    while (this.removing.size) await Promise.all([...this.removing]);
+    return new Set((this.pool?.readyItems() ?? []).map((w) => w.container.id));
+  }
+
+  /** Removes the pool's containers and waits for every removal (at shutdown). */
+  async stop(): Promise<void> {
+    await this.pool?.stop();
+    await this.settled();
+  }
+
+  /** The harness as the container's BOOT reads it: its byte length on a line, then the source. */
+  private get header(): Buffer {
+    return Buffer.concat([Buffer.from(`${this.harness.length}\n`), this.harness]);
   }
 
   /**
@@ -298,24 +474,43 @@ export class ContainerRunner {
    */
   private async watch(
     container: Docker.Container,
-    o: { wallMs: number; running: number; signal: AbortSignal | undefined },
+    o: { wallMs: number; running: number; signal: AbortSignal | undefined; startedAt?: string; stop?: AbortSignal },
   ): Promise<{ kind: 'exited'; exitCode: number | null; oomKilled: boolean } | { kind: 'wall_clock'; ranMs: number } | { kind: 'aborted' }> {
     let waited: { StatusCode: number } | undefined;
     // wait() is kept for its speed (it answers the moment the container exits); the inspect loop decides.
     let wake: () => void = () => undefined;
+    // set when wait() answers or fails: the next look comes at once, not after a sleep
+    let look = false;
     (container.wait() as Promise<{ StatusCode: number }>).then(
       (r) => {
         waited = r;
+        look = true;
         wake();
       },
-      () => wake(),
+      () => {
+        look = true;
+        wake();
+      },
     );
     const onAbort = (): void => wake();
     o.signal?.addEventListener('abort', onAbort);
-    let startedAt: string | undefined;
+    o.stop?.addEventListener('abort', onAbort);
+    let startedAt = o.startedAt;
     try {
       for (;;) {
-        if (o.signal?.aborted) return { kind: 'aborted' };
+        // Sleep first: a short job has ended by the first look, and one inspect then tells all.
+        if (!look && !o.signal?.aborted) {
+          const ranMs = Date.now() - o.running;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, Math.max(0, Math.min(this.watchMs, o.wallMs - ranMs)));
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+        }
+        look = false;
+        if (o.signal?.aborted || o.stop?.aborted) return { kind: 'aborted' };
         const state = (
           await this.call('inspect a grading container', () => container.inspect()).catch((err: unknown) => {
             if (err instanceof EngineError) throw err;
@@ -328,20 +523,15 @@ export class ContainerRunner {
         if (state.StartedAt !== startedAt) throw new EngineError('The Docker engine restarted the grading container.');
         const ranMs = Date.now() - o.running;
         if (ranMs >= o.wallMs) return { kind: 'wall_clock', ranMs };
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(this.watchMs, o.wallMs - ranMs));
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
       }
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
+      o.stop?.removeEventListener('abort', onAbort);
     }
   }
 
-  private async payload(job: ContainerJob, nonce: string): Promise<Buffer> {
+  /** The job's files as the harness reads them after its source: an uncompressed tar stream. */
+  private async archive(job: ContainerJob, nonce: string): Promise<Buffer> {
     const pack = tar.pack();
     const jobJson = { nonce, policy: job.policy, timeoutSeconds: job.limits.timeoutSeconds, uid: LEARNER_UID };
     const entries: JobFile[] = [
@@ -361,8 +551,30 @@ export class ContainerRunner {
     for (const e of entries) pack.entry({ name: e.name, mode: 0o600, size: e.content.length }, e.content);
     pack.finalize();
     await done;
-    return Buffer.concat([Buffer.from(`${this.harness.length}\n`), this.harness, ...chunks]);
+    return Buffer.concat(chunks);
   }
+}
+
+/** A started container: its attach stream, what it wrote, and whether the stream is still open. */
+interface Launched {
+  container: Docker.Container;
+  stream: NodeJS.ReadWriteStream;
+  stdout: CappedBuffer;
+  stderr: CappedBuffer;
+  /** Settles when the attach stream ends: the container exited, or the engine dropped it. */
+  ended: Promise<void>;
+  readonly closed: boolean;
+}
+
+/** A pre-started container, ready for one job; `startedAt` is the run the watch holds it to. */
+type Warm = Launched & { startedAt: string };
+
+/** "numpy, pandas,matplotlib.pyplot" as module names; anything else is left out. */
+export function parsePreload(label: string | undefined): string[] {
+  return (label ?? '')
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => /^[A-Za-z_][\w.]*$/.test(m));
 }
 
 /** Picks the result line carrying this job's nonce; learner code cannot know the nonce. */
@@ -429,10 +641,33 @@ class CappedBuffer extends Writable {
       this.chunks = [kept];
       this.size = kept.length;
     }
+    this.emit('chunk');
     cb();
   }
   text(): string {
     return Buffer.concat(this.chunks).subarray(-this.limit).toString('utf8');
+  }
+  /** Resolves with true once `marker` has been written (checked as each chunk arrives). */
+  seen(marker: string): Promise<boolean> {
+    return this.until((text) => text.includes(marker));
+  }
+  /** Resolves once a whole line starting with `prefix` has been written. */
+  seenLine(prefix: string): Promise<boolean> {
+    return this.until((text) => {
+      const at = text.startsWith(prefix) ? 0 : text.indexOf(`\n${prefix}`);
+      return at >= 0 && text.indexOf('\n', at + 1) > at;
+    });
+  }
+  private until(test: (text: string) => boolean): Promise<boolean> {
+    if (test(this.text())) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!test(this.text())) return;
+        this.off('chunk', check);
+        resolve(true);
+      };
+      this.on('chunk', check);
+    });
   }
   tail(n: number): string {
     return this.text().slice(-n).trim();

@@ -65,11 +65,14 @@ export function healthHandler(d: HealthDeps): (req: IncomingMessage, res: Server
   };
 }
 
-/** `gofer worker`'s small HTTP listener: GET /health, nothing else. */
-export async function startHealthServer(host: string, port: number, d: HealthDeps): Promise<Server> {
-  const health = healthHandler(d);
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** `gofer worker`'s small HTTP listener: GET /health and, when given, GET /metrics; nothing else. */
+export async function startHealthServer(host: string, port: number, d: HealthDeps, metrics?: Handler): Promise<Server> {
+  const routes = new Map<string, Handler>([['/health', healthHandler(d)], ...(metrics ? [['/metrics', metrics] as const] : [])]);
   const server = createServer((req, res) => {
-    if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/health') return health(req, res);
+    const route = req.method === 'GET' ? routes.get((req.url ?? '').split('?')[0]!) : undefined;
+    if (route) return route(req, res);
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end(`Nothing here: ${req.method ?? ''} ${req.url ?? ''}\n`);
   });

@@ -21,6 +21,8 @@ export interface ClaimedJob {
   submissionId: string;
   attempts: number;
   maxAttempts: number;
+  /** When the job was added (its submission's arrival, or the regrade's). */
+  queuedAt: number;
   submission: GradingSubject;
   notebook: Buffer;
 }

@@ -2,6 +2,7 @@ import { assignmentKey } from '../config/courses.js';
 import type { Clock } from '../lib/clock.js';
 import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { Metrics } from '../lib/metrics.js';
 import { PollLoop } from '../lib/poll-loop.js';
 import { EngineError, GradingAbortedError } from './container-runner.js';
 import type { EngineMonitor } from './engine-monitor.js';
@@ -29,6 +30,7 @@ export interface WorkerPoolOptions {
   engineName?: string;
   heartbeats?: HeartbeatStore;
   heartbeatMs?: number;
+  metrics?: Metrics;
 }
 
 /**
@@ -119,7 +121,8 @@ export class WorkerPool {
   }
 
   private async process(id: string, job: ClaimedJob): Promise<void> {
-    const { queue, clock, log } = this.o;
+    const { queue, clock, log, metrics } = this.o;
+    if (job.attempts === 1) metrics?.queueWait.observe(Math.max(0, clock.now() - job.queuedAt) / 1000);
     const abort = new AbortController();
     this.running.set(job.id, abort);
     let leaseLost = false;
@@ -139,6 +142,7 @@ export class WorkerPool {
       const result = await this.o.grade(submission, job.notebook, abort.signal);
       const producer = { worker: id, engine: this.o.engineName ?? '' };
       if (await queue.complete(job.id, id, submission.id, result, clock.now(), producer)) {
+        metrics?.grading.observe({ status: result.status }, result.durationMs / 1000);
         const fields = { submission: submission.id, status: result.status, score: result.score, ms: Math.round(result.durationMs), ...producer };
         // a learner's timeout is rare and worth a look: say why it stopped
         if (result.status === 'timeout') log.warn('graded: the time limit stopped the notebook', { ...fields, cause: result.message });

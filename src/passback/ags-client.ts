@@ -3,6 +3,7 @@ import { SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { TokenCacheStats } from '../lib/metrics.js';
 import type { ToolKeySource, ToolSigningKey } from '../lti/tool-keys.js';
 
 export const AGS_SCOPE = {
@@ -62,6 +63,10 @@ export interface AgsStats {
   /** Token requests sent (the benchmark's figure: one per registration and scope set per token lifetime). */
   tokenRequests: number;
   tokenFailures: number;
+  /** Token lookups: a cached token used (hit), none cached (miss), one past its refresh time (refresh). */
+  tokenHits: number;
+  tokenMisses: number;
+  tokenRefreshes: number;
   scorePosts: number;
   /** AGS answers 401/403 (a rotated platform key, an expired or under-scoped token). */
   refused: number;
@@ -115,13 +120,18 @@ const lineItemSchema = z.object({
  * once for concurrent callers; every answer classified for the dispatcher.
  */
 export class AgsClient {
-  readonly stats: AgsStats = { tokenRequests: 0, tokenFailures: 0, scorePosts: 0, refused: 0 };
+  readonly stats: AgsStats = { tokenRequests: 0, tokenFailures: 0, tokenHits: 0, tokenMisses: 0, tokenRefreshes: 0, scorePosts: 0, refused: 0 };
   private readonly cache = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<TokenOutcome>>();
   private readonly fetch: typeof fetch;
 
   constructor(private readonly o: AgsClientOptions) {
     this.fetch = o.fetch ?? globalThis.fetch;
+  }
+
+  /** The token lookups so far, for the metrics. */
+  tokenCache(): TokenCacheStats {
+    return { hits: this.stats.tokenHits, misses: this.stats.tokenMisses, refreshes: this.stats.tokenRefreshes };
   }
 
   /** POST {lineItemUrl}/scores. `signal` aborts it (shutdown): the promise then rejects. */
@@ -235,7 +245,12 @@ export class AgsClient {
   private async token(target: PlatformClient, scopes: string[], key: string): Promise<TokenOutcome> {
     const now = this.o.clock.now();
     const cached = this.cache.get(key);
-    if (cached && now < cached.refreshAt) return { ok: true, token: cached.token };
+    if (cached && now < cached.refreshAt) {
+      this.stats.tokenHits++;
+      return { ok: true, token: cached.token };
+    }
+    if (cached) this.stats.tokenRefreshes++;
+    else this.stats.tokenMisses++;
     let pending = this.inflight.get(key);
     if (!pending) {
       pending = this.fetchToken(target, scopes, key).finally(() => this.inflight.delete(key));

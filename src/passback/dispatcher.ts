@@ -1,6 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import { NonRetryableError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { Metrics } from '../lib/metrics.js';
 import { PollLoop } from '../lib/poll-loop.js';
 import type { AgsClient } from './ags-client.js';
 import { LineItemResolver, type Lookups, type TargetRecords } from './line-items.js';
@@ -38,6 +39,7 @@ export interface DispatcherOptions {
    */
   bindingCacheMs?: number;
   random?: () => number;
+  metrics?: Metrics;
 }
 
 /**
@@ -218,8 +220,9 @@ export class Dispatcher {
 
   private async process(row: ClaimedPassback, signal: AbortSignal, lookups: Lookups): Promise<void> {
     const { outbox, log } = this.o;
+    const started = performance.now();
     try {
-      await this.record(row, await this.deliver(row, signal, lookups));
+      await this.record(row, await this.deliver(row, signal, lookups), started);
     } catch (err) {
       if (signal.aborted) {
         await outbox.release(row.id, this.id).catch((e: Error) => log.error('cannot give back a passback', { passback: row.id, error: e.message }));
@@ -229,7 +232,7 @@ export class Dispatcher {
       // unless no retry can help (a configuration that must be fixed first).
       log.warn('passback attempt failed', { passback: row.id, error: (err as Error).message });
       const detail = `Gofer could not send it: ${(err as Error).message}`;
-      await this.record(row, err instanceof NonRetryableError ? { kind: 'failed', status: 0, detail } : { kind: 'retry', detail }).catch((e: Error) =>
+      await this.record(row, err instanceof NonRetryableError ? { kind: 'failed', status: 0, detail } : { kind: 'retry', detail }, started).catch((e: Error) =>
         log.error('cannot record a passback failure', { passback: row.id, error: e.message }),
       );
     }
@@ -246,11 +249,14 @@ export class Dispatcher {
     return worst(outcomes);
   }
 
-  /** Makes the outbox transition `settle` decides for the attempt's outcome. */
-  private async record(row: ClaimedPassback, out: PairOutcome): Promise<void> {
-    const { outbox, log, clock } = this.o;
+  /** Makes the outbox transition `settle` decides for the attempt's outcome (begun at `started`, performance.now()). */
+  private async record(row: ClaimedPassback, out: PairOutcome, started: number): Promise<void> {
+    const { outbox, log, clock, metrics } = this.o;
     const now = clock.now();
     const s = settle(out, row.attempts, now, this.settlement);
+    metrics?.passbacks.inc({ outcome: s.kind });
+    metrics?.passbackAttempt.observe({ outcome: s.kind }, (performance.now() - started) / 1000);
+    if (s.kind === 'sent') metrics?.passbackDelay.observe(Math.max(0, now - row.gradedAt) / 1000);
     const who = { passback: row.id, owner: row.owner, assignment: row.assignment };
     let held = true;
     switch (s.kind) {

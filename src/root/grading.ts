@@ -13,6 +13,8 @@ import type { Logger } from '../lib/logger.js';
 import { JobQueue } from '../submissions/job-queue.js';
 import type { PassbackOutbox } from '../passback/outbox.js';
 import type { PolicyLookup } from '../passback/policy.js';
+import type { PoolOptions } from '../grading/warm-pool.js';
+import type { Config } from '../config/schema.js';
 import type { RootDeps } from './deps.js';
 
 export interface Grading {
@@ -41,17 +43,18 @@ export async function createGrading(
     passback?: { outbox: PassbackOutbox; policy: PolicyLookup };
   },
 ): Promise<Grading> {
-  const { config, db, clock, log } = deps;
+  const { config, db, clock, log, metrics } = deps;
   const docker = createDocker(config);
-  const runner = new ContainerRunner(docker, log);
   const catalog = await AssignmentCatalog.load(config);
   const workers = deps.workers ?? config.queue.workers ?? availableParallelism();
+  const runner = new ContainerRunner(docker, log, { pool: poolOptions(config, workers) });
   const name = processName();
   let engine = engineName(config, deps.env);
   let engineCpus = 0;
   if (workers > 0) {
     for (const image of catalog.images()) await runner.checkReady(image);
     await runner.removeLeftovers();
+    for (const spec of catalog.specs()) runner.keepWarm(spec);
     // the engine's own id tells engines apart across hosts (the same socket path names a different engine on each)
     const info = (await Promise.race([docker.info(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer')), ENGINE_CALL_MS).unref())])) as { ID?: string; NCPU?: number };
     engine = `${engine} ${String(info.ID ?? '').slice(0, 14)}`.trim();
@@ -77,6 +80,7 @@ export async function createGrading(
     engineName: engine,
     heartbeats,
     heartbeatMs: config.queue.heartbeatSeconds * 1000,
+    metrics,
     grade: (submission, notebook, signal) => {
       const g = catalog.get(submission.course, submission.assignment);
       return gradeNotebook(runner, {
@@ -93,8 +97,12 @@ export async function createGrading(
       });
     },
   });
+  metrics.collectFrom({ backlog: () => queue.backlog(clock.now()), poolStats: () => runner.poolStats() });
   pool.start();
-  const stop = (): Promise<void> => pool.stop(config.queue.shutdownGraceSeconds * 1000);
+  const stop = async (): Promise<void> => {
+    await pool.stop(config.queue.shutdownGraceSeconds * 1000);
+    await runner.stop();
+  };
   try {
     if (workers > 0) await warnIfOversubscribed(heartbeats, { engine, engineCpus, clock, log, heartbeatMs: config.queue.heartbeatSeconds * 1000, name, workers });
   } catch (err) {
@@ -103,6 +111,12 @@ export async function createGrading(
   }
   const health: HealthDeps = { db, queue, heartbeats, clock, workers, engineName: engine, ...(monitor ? { engine: monitor } : {}) };
   return { pool, health, workers, engine, stop };
+}
+
+/** The pool of pre-started containers a process with this many workers keeps (off without workers). */
+export function poolOptions(config: Config, workers: number): PoolOptions {
+  const { floor = workers, ceiling = 2 * workers, maxIdleSeconds } = config.queue.pool;
+  return { floor: workers > 0 ? floor : 0, ceiling: Math.max(floor, ceiling), maxIdleMs: maxIdleSeconds * 1000 };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Environment } from '../config/load.js';
 import type { Config, PlatformConfig } from '../config/schema.js';
 import { checkHealth, healthHandler, startHealthServer, type HealthDeps } from '../grading/health.js';
 import { uuid } from '../lib/clock.js';
+import { metricsHandler, type Metrics } from '../lib/metrics.js';
 import { listRoutes, type RouteEntry } from '../lib/routes.js';
 import { ltiBaseUrl } from '../lti/provider.js';
 import type { PassbackOutbox } from '../passback/outbox.js';
@@ -86,11 +87,12 @@ export async function createHttp(
     const oauth = hubClient && oauthSettings ? new HubOAuth(oauthSettings, hubClient, cookieSecret(config.server.secret, env, config.dataDir), clock, hub.prefix, sessions) : undefined;
     const examiners = new ExaminerPool();
     stops.push(() => examiners.close());
-    const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: deps.wakeGrading });
+    const intake = new Intake({ config, submissions, examiners, clock, ids: uuid, log, onQueued: deps.wakeGrading, metrics: deps.metrics });
     let lti: Lti | undefined;
     if (deps.outbox) {
       lti = await createLti({
         hubConfigured: hubClient !== undefined,
+        metrics: deps.metrics,
         config,
         db,
         env,
@@ -122,6 +124,7 @@ export async function createHttp(
       mounts: lti?.mounts ?? [],
       frameAncestors,
       health: healthHandler(deps.health),
+      metrics: metricsHandler(deps.metrics),
       landing: landingRouter({
         config,
         prefix: hub.prefix,
@@ -161,10 +164,10 @@ export async function createHttp(
   }
 }
 
-/** `gofer worker`'s /health listener, when worker.healthPort is set. */
-export async function createHealthHttp(config: Config, health: HealthDeps): Promise<Http | undefined> {
+/** `gofer worker`'s /health and /metrics listener, when worker.healthPort is set. */
+export async function createHealthHttp(config: Config, health: HealthDeps, metrics: Metrics): Promise<Http | undefined> {
   if (config.worker.healthPort === undefined) return undefined;
-  const server = await startHealthServer(config.worker.healthHost, config.worker.healthPort, health);
+  const server = await startHealthServer(config.worker.healthHost, config.worker.healthPort, health, metricsHandler(metrics));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.worker.healthPort;
   const host = config.worker.healthHost.includes(':') ? `[${config.worker.healthHost}]` : config.worker.healthHost;

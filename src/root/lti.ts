@@ -65,7 +65,7 @@ export async function createLti(
   const heartbeats = new HeartbeatStore(db);
   const signer = new Signer(cookieSecret(config.server.secret, env, config.dataDir));
   const pageSessions = new LtiPageSessions({ sessions: deps.sessions, cookies: ltiCookies(config.lti), clock });
-  const passback = createPassback({ config, db, env, clock, log, outbox: deps.outbox, policy: deps.policy, lti: store });
+  const passback = createPassback({ config, db, env, clock, log, metrics: deps.metrics, outbox: deps.outbox, policy: deps.policy, lti: store });
   try {
     const { dispatcher, ags } = passback;
     const wake = async (hubUser: string): Promise<void> => {

@@ -20,7 +20,7 @@ export interface Passback {
 
 /** The sending side: the AGS client and the dispatcher (started) over the outbox. */
 export function createPassback(deps: RootDeps & { outbox: PassbackOutbox; policy: PolicyLookup; lti: LtiStore }): Passback {
-  const { config, clock, log } = deps;
+  const { config, clock, log, metrics } = deps;
   const ags = new AgsClient({
     keys: new LtijsToolKeys(new KnexLtiPlugin(deps.db, clock, log), ltiEncryptionKey(config, deps.env)),
     clock,
@@ -41,7 +41,9 @@ export function createPassback(deps: RootDeps & { outbox: PassbackOutbox; policy
     retryDelayMs: config.passback.retryDelaySeconds * 1000,
     // a lease outlives the few requests one send makes, each with its own timeout
     leaseMs: Math.max(120_000, 12 * config.passback.requestTimeoutSeconds * 1000),
+    metrics,
   });
+  metrics.collectFrom({ tokenCache: () => ags.tokenCache() });
   dispatcher.start();
   const actions = new PassbackActions({ outbox: deps.outbox, policy: deps.policy, clock, onRequeued: () => dispatcher.notify() });
   return { dispatcher, ags, actions, stop: () => dispatcher.stop(config.queue.shutdownGraceSeconds * 1000) };

@@ -42,6 +42,8 @@ export interface LeasedJob {
   submissionId: string;
   attempts: number;
   maxAttempts: number;
+  /** When the job was added (its submission's arrival, or the regrade's). */
+  queuedAt: number;
 }
 
 /** The PostgreSQL advisory lock claims take turns on (an arbitrary number of Gofer's own). */
@@ -119,11 +121,11 @@ export class GradingJobsTable {
                LIMIT 1 ${isPostgres(this.db) ? 'FOR UPDATE OF j SKIP LOCKED' : ''}`,
         bindings: [now, now, now, maxRunning, ...skip.flatMap((k) => [k.course, k.assignment])],
       },
-      ['id', 'submission_id', 'attempts', 'max_attempts'],
+      ['id', 'submission_id', 'attempts', 'max_attempts', 'created_at'],
       { sql: 'attempts = attempts + 1, claimed_at = ?, updated_at = ?', bindings: [now, now] },
     );
     if (!row) return undefined;
-    return { id: Number(row.id), submissionId: String(row.submission_id), attempts: Number(row.attempts), maxAttempts: Number(row.max_attempts) };
+    return { id: Number(row.id), submissionId: String(row.submission_id), attempts: Number(row.attempts), maxAttempts: Number(row.max_attempts), queuedAt: Number(row.created_at) };
   }
 
   /** Claims take turns on PostgreSQL (see claimNext); SQLite runs one writer at a time anyway. */

@@ -1,8 +1,9 @@
 import { zoneOf, type Config } from '../config/schema.js';
 import { localText } from '../lib/time-zone.js';
 import type { Clock, IdSource } from '../lib/clock.js';
-import { ForbiddenError, RateLimitError } from '../lib/errors.js';
+import { ForbiddenError, GoferError, RateLimitError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { Metrics, SubmissionOutcome } from '../lib/metrics.js';
 import { resolveAssignment, resolveTarget } from '../config/courses.js';
 import { examinationError, type ExaminerPool, type ReceivedNotebook } from './examine.js';
 import type { Identity } from './identity.js';
@@ -30,6 +31,7 @@ export class Intake {
       log: Logger;
       /** Called after a job is stored, to wake in-process workers. */
       onQueued?: () => void;
+      metrics?: Metrics;
     },
   ) {}
 
@@ -38,6 +40,19 @@ export class Intake {
    * notebook's metadata, says which assignment it is.
    */
   async submit(who: Identity, notebook: ReceivedNotebook, target?: { course: string; assignment: string }): Promise<Receipt> {
+    const count = (outcome: SubmissionOutcome): void => this.deps.metrics?.submissions.inc({ outcome });
+    try {
+      const receipt = await this.store(who, notebook, target);
+      count(receipt.duplicate ? 'duplicate' : 'accepted');
+      return receipt;
+    } catch (err) {
+      // refused: the learner's request (a notebook that is not one, late, too many, no such assignment); error: Gofer's side
+      count(err instanceof GoferError && err.status < 500 ? 'refused' : 'error');
+      throw err;
+    }
+  }
+
+  private async store(who: Identity, notebook: ReceivedNotebook, target?: { course: string; assignment: string }): Promise<Receipt> {
     const { config, submissions, clock } = this.deps;
     const nb = await this.deps.examiners.examine(notebook);
     if (!nb.ok) throw examinationError(nb);

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gradingSchema } from '../../src/config/schema.js';
 import type { ContainerRunner } from '../../src/grading/container-runner.js';
-import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
+import { readAssignment } from '../../src/grading/grader.js';
 import type { GradingResult, TestResult } from '../../src/grading/result.js';
-import { IMAGE, requireEngine } from '../helpers/engine.js';
+import { IMAGE, requireEngine, RUNNER_MODES, gradeIn } from '../helpers/engine.js';
 import { notebookBytes, okTest } from '../helpers/notebooks.js';
 
 /**
@@ -116,43 +116,46 @@ const CASES: Record<string, string> = {
   no_learner_import: ">>> import learner_module\nTraceback (most recent call last):\n    ...\nModuleNotFoundError: No module named 'learner_module'",
 };
 
-describe('the trusted evaluator (real engine)', function () {
-  this.timeout(240_000);
-  let runner: ContainerRunner;
-  let result: GradingResult;
-  const byName: Record<string, TestResult> = {};
+for (const mode of RUNNER_MODES) {
+  describe(`the trusted evaluator (real engine) (${mode.name})`, function () {
+    this.timeout(240_000);
+    let runner: ContainerRunner;
+    let result: GradingResult;
+    const byName: Record<string, TestResult> = {};
 
-  before(async () => {
-    ({ runner } = await requireEngine());
-    const dir = mkdtempSync(path.join(tmpdir(), 'gofer-evaluator-'));
-    mkdirSync(path.join(dir, 'tests'));
-    for (const [name, code] of Object.entries(CASES)) writeFileSync(path.join(dir, 'tests', `${name}.py`), okTest({ name, okFormat: true, cases: [{ code, hidden: false }] }));
-    writeFileSync(
-      path.join(dir, 'tests', 'around.py'),
-      okTest({ name: 'around', okFormat: true, setup: '>>> offset = 10', teardown: '>>> del offset', cases: [{ code: '>>> x + offset > 13\nTrue', hidden: false }, { code: ">>> 'offset' in dir()\nTrue", hidden: false }] }),
-    );
-    const tests = await readAssignment(path.join(dir, 'tests'));
-    // 20 s: the per-case limit is 5 s, so `forever` ends alone and the rest still run
-    result = await gradeNotebook(runner, { notebook: notebookBytes(NOTEBOOK), policy: 'otter', image: IMAGE, limits: gradingSchema.parse({ timeoutSeconds: 20, memoryMb: 1024 }), ...tests });
-    for (const t of result.tests) byName[t.name] = t;
-  });
-
-  const passing = Object.keys(CASES).filter((n) => !['forever', 'too_big', 'too_deep'].includes(n));
-  for (const name of [...passing, 'around']) {
-    it(`${name}: works on the notebook's values`, () => {
-      expect(result.status, result.message ?? '').to.equal('graded');
-      expect(byName[name]?.passed, byName[name]?.message).to.equal(true);
+    after(() => runner.stop());
+    before(async () => {
+      ({ runner } = await requireEngine({ pool: mode.pool }));
+      const dir = mkdtempSync(path.join(tmpdir(), 'gofer-evaluator-'));
+      mkdirSync(path.join(dir, 'tests'));
+      for (const [name, code] of Object.entries(CASES)) writeFileSync(path.join(dir, 'tests', `${name}.py`), okTest({ name, okFormat: true, cases: [{ code, hidden: false }] }));
+      writeFileSync(
+        path.join(dir, 'tests', 'around.py'),
+        okTest({ name: 'around', okFormat: true, setup: '>>> offset = 10', teardown: '>>> del offset', cases: [{ code: '>>> x + offset > 13\nTrue', hidden: false }, { code: ">>> 'offset' in dir()\nTrue", hidden: false }] }),
+      );
+      const tests = await readAssignment(path.join(dir, 'tests'));
+      // 20 s: the per-case limit is 5 s, so `forever` ends alone and the rest still run
+      result = await gradeIn(runner, { notebook: notebookBytes(NOTEBOOK), policy: 'otter', image: IMAGE, limits: gradingSchema.parse({ timeoutSeconds: 20, memoryMb: 1024 }), ...tests });
+      for (const t of result.tests) byName[t.name] = t;
     });
-  }
 
-  it('a learner function that never returns fails only its case, with a time-limit message', () => {
-    expect(byName.forever?.passed).to.equal(false);
-    expect(byName.forever?.message).to.match(/still running after 5 s/);
-    expect(byName.after_forever?.passed).to.equal(true);
-  });
+    const passing = Object.keys(CASES).filter((n) => !['forever', 'too_big', 'too_deep'].includes(n));
+    for (const name of [...passing, 'around']) {
+      it(`${name}: works on the notebook's values`, () => {
+        expect(result.status, result.message ?? '').to.equal('graded');
+        expect(byName[name]?.passed, byName[name]?.message).to.equal(true);
+      });
+    }
 
-  it('a value over the size or depth caps fails its case with a message that says so', () => {
-    expect(byName.too_big?.message).to.match(/cannot be read by the tests: it is larger than 64 MB/);
-    expect(byName.too_deep?.message).to.match(/cannot be read by the tests: it is nested more than 64 levels/);
+    it('a learner function that never returns fails only its case, with a time-limit message', () => {
+      expect(byName.forever?.passed).to.equal(false);
+      expect(byName.forever?.message).to.match(/still running after 5 s/);
+      expect(byName.after_forever?.passed).to.equal(true);
+    });
+
+    it('a value over the size or depth caps fails its case with a message that says so', () => {
+      expect(byName.too_big?.message).to.match(/cannot be read by the tests: it is larger than 64 MB/);
+      expect(byName.too_deep?.message).to.match(/cannot be read by the tests: it is nested more than 64 levels/);
+    });
   });
-});
+}

@@ -1,9 +1,8 @@
 import { expect } from 'chai';
 import { gradingSchema, type Policy } from '../../src/config/schema.js';
 import type { ContainerRunner } from '../../src/grading/container-runner.js';
-import { gradeNotebook } from '../../src/grading/grader.js';
 import type { GradingResult } from '../../src/grading/result.js';
-import { assignmentOf, IMAGE, requireEngine } from '../helpers/engine.js';
+import { assignmentOf, IMAGE, requireEngine, RUNNER_MODES, gradeIn } from '../helpers/engine.js';
 import { notebookBytes, okTest } from '../helpers/notebooks.js';
 
 /**
@@ -86,41 +85,44 @@ const FORGERS: Record<string, string> = {
   ].join('\n'),
 };
 
-describe('forging notebooks (real engine, trusted evaluator)', function () {
-  this.timeout(300_000);
-  let runner: ContainerRunner;
-  let tests: Awaited<ReturnType<typeof assignmentOf>>;
+for (const mode of RUNNER_MODES) {
+  describe(`forging notebooks (real engine, trusted evaluator) (${mode.name})`, function () {
+    this.timeout(300_000);
+    let runner: ContainerRunner;
+    let tests: Awaited<ReturnType<typeof assignmentOf>>;
 
-  before(async () => {
-    ({ runner } = await requireEngine());
-    tests = await assignmentOf(TESTS);
-  });
+    after(() => runner.stop());
+    before(async () => {
+      ({ runner } = await requireEngine({ pool: mode.pool }));
+      tests = await assignmentOf(TESTS);
+    });
 
-  async function grade(cells: string[], policy: Policy): Promise<GradingResult> {
-    const limits = gradingSchema.parse({ timeoutSeconds: 30, memoryMb: 512 });
-    return gradeNotebook(runner, { notebook: notebookBytes(cells), policy, image: IMAGE, limits, ...tests });
-  }
+    async function grade(cells: string[], policy: Policy): Promise<GradingResult> {
+      const limits = gradingSchema.parse({ timeoutSeconds: 30, memoryMb: 512 });
+      return gradeIn(runner, { notebook: notebookBytes(cells), policy, image: IMAGE, limits, ...tests });
+    }
 
-  for (const [name, attack] of Object.entries(FORGERS)) {
-    it(`${name}: scores exactly 0 under both policies`, async () => {
+    for (const [name, attack] of Object.entries(FORGERS)) {
+      it(`${name}: scores exactly 0 under both policies`, async () => {
+        for (const policy of ['otter', 'gofer'] as const) {
+          const r = await grade([...WRONG, attack], policy);
+          expect(r.status, `${policy}: ${r.message}`).to.be.oneOf(['graded', 'kernel_died']);
+          expect(r.score, `${policy}: ${JSON.stringify(r.tests)}`).to.equal(0);
+          expect(r.points, policy).to.equal(0);
+        }
+      });
+    }
+
+    it('an honest notebook scores 1 and a half-right one its exact share, with the forgers in the same suite', async () => {
+      const honest = ['import pandas as pd\ndef square(x):\n    return x * x\ndf = pd.DataFrame({"x": [1, 2, 3], "y": [1, 4, 9]})\nlabel = "squares"'];
+      const half = ['import pandas as pd\ndef square(x):\n    return x * x\ndf = pd.DataFrame({"x": [1, 2, 3], "y": [0, 0, 0]})\nlabel = "cubes"'];
       for (const policy of ['otter', 'gofer'] as const) {
-        const r = await grade([...WRONG, attack], policy);
-        expect(r.status, `${policy}: ${r.message}`).to.be.oneOf(['graded', 'kernel_died']);
-        expect(r.score, `${policy}: ${JSON.stringify(r.tests)}`).to.equal(0);
-        expect(r.points, policy).to.equal(0);
+        const good = await grade(honest, policy);
+        expect(good.status).to.equal('graded');
+        expect(good.score, `${policy}: ${JSON.stringify(good.tests)}`).to.equal(1);
+        const partial = await grade(half, policy);
+        expect(partial.score, `${policy}: ${JSON.stringify(partial.tests)}`).to.equal(0.5);
       }
     });
-  }
-
-  it('an honest notebook scores 1 and a half-right one its exact share, with the forgers in the same suite', async () => {
-    const honest = ['import pandas as pd\ndef square(x):\n    return x * x\ndf = pd.DataFrame({"x": [1, 2, 3], "y": [1, 4, 9]})\nlabel = "squares"'];
-    const half = ['import pandas as pd\ndef square(x):\n    return x * x\ndf = pd.DataFrame({"x": [1, 2, 3], "y": [0, 0, 0]})\nlabel = "cubes"'];
-    for (const policy of ['otter', 'gofer'] as const) {
-      const good = await grade(honest, policy);
-      expect(good.status).to.equal('graded');
-      expect(good.score, `${policy}: ${JSON.stringify(good.tests)}`).to.equal(1);
-      const partial = await grade(half, policy);
-      expect(partial.score, `${policy}: ${JSON.stringify(partial.tests)}`).to.equal(0.5);
-    }
   });
-});
+}

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gradingSchema, type Policy } from '../../src/config/schema.js';
 import type { ContainerRunner } from '../../src/grading/container-runner.js';
-import { gradeNotebook, readAssignment } from '../../src/grading/grader.js';
+import { readAssignment } from '../../src/grading/grader.js';
 import type { GradingResult, TestResult } from '../../src/grading/result.js';
-import { IMAGE, requireEngine } from '../helpers/engine.js';
+import { IMAGE, requireEngine, RUNNER_MODES, gradeIn } from '../helpers/engine.js';
 import { notebookBytes, okTest } from '../helpers/notebooks.js';
 
 /**
@@ -84,58 +84,63 @@ async function grade(runner: ContainerRunner, policy: Policy): Promise<GradingRe
   for (const [name, text] of Object.entries(TESTS)) writeFileSync(path.join(dir, 'tests', `${name}.py`), text);
   const assignment = await readAssignment(path.join(dir, 'tests'));
   const limits = gradingSchema.parse({ timeoutSeconds: 60 });
-  return gradeNotebook(runner, { notebook: NOTEBOOK, policy, image: IMAGE, limits, ...assignment });
+  return gradeIn(runner, { notebook: NOTEBOOK, policy, image: IMAGE, limits, ...assignment });
 }
 
 function byName(result: GradingResult): Record<string, TestResult> {
   return Object.fromEntries(result.tests.map((t) => [t.name, t]));
 }
 
-describe('scoring policies (real engine)', function () {
-  this.timeout(180_000);
-  let runner: ContainerRunner;
-  let otter: GradingResult;
-  let gofer: GradingResult;
+for (const mode of RUNNER_MODES) {
+  describe(`scoring policies (real engine) (${mode.name})`, function () {
+    this.timeout(180_000);
+    let runner: ContainerRunner;
+    let otter: GradingResult;
+    let gofer: GradingResult;
 
-  before(async () => {
-    ({ runner } = await requireEngine());
-    [otter, gofer] = await Promise.all([grade(runner, 'otter'), grade(runner, 'gofer')]);
-  });
+    after(() => runner.stop());
+    before(async () => {
+      ({ runner } = await requireEngine({ pool: mode.pool }));
+      // one after the other: in the pooled mode each takes a ready container
+      otter = await grade(runner, 'otter');
+      gofer = await grade(runner, 'gofer');
+    });
 
-  it('otter: partial credit per case, by the rules for points given as a number, a list, or absent', () => {
-    expect(otter.status).to.equal('graded');
-    const got = Object.fromEntries(otter.tests.map((t) => [t.name, [t.points, t.maxPoints, t.passed]]));
-    expect(got).to.deep.equal(OTTER);
-    const points = Object.values(OTTER).reduce((s, [p]) => s + p, 0);
-    const max = Object.values(OTTER).reduce((s, [, m]) => s + m, 0);
-    expect(otter.points).to.be.closeTo(points, 1e-6);
-    expect(otter.maxPoints).to.be.closeTo(max, 1e-6);
-    expect(otter.score).to.be.closeTo(points / max, 1e-6);
-  });
+    it('otter: partial credit per case, by the rules for points given as a number, a list, or absent', () => {
+      expect(otter.status).to.equal('graded');
+      const got = Object.fromEntries(otter.tests.map((t) => [t.name, [t.points, t.maxPoints, t.passed]]));
+      expect(got).to.deep.equal(OTTER);
+      const points = Object.values(OTTER).reduce((s, [p]) => s + p, 0);
+      const max = Object.values(OTTER).reduce((s, [, m]) => s + m, 0);
+      expect(otter.points).to.be.closeTo(points, 1e-6);
+      expect(otter.maxPoints).to.be.closeTo(max, 1e-6);
+      expect(otter.score).to.be.closeTo(points / max, 1e-6);
+    });
 
-  it('gofer: a file passes only when every case passes, and each file weighs the same', () => {
-    expect(gofer.status).to.equal('graded');
-    for (const t of gofer.tests) {
-      expect(t.maxPoints, t.name).to.equal(1);
-      expect(t.points, t.name).to.equal(t.passed ? 1 : 0);
-      // under gofer a case without `hidden` is visible; `allhidden` marks its only case hidden
-      expect(t.passed, t.name).to.equal(OTTER[t.name]![2]);
-    }
-    const passed = gofer.tests.filter((t) => t.passed).length;
-    expect(gofer.score).to.be.closeTo(passed / Object.keys(TESTS).length, 1e-6);
-  });
+    it('gofer: a file passes only when every case passes, and each file weighs the same', () => {
+      expect(gofer.status).to.equal('graded');
+      for (const t of gofer.tests) {
+        expect(t.maxPoints, t.name).to.equal(1);
+        expect(t.points, t.name).to.equal(t.passed ? 1 : 0);
+        // under gofer a case without `hidden` is visible; `allhidden` marks its only case hidden
+        expect(t.passed, t.name).to.equal(OTTER[t.name]![2]);
+      }
+      const passed = gofer.tests.filter((t) => t.passed).length;
+      expect(gofer.score).to.be.closeTo(passed / Object.keys(TESTS).length, 1e-6);
+    });
 
-  it('explains failed visible cases with the expected and actual output', () => {
-    const t = byName(otter);
-    expect(t.undefined!.message).to.match(/missing_answer/).and.match(/NameError/);
-    expect(t.listpoints!.message).to.match(/Expected:\s+5/).and.match(/Got:\s+4/);
-  });
+    it('explains failed visible cases with the expected and actual output', () => {
+      const t = byName(otter);
+      expect(t.undefined!.message).to.match(/missing_answer/).and.match(/NameError/);
+      expect(t.listpoints!.message).to.match(/Expected:\s+5/).and.match(/Got:\s+4/);
+    });
 
-  it('withholds hidden cases: a test made only of hidden cases is hidden, and hidden failures show no code or output', () => {
-    const t = byName(otter);
-    expect(t.allhidden!.hidden).to.equal(true);
-    expect(t.hiddenfail!.hidden).to.equal(false);
-    expect(t.hiddenfail!.message ?? '').not.to.match(/double\(10\)|21|20/);
-    for (const test of otter.tests) expect(JSON.stringify(test)).not.to.include('double(10)');
+    it('withholds hidden cases: a test made only of hidden cases is hidden, and hidden failures show no code or output', () => {
+      const t = byName(otter);
+      expect(t.allhidden!.hidden).to.equal(true);
+      expect(t.hiddenfail!.hidden).to.equal(false);
+      expect(t.hiddenfail!.message ?? '').not.to.match(/double\(10\)|21|20/);
+      for (const test of otter.tests) expect(JSON.stringify(test)).not.to.include('double(10)');
+    });
   });
-});
+}

@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Db } from '../../src/db/knex.js';
-import { CONTAINER_LABEL } from '../../src/grading/container-runner.js';
+import { CONTAINER_LABEL, POOL_LABEL } from '../../src/grading/container-runner.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { ApiTokenStore } from '../../src/submissions/identity.js';
 import { freshDb } from '../helpers/databases.js';
@@ -134,17 +135,19 @@ describe('the drill: three grading hosts on three Docker engines, one engine kil
     // the first half of the burst, four a second, as learners near a deadline
     await Promise.all(Array.from({ length: half }, (_, i) => new Promise((r) => setTimeout(r, 250 * i)).then(() => submit(i))));
 
-    // in the middle of the burst, kill the engine once its worker is grading (a grading container runs there)
-    const running = await waitFor(
-      'a grading container running on the engine to be killed',
+    // in the middle of the burst, kill the engine once its worker is grading: a job is leased to
+    // it (the engine also holds the worker's pre-started containers, which have no job yet)
+    const worker1 = `${hostname()}/${workers[0]!.child.pid}/`;
+    const interrupted = await waitFor(
+      'a job graded on the engine to be killed',
       async () => {
-        const list = (await killed.containers(CONTAINER_LABEL)).filter((c) => c.State === 'running');
-        return list.length ? list : false;
+        const job = (await db('grading_jobs').where({ status: 'running' }).where('locked_by', 'like', `${worker1}%`).first('submission_id')) as { submission_id: string } | undefined;
+        const running = (await killed.containers(CONTAINER_LABEL)).filter((c) => c.State === 'running');
+        return job && running.length ? job.submission_id : false;
       },
       180_000,
       100,
     );
-    const interrupted = running[0]!.Labels['org.gofer.job']!;
     await killed.kill();
     const killedAt = Date.now();
     // the rest of the burst arrives while the engine is down
@@ -203,15 +206,28 @@ describe('the drill: three grading hosts on three Docker engines, one engine kil
     const afterReturn = results.filter((r) => r.engine.startsWith(`${killed.host} `) && Number(r.created_at) > backAt);
     expect(afterReturn.length, 'results from the killed engine after it came back').to.be.above(0);
 
-    // no container is left on the surviving engines, and the killed one's worker swept its own once it came back
-    for (const e of surviving) expect(await e.containers(CONTAINER_LABEL), `containers on ${e.host}`).to.deep.equal([]);
-    await waitFor('the returned engine to keep no grading container', async () => (await killed.containers(CONTAINER_LABEL)).length === 0, 60_000, 500);
-
     // the killed engine's worker saw its engine go and come back, and said so once each
     const log = readFileSync(path.join(dir, 'worker1.log'), 'utf8');
     expect(log.match(/the Docker engine cannot grade/g) ?? [], 'engine-down lines').to.have.length(1);
     expect(log.match(/the Docker engine answers again/g) ?? [], 'engine-back lines').to.have.length(1);
     for (const w of workers) expect(w.child.exitCode, 'a worker exited').to.equal(null);
+
+    // while the workers run, every container on an engine is a pre-started one of the living worker, with no job
+    for (const e of engines) {
+      for (const c of await e.containers(CONTAINER_LABEL)) {
+        if (c.State !== 'running') continue; // the killed engine's dead ones are swept below
+        expect(c.Labels[POOL_LABEL], `a container with a job left on ${e.host}`).to.equal('1');
+      }
+    }
+    // the workers stop (SIGTERM): nothing is left on any engine, the killed one's dead containers swept too
+    await Promise.all(
+      workers.map(async (w) => {
+        w.child.kill('SIGTERM');
+        expect(await w.exited, 'a worker stopped with status 0').to.equal(0);
+      }),
+    );
+    for (const e of surviving) expect(await e.containers(CONTAINER_LABEL), `containers on ${e.host}`).to.deep.equal([]);
+    expect(await killed.containers(CONTAINER_LABEL), `containers on ${killed.host}`).to.deep.equal([]);
 
     const received = new Map(subs.map((s) => [s.id, Number(s.received_at)]));
     const ttr = results.map((r) => Number(r.created_at) - received.get(r.submission_id)!).sort((a, b) => a - b);

@@ -91,7 +91,8 @@ describe('reliability: kill -9 and restart (real engine, SQLite)', function () {
     proc = await start(2);
     // send the rest, then kill while a container is grading
     await Promise.all(Array.from({ length: 8 }, (_, i) => submit(100 + i)));
-    await waitFor('a grading container', async () => (await gradingContainers(docker, { pids: spawned })) > 0, 30_000, 50);
+    // grading has begun: a job is leased (the process's pre-started containers exist before any job)
+    await waitFor('a job to be graded', async () => ((await status()).grading ?? 0) > 0 && (await gradingContainers(docker, { pids: spawned })) > 0, 30_000, 50);
     proc.child.kill('SIGKILL');
     await proc.exited;
     expect(await gradingContainers(docker, { pids: spawned }), 'the killed process left its containers (removed at the next start)').to.be.greaterThan(0);

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ContainerRunner, CONTAINER_LABEL, OWNER_LABEL } from '../../src/grading/container-runner.js';
-import { readAssignment } from '../../src/grading/grader.js';
+import { gradeNotebook, readAssignment, type GradeRequest } from '../../src/grading/grader.js';
+import type { GradingResult } from '../../src/grading/result.js';
 import { silentLogger } from '../../src/lib/logger.js';
 
 export const IMAGE = process.env.GOFER_TEST_IMAGE ?? 'gofer/grader:latest';
@@ -12,9 +13,9 @@ export const IMAGE = process.env.GOFER_TEST_IMAGE ?? 'gofer/grader:latest';
  * The real Docker engine and the grader image, or a loud failure saying how to get them:
  * these tests claim to grade in containers, so they never pass without one.
  */
-export async function requireEngine(): Promise<{ docker: Docker; runner: ContainerRunner }> {
+export async function requireEngine(opts: { pool?: boolean } = {}): Promise<{ docker: Docker; runner: ContainerRunner }> {
   const docker = new Docker();
-  const runner = new ContainerRunner(docker, silentLogger());
+  const runner = new ContainerRunner(docker, silentLogger(), opts.pool ? { pool: { floor: 1, ceiling: 1 } } : {});
   await runner.checkReady(IMAGE).catch((err: Error) => {
     throw new Error(`${err.message} (the docker tests need a running engine and the grader image: .ci/run starts both)`);
   });
@@ -26,13 +27,39 @@ export async function requireEngine(): Promise<{ docker: Docker; runner: Contain
  * of this host (`pids`, e.g. this test process or the `gofer` children it spawned), so a suite
  * is not confused by another Gofer process sharing the engine.
  */
-export async function gradingContainers(docker: Docker, opts: { pids?: Array<number | undefined> } = {}): Promise<number> {
-  const all = await docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } });
+export async function gradingContainers(docker: Docker, opts: { pids?: Array<number | undefined>; except?: Set<string> } = {}): Promise<number> {
+  const all = (await docker.listContainers({ all: true, filters: { label: [CONTAINER_LABEL] } })).filter((c) => !opts.except?.has(c.Id));
   if (!opts.pids) return all.length;
   const owners = new Set(opts.pids.map((pid) => `${hostname()}/${pid}`));
   return all.filter((c) => owners.has(c.Labels[OWNER_LABEL] ?? '')).length;
 }
 
+/**
+ * The hold-out suites (scoring, hostile, forgery, evaluator) run twice: with a fresh container
+ * per job, and with pre-started ones.
+ */
+export const RUNNER_MODES = [
+  { name: 'fresh containers', pool: false },
+  { name: 'pre-started containers', pool: true },
+] as const;
+
+/**
+ * Grades in the runner's mode. With a pool, the pool for the job's image and limits is filled
+ * first and the job must take one of its containers, so the pooled run cannot quietly grade in
+ * fresh ones.
+ */
+export async function gradeIn(runner: ContainerRunner, req: GradeRequest): Promise<GradingResult> {
+  const spec = { image: req.image, limits: req.limits };
+  runner.keepWarm(spec);
+  await runner.settled();
+  const before = runner.poolStats();
+  const result = await gradeNotebook(runner, req);
+  const after = runner.poolStats();
+  if (before.keys.length && after.hits !== before.hits + 1) {
+    throw new Error(`the job did not take a pre-started container (hits ${before.hits} -> ${after.hits}, misses ${before.misses} -> ${after.misses})`);
+  }
+  return result;
+}
 /** An assignment made of the given test files (name -> OK-format source) in a fresh directory. */
 export async function assignmentOf(tests: Record<string, string>): Promise<Awaited<ReturnType<typeof readAssignment>>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'gofer-assignment-'));

@@ -10,6 +10,7 @@ import { assignmentComponent, blockKey, startDevPlatform, type DevComponent, typ
 import { JobQueue } from '../../src/submissions/job-queue.js';
 import type { GradingResult } from '../../src/grading/result.js';
 import { silentLogger } from '../../src/lib/logger.js';
+import { Metrics } from '../../src/lib/metrics.js';
 import { KnexLtiPlugin } from '../../src/lti/knex-plugin.js';
 import { LtiStore } from '../../src/lti/store.js';
 import { AGS_SCOPE, AgsClient } from '../../src/passback/ags-client.js';
@@ -20,6 +21,7 @@ import { PassbackOutbox, type PassbackView } from '../../src/passback/outbox.js'
 import { policyLookup } from '../../src/passback/policy.js';
 import { SubmissionStore } from '../../src/submissions/store.js';
 import { ENGINES, freshDb } from '../helpers/databases.js';
+import { sample } from '../helpers/metrics.js';
 
 const ENC = 'test-encryption-key-0123456789';
 const COURSE_KEY = 'course-v1:GoferX+PB+2026';
@@ -411,6 +413,53 @@ describe('passback to an edX-like platform (sqlite)', function () {
     expect(platform.tokenRequests).to.equal(3);
     expect(ags.stats.refused, 'no request ever carried an expired token').to.equal(0);
     expect(platform.scoresReceived).to.equal(4);
+  });
+
+  it('moves the metrics: outcomes, time per attempt, delay since the grade, token cache lookups', async () => {
+    const metrics = new Metrics();
+    metrics.collectFrom({ tokenCache: () => ags.tokenCache() });
+    const d = newDispatcher({ metrics });
+    const read = async (name: string, labels: Record<string, string> = {}): Promise<number | undefined> => sample(await metrics.scrape(), name, labels);
+    await bind('lab01');
+    await grade('ada', 'lab01', 0.5, { gradedAt: clock.now() - 90_000 }); // recorded 90 s ago
+    await d.drain();
+    expect(await read('gofer_passback_outcomes_total', { outcome: 'sent' })).to.equal(1);
+    expect(await read('gofer_passback_attempt_seconds_count', { outcome: 'sent' })).to.equal(1);
+    expect(await read('gofer_passback_attempt_seconds_sum', { outcome: 'sent' })).to.be.within(0, 10);
+    expect(await read('gofer_passback_delay_seconds_count')).to.equal(1);
+    expect(await read('gofer_passback_delay_seconds_sum')).to.be.within(90, 120);
+    expect(await read('gofer_passback_delay_seconds_bucket', { le: '60' })).to.equal(0);
+    expect(await read('gofer_passback_delay_seconds_bucket', { le: '300' })).to.equal(1);
+    expect(await read('gofer_lti_token_lookups_total', { outcome: 'miss' })).to.equal(1);
+    expect(await read('gofer_lti_token_lookups_total', { outcome: 'hit' })).to.equal(0);
+
+    await grade('bob', 'lab01', 0.2);
+    await d.drain();
+    expect(await read('gofer_passback_outcomes_total', { outcome: 'sent' })).to.equal(2);
+    expect(await read('gofer_lti_token_lookups_total', { outcome: 'hit' })).to.equal(1);
+    expect(await read('gofer_lti_token_lookups_total', { outcome: 'refresh' })).to.equal(0);
+    clock.offset += 0.85 * HOUR; // past the token's refresh time
+    await grade('carol', 'lab01', 0.3);
+    await d.drain();
+    expect(await read('gofer_lti_token_lookups_total', { outcome: 'refresh' })).to.equal(1);
+    expect(await read('gofer_lti_token_lookups_total', { outcome: 'miss' })).to.equal(1);
+    expect(platform.tokenRequests).to.equal(2);
+
+    platform.faults.rateLimit = 1;
+    platform.faults.retryAfterSeconds = 30;
+    await grade('ada', 'lab01', 0.9);
+    await d.drain();
+    expect(await read('gofer_passback_outcomes_total', { outcome: 'retry' })).to.equal(1);
+    expect(await read('gofer_passback_attempt_seconds_count', { outcome: 'retry' })).to.equal(1);
+    expect(await read('gofer_passback_outcomes_total', { outcome: 'sent' })).to.equal(3);
+    expect(await read('gofer_passback_delay_seconds_count'), 'only a delivered grade has a delay').to.equal(3);
+    // sent after its Retry-After: the wait counts in its delay
+    const sum = (await read('gofer_passback_delay_seconds_sum'))!;
+    clock.offset += 31_000;
+    await d.drain();
+    expect(await read('gofer_passback_outcomes_total', { outcome: 'sent' })).to.equal(4);
+    expect(await read('gofer_passback_delay_seconds_count')).to.equal(4);
+    expect((await read('gofer_passback_delay_seconds_sum'))! - sum).to.be.within(31, 45);
   });
 
   it('shares one token request among concurrent sends', async () => {
