@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_TIME_ZONE, isTimeZone, parseDue } from '../lib/time-zone.js';
 
 export const POLICIES = ['gofer', 'otter'] as const;
 export type Policy = (typeof POLICIES)[number];
@@ -48,7 +49,11 @@ export const assignmentSchema = z
     files: z.array(z.string().min(1).max(500)).default([]),
     /** Points the assignment is worth; scores are fractions of it. */
     points: z.number().positive().default(1),
-    due: z.coerce.date().optional(),
+    /**
+     * With an offset or Z ("2026-12-10T23:59:00Z", "2026-12-10T23:59:00+01:00") that instant;
+     * without one ("2026-12-10 23:59") on the wall clock of the course's `timeZone` (UTC by default).
+     */
+    due: z.union([z.string(), z.date()]).optional(),
     late: z.enum(LATE_POLICIES).default('accept'),
     /** Which submission's score counts: the latest, or the best so far. */
     select: z.enum(SCORE_SELECTIONS).default('latest'),
@@ -61,11 +66,31 @@ export const courseSchema = z
     id,
     /** LTI context ids (edX course keys) that are this course. */
     contexts: z.array(z.string().min(1)).default([]),
-    /** Hub users who see every learner's results in this course. */
+    /** Hub users who see every learner's results in this course (the REST API, and the staff pages under the hub). */
     instructors: z.array(z.string().min(1)).default([]),
+    /** Hub groups whose members are instructors of this course, as `instructors` (the hub names a user's groups). */
+    instructorGroups: z.array(z.string().min(1)).default([]),
     assignments: z.array(assignmentSchema).min(1),
+    /** The IANA time zone the course's pages and CSV show times in, and due dates without an offset are read in (default UTC). */
+    timeZone: z
+      .string()
+      .refine(isTimeZone, (v) => ({ message: `"${v.slice(0, 64)}" is not a time zone name: use an IANA name such as Europe/Paris, America/New_York or UTC` }))
+      .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    c.assignments.forEach((a, i) => {
+      if (a.due !== undefined && parseDue(a.due, zoneOf(c)) === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['assignments', i, 'due'], message: `"${String(a.due).slice(0, 64)}" is not a date: write 2026-12-10 23:59 (in the course's time zone, ${zoneOf(c)}) or 2026-12-10T23:59:00Z` });
+      }
+    });
+  })
+  .transform((c) => ({ ...c, assignments: c.assignments.map(({ due, ...a }) => ({ ...a, ...(due === undefined ? {} : { due: parseDue(due, zoneOf(c))! }) })) }));
+
+/** The zone a course's times are shown in: its own, else UTC. */
+export function zoneOf(course: { timeZone?: string | undefined }): string {
+  return course.timeZone && isTimeZone(course.timeZone) ? course.timeZone : DEFAULT_TIME_ZONE;
+}
 
 const ltiClientSchema = z
   .object({
@@ -299,5 +324,5 @@ export function ltiConfigured(config: Pick<Config, 'lti' | 'devPlatform'>): bool
 export type CourseConfig = z.infer<typeof courseSchema>;
 export type PlatformConfig = z.infer<typeof platformSchema>;
 export type LtiConfig = z.infer<typeof ltiSchema>;
-export type AssignmentConfig = z.infer<typeof assignmentSchema>;
+export type AssignmentConfig = CourseConfig['assignments'][number];
 export type GradingLimits = z.infer<typeof gradingSchema>;

@@ -1,5 +1,6 @@
 import { assignmentKey, findAssignment } from '../config/courses.js';
-import type { Config } from '../config/schema.js';
+import { zoneOf, type Config } from '../config/schema.js';
+import { DEFAULT_TIME_ZONE, localText } from '../lib/time-zone.js';
 import type { ResultStore } from '../grading/result-store.js';
 import { formatGrade, gradeOf } from '../grading/scale.js';
 import type { Submission, SubmissionStore } from '../submissions/store.js';
@@ -21,6 +22,10 @@ export interface GradeRow {
   submittedAt: string;
   gradedAt: string;
   submission: string;
+  /** The course's time zone (UTC when it sets none), and the two times on its wall clock ("2026-12-04 10:15"). */
+  timeZone: string;
+  submittedLocal: string;
+  gradedLocal: string;
 }
 
 /**
@@ -38,7 +43,9 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
   const rows: GradeRow[] = [];
   for (const list of groups.values()) {
     const first = list[0]!;
-    const assignment = findAssignment(config, first.course, first.assignment)?.assignment;
+    const found = findAssignment(config, first.course, first.assignment);
+    const assignment = found?.assignment;
+    const zone = found ? zoneOf(found.course) : DEFAULT_TIME_ZONE;
     const select = assignment?.select ?? 'latest';
     const outOf = assignment?.points ?? 1;
     const graded = list.filter((s) => s.status === 'graded');
@@ -61,6 +68,9 @@ export async function gradeRows(store: SubmissionStore, config: Pick<Config, 'co
       submittedAt: new Date(chosen.receivedAt).toISOString(),
       gradedAt: chosen.gradedAt === null ? '' : new Date(chosen.gradedAt).toISOString(),
       submission: chosen.id,
+      timeZone: zone,
+      submittedLocal: localText(chosen.receivedAt, zone),
+      gradedLocal: chosen.gradedAt === null ? '' : localText(chosen.gradedAt, zone),
     });
   }
   return rows.sort((a, b) => a.course.localeCompare(b.course) || a.assignment.localeCompare(b.assignment) || a.learner.localeCompare(b.learner));
@@ -82,11 +92,12 @@ export function peopleOf(identities: ReadonlyArray<{ hubUser: string | null; nam
 
 export function gradesCsv(rows: GradeRow[], people: People = new Map()): string {
   // later columns come last, so the columns before keep their places: grade and out_of (the
-  // assignment's scale), then the learner's name and email from their launches
-  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission', 'grade', 'out_of', 'name', 'email'];
+  // assignment's scale), then the learner's name and email from their launches, then the two
+  // times on the wall clock of the course's time zone, named
+  const header = ['course', 'assignment', 'learner', 'score', 'points', 'max_points', 'status', 'submitted_at', 'graded_at', 'submission', 'grade', 'out_of', 'name', 'email', 'time_zone', 'submitted_local', 'graded_local'];
   const lines = rows.map((r) => {
     const who = people.get(r.learner);
-    return [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission, r.grade, r.outOf, who?.name ?? null, who?.email ?? null];
+    return [r.course, r.assignment, r.learner, r.score, r.points, r.maxPoints, r.status, r.submittedAt, r.gradedAt, r.submission, r.grade, r.outOf, who?.name ?? null, who?.email ?? null, r.timeZone, r.submittedLocal, r.gradedLocal];
   });
   return toCsv(header, lines);
 }

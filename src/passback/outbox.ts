@@ -26,6 +26,8 @@ export interface NewPassback {
   /** When the submission was received (epoch ms): decides lateness. */
   receivedAt: number;
   policy: Pick<AssignmentPolicy, 'select' | 'due' | 'late'>;
+  /** Staff decided this is the grade (an override, or the grade that counts once one is cleared): sent whatever `select` says of earlier grades. */
+  decided?: boolean;
 }
 
 export type EnqueueOutcome =
@@ -139,7 +141,9 @@ export class PassbackOutbox {
       .where({ owner: p.owner, course: p.course, assignment: p.assignment })
       .whereIn('status', COUNTED)
       .select('score', 'received_at')) as Array<Pick<Row, 'score' | 'received_at'>>;
-    if (p.policy.select === 'best') {
+    if (p.decided) {
+      // staff's decision: nothing queued or sent before outranks it
+    } else if (p.policy.select === 'best') {
       const best = Math.max(...prior.map((r) => Number(r.score)));
       if (prior.length > 0 && p.score <= best) return { kind: 'skipped', reason: `not better than ${best}, already sent or queued (select: best)` };
     } else if (prior.some((r) => Number(r.received_at) > p.receivedAt)) {
@@ -154,7 +158,16 @@ export class PassbackOutbox {
         .whereIn('status', ['pending', 'waiting'])
         .update({ status: 'superseded', last_error: 'Not sent: a newer grade replaced it before it was sent.', locked_by: null, locked_until: null });
     }
-    const id = await insertId(trx, { ...base, status: 'pending' });
+    // a decided grade whose result was queued before (the grade that counts again once an override
+    // is cleared): its row is sent again, with the new timestamp, so the platform takes it as newest
+    const again = p.decided ? ((await trx('passbacks').where({ result_id: p.resultId }).first('id')) as { id: number } | undefined) : undefined;
+    let id: number;
+    if (again) {
+      id = Number(again.id);
+      await trx('passbacks').where({ id }).update({ status: 'pending', score: p.score, graded_at: p.gradedAt, attempts: 0, next_attempt_at: now, last_error: null, locked_by: null, locked_until: null });
+    } else {
+      id = await insertId(trx, { ...base, status: 'pending' });
+    }
     if (this.listeners.size > 0) {
       const listeners = [...this.listeners];
       trx.executionPromise.then(

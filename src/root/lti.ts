@@ -17,6 +17,9 @@ import type { SubmissionStore } from '../submissions/store.js';
 import type { BrowserSessions } from '../submissions/browser-sessions.js';
 import { origins, partitionCrossSiteCookies } from '../web/headers.js';
 import { linkRouter, ltiPagesRouter } from '../web/lti-pages.js';
+import { StaffActions } from '../web/staff/actions-store.js';
+import { hubStaffRouter } from '../web/staff/hub.js';
+import { CourseReport } from '../web/staff/report.js';
 import { LtiPageSessions } from '../web/lti-session.js';
 import type { RootDeps } from './deps.js';
 import { createPassback } from './passback.js';
@@ -133,6 +136,26 @@ export async function createLti(
         ...(oauth ? { ...hubIdentity, xsrfToken: (req: Request) => oauth.xsrfToken(req), checkXsrf: (req: Request) => oauth.checkXsrf(req) } : {}),
       }),
     ]);
+    if (oauth) {
+      // the same staff pages for course instructors who log in through the hub
+      mounts.push([
+        hub.prefix,
+        hubStaffRouter({
+          config,
+          report: new CourseReport(db),
+          submissions: deps.submissions,
+          clock,
+          actions: new StaffActions(db),
+          outbox: deps.outbox,
+          notifyPassback: () => passback.dispatcher.notify(),
+          wakeGrading: deps.wakeGrading,
+          resend: (id) => passback.actions.resend(id),
+          signer,
+          identity: (req) => oauth.identity(req),
+          prefix: hub.prefix,
+        }),
+      ]);
+    }
     return { mounts, frameAncestors: origins(platforms.map((p) => p.issuer)), app: mount.app, passback: passback.actions, stop: () => passback.stop() };
   } catch (err) {
     await passback.stop();

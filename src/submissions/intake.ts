@@ -1,4 +1,5 @@
-import type { Config } from '../config/schema.js';
+import { zoneOf, type Config } from '../config/schema.js';
+import { localText } from '../lib/time-zone.js';
 import type { Clock, IdSource } from '../lib/clock.js';
 import { ForbiddenError, GoferError, RateLimitError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -58,7 +59,8 @@ export class Intake {
     const { course, assignment, section } = target ? resolveTarget(config, target, nb.metadata) : resolveAssignment(config, nb.metadata);
     const now = clock.now();
     if (assignment.due && assignment.late === 'reject' && now > assignment.due.getTime()) {
-      throw new ForbiddenError(`The deadline for ${assignment.id} (${assignment.due.toISOString()}) has passed; late submissions are not accepted.`);
+      const zone = zoneOf(course);
+      throw new ForbiddenError(`The deadline for ${assignment.id} (${localText(assignment.due.getTime(), zone)} ${zone}) has passed; late submissions are not accepted.`);
     }
     const outcome = await submissions.create(
       { id: this.deps.ids(), owner: who.name, course: course.id, assignment: assignment.id, section, notebook: nb.text, sha256: nb.sha256 },

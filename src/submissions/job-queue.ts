@@ -87,10 +87,10 @@ export class JobQueue implements GradingJobs {
     return this.db.transaction(async (trx) => {
       if (!(await this.jobs.done(trx, jobId, workerId, now))) return false;
       const resultId = await this.results.insert(trx, { submissionId, jobId, result, now, producer: producer ?? { worker: workerId, engine: null } });
-      await this.submissions.recordResult(trx, submissionId, result, now);
+      const counts = await this.submissions.recordResult(trx, submissionId, result, now);
       const passback = this.opts.passback;
-      // A result that is not `graded` (timeout, broken notebook…) sends nothing.
-      if (passback && result.status === 'graded') {
+      // A result that is not `graded` (timeout, broken notebook…) sends nothing; nor does one under a standing override.
+      if (passback && result.status === 'graded' && counts) {
         const s = await this.submissions.getIn(trx, submissionId);
         if (!s) throw new Error(`submission ${submissionId} is missing`);
         // An assignment gone from the configuration is still queued: the dispatcher says why it cannot be sent.

@@ -140,7 +140,9 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
       message: sub.message,
       receivedAt: new Date(sub.receivedAt).toISOString(),
       gradedAt: sub.gradedAt === null ? null : new Date(sub.gradedAt).toISOString(),
-      tests: instructor ? tests : tests.map((t) => (t.hidden ? { name: t.name, hidden: true, passed: t.passed } : t)),
+      // hidden tests: their results are for staff; a learner is told only that the score includes them
+      tests: instructor ? tests : tests.filter((t) => !t.hidden),
+      hiddenTests: tests.some((t) => t.hidden),
       // the one scale (src/grading/scale.ts): the grade on the assignment's points, as sent to the
       // platform (null until graded), and which submission counts
       grade: policy && sub.status === 'graded' ? gradeView(sub.score, policy.points) : null,
@@ -154,8 +156,10 @@ export function submissionsApiRouter(deps: IntakeDeps): Router {
   return router;
 }
 
+/** An instructor of the course: a hub admin, a hub user it lists in `instructors`, or a member of one of its `instructorGroups`. */
 export function isInstructor(who: Identity, course: string, config: Pick<Config, 'courses'>): boolean {
-  return who.admin || Boolean(findCourse(config, course)?.instructors.includes(who.name));
+  const c = findCourse(config, course);
+  return who.admin || Boolean(c && (c.instructors.includes(who.name) || who.groups.some((g) => c.instructorGroups.includes(g))));
 }
 
 /** A JSON submission body as received: UTF-8 (as JSON must be), possibly empty. */

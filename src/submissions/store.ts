@@ -71,6 +71,16 @@ interface Row {
   graded_at: string | number | null;
 }
 
+/**
+ * Only a submission without a standing override: a grade staff set by hand stays its grade (status,
+ * score, message) through regrades and new results until staff clear it.
+ */
+function notOverridden(q: Knex.QueryBuilder): Knex.QueryBuilder {
+  return q.whereNotExists(function () {
+    void this.select(1).from('grade_overrides as o').whereRaw('o.submission_id = submissions.id').whereNull('o.cleared_at');
+  });
+}
+
 const COLUMNS = ['id', 'owner', 'course', 'assignment', 'section', 'received_at', 'sha256', 'status', 'score', 'points', 'max_points', 'message', 'graded_at'];
 
 /**
@@ -228,15 +238,16 @@ export class SubmissionStore {
 
   /** Queued again, or being graded (the grading job's lease moved). */
   async setStatus(trx: Knex.Transaction, id: string, status: 'queued' | 'grading'): Promise<void> {
-    await trx<Row>('submissions').where({ id }).update({ status });
+    await notOverridden(trx('submissions').where({ id })).update({ status });
   }
 
-  /** The grade of a finished job, in the transaction recording its result. */
-  async recordResult(trx: Knex.Transaction, id: string, result: GradingResult, now: number): Promise<void> {
+  /**
+   * The grade of a finished job, in the transaction recording its result. False when a standing
+   * override keeps the submission's grade (the result is kept, but neither counts nor is sent).
+   */
+  async recordResult(trx: Knex.Transaction, id: string, result: GradingResult, now: number): Promise<boolean> {
     const graded = result.status === 'graded';
-    await trx<Row>('submissions')
-      .where({ id })
-      .update({
+    const n = await notOverridden(trx('submissions').where({ id })).update({
         status: result.status,
         score: graded ? result.score : null,
         points: graded ? result.points : null,
@@ -244,11 +255,12 @@ export class SubmissionStore {
         message: result.message ?? null,
         graded_at: now,
       });
+    return n > 0;
   }
 
-  /** Grading failed for good: the learner reads `message`. */
+  /** Grading failed for good: the learner reads `message` (unless a standing override keeps the grade). */
   async recordFailure(trx: Knex.Transaction, id: string, message: string, now: number): Promise<void> {
-    await trx<Row>('submissions').where({ id }).update({ status: 'failed', message, graded_at: now });
+    await notOverridden(trx('submissions').where({ id })).update({ status: 'failed', message, graded_at: now });
   }
 
   /** Why the submission's latest grading job last failed (for staff), or null. */
@@ -272,7 +284,12 @@ export class SubmissionStore {
   }
 
   async list(filter: { course?: string; assignment?: string; owner?: string } = {}): Promise<Submission[]> {
-    const q = this.db('submissions').select(COLUMNS).orderBy([{ column: 'received_at' }, { column: 'id' }]);
+    return this.listIn(this.db, filter);
+  }
+
+  /** `list` inside a transaction. */
+  async listIn(db: Db | Knex.Transaction, filter: { course?: string; assignment?: string; owner?: string } = {}): Promise<Submission[]> {
+    const q = db('submissions').select(COLUMNS).orderBy([{ column: 'received_at' }, { column: 'id' }]);
     if (filter.course) q.where('course', filter.course);
     if (filter.assignment) q.where('assignment', filter.assignment);
     if (filter.owner) q.where('owner', filter.owner);
@@ -287,7 +304,7 @@ export class SubmissionStore {
       for (let i = 0; i < ids.length; i += 500) {
         const rows = await trx<Row>('submissions').select('id', 'owner', 'course', 'assignment').whereIn('id', ids.slice(i, i + 500));
         if (!rows.length) continue;
-        await trx('submissions').whereIn('id', rows.map((r) => r.id)).update({ status: 'queued' });
+        await notOverridden(trx('submissions').whereIn('id', rows.map((r) => r.id))).update({ status: 'queued' });
         await this.jobs.addIn(trx, rows.map((r) => ({ submissionId: r.id, owner: r.owner, course: r.course, assignment: r.assignment, maxAttempts, now })));
         n += rows.length;
       }

@@ -72,8 +72,9 @@ export function statusJson(view: LearnerView, now: number): Record<string, unkno
 /** The facts of a submission's assignment that its view needs, from the configuration. */
 export function assignmentFacts(config: Pick<Config, 'courses' | 'grading'>): (sub: Pick<Submission, 'course' | 'assignment'>) => AssignmentFacts {
   return (sub) => {
-    const a = findAssignment(config, sub.course, sub.assignment)?.assignment;
-    return { points: a?.points ?? 1, select: a?.select ?? 'latest', limitSeconds: a?.timeoutSeconds ?? config.grading.timeoutSeconds, due: a?.due, late: a?.late ?? 'accept' };
+    const found = findAssignment(config, sub.course, sub.assignment);
+    const a = found?.assignment;
+    return { points: a?.points ?? 1, select: a?.select ?? 'latest', limitSeconds: a?.timeoutSeconds ?? config.grading.timeoutSeconds, due: a?.due, late: a?.late ?? 'accept', timeZone: found?.course.timeZone };
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The learner page's own script, served as a file (`learner.js` next to the page) so the page
  * needs no inline script. Without it the page is complete as the server rendered it; with it,
- * times read in the reader's local time, the upload form posts in place with a notice, and the
+ * times read in the reader's local time (a course that sets its time zone keeps its own), the upload form posts in place with a notice, and the
  * submissions list follows the status endpoint (`data-status-url` on <main>) until every
  * submission has its result, and asks again when the learner comes back to the page. Each submission's markup comes from the server, already escaped:
  * the script inserts it and writes everything else as text.
@@ -27,8 +27,13 @@ export const LEARNER_SCRIPT = String.raw`(() => {
     root.querySelectorAll('time[datetime]').forEach((t) => {
       const d = new Date(t.dateTime);
       if (isNaN(d.getTime()) || t.dataset.local) return;
-      t.title = t.textContent;
-      t.textContent = d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+      const reader = d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+      // a time in the course's own time zone stays as it is; the reader's local time is its title
+      if (t.dataset.fixed) t.title = reader;
+      else {
+        t.title = t.textContent;
+        t.textContent = reader;
+      }
       t.dataset.local = '1';
     });
   };

@@ -2,6 +2,7 @@ import { assignmentKey } from '../config/courses.js';
 import type { TestResult } from '../grading/result.js';
 import { formatGrade, gradeOf, gradeView } from '../grading/scale.js';
 import { html, type Html } from '../lib/html.js';
+import { DEFAULT_TIME_ZONE, timeHtml } from '../lib/time-zone.js';
 import type { Submission } from '../submissions/store.js';
 
 /**
@@ -54,6 +55,8 @@ export interface AssignmentFacts {
   limitSeconds: number;
   due: Date | undefined;
   late: 'accept' | 'reject';
+  /** The course's `timeZone`, when it sets one. */
+  timeZone?: string | undefined;
 }
 
 export interface PlatformFacts {
@@ -88,10 +91,12 @@ export function clockText(seconds: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-/** A time as text for a page without its script (which rewrites it in the reader's local time). */
-export function timeText(ms: number): Html {
-  const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`;
+/**
+ * A time on a learner's page: in the course's time zone, named, when the course sets one; else in
+ * UTC, which the page's script rewrites in the reader's local time.
+ */
+export function timeText(ms: number, courseZone?: string): Html {
+  return timeHtml(ms, courseZone ?? DEFAULT_TIME_ZONE, { fixed: courseZone !== undefined });
 }
 
 interface Input {
@@ -206,17 +211,19 @@ function edxTotal(subs: Submission[], numbers: Map<string, number>, f: Assignmen
   return `edX's gradebook will show ${shown}${pending}: submission ${numbers.get(counted.id)} counts (${f.select === 'best' ? 'your best' : 'your latest'} graded)${lateNote}.`;
 }
 
+/** All a learner is told of hidden tests (their names, results and output are for staff). */
+export const HIDDEN_TESTS = 'The score also includes hidden tests; their results are not shown.';
+
 function testsHtml(tests: TestResult[]): Html {
   if (!tests.length) return html``;
   const total = tests.reduce((a, t) => a + t.maxPoints, 0);
   const equal = tests.every((t) => t.maxPoints === tests[0]!.maxPoints);
   const visible = tests.filter((t) => !t.hidden);
-  const hidden = tests.filter((t) => t.hidden);
-  const hiddenWeight = hidden.reduce((a, t) => a + t.maxPoints, 0);
-  return html`<p class="weights">${equal ? `The ${tests.length} tests count equally.` : `Each test's weight is shown, out of ${num(total)} test points.`}</p>
+  const hidden = tests.some((t) => t.hidden);
+  return html`<p class="weights">${equal ? 'The tests count equally.' : `Each test's weight is shown, out of ${num(total)} test points.`}</p>
 <ul class="tests">${visible.map(
     (t) => html`<li class="${t.passed ? 'passed' : 'failed'}"><span class="test-name">${t.name}</span>: ${t.passed ? 'passed' : 'failed'} (${num(t.points)} of ${num(t.maxPoints)}, weight ${num(t.maxPoints)}/${num(total)})${t.message ? html`<pre>${t.message}</pre>` : false}</li>`,
-  )}${hidden.length ? html`<li class="hidden-tests">${hidden.length === 1 ? '1 hidden test' : `${hidden.length} hidden tests`} (weight ${num(hiddenWeight)}/${num(total)}): results not shown</li>` : false}</ul>`;
+  )}${hidden ? html`<li class="hidden-tests">${HIDDEN_TESTS}</li>` : false}</ul>`;
 }
 
 function num(x: number): string {
@@ -235,10 +242,10 @@ function submissionView(i: Input, number: number, f: AssignmentFacts, platform: 
       ? html` <span class="elapsed" data-started="${startedAt === null ? '' : new Date(startedAt).toISOString()}" data-limit="${f.limitSeconds}">(${startedAt === null ? '' : `${clockText((opts.now - startedAt) / 1000)} elapsed, `}limit ${clockText(f.limitSeconds)})</span>`
       : false;
   const markup = html`<li class="submission" data-submission="${sub.id}" data-step="${step}" aria-labelledby="${headingId}">
-<h3 id="${headingId}">Submission ${number}${opts.showAssignment ? html` (<span class="assignment">${sub.course} / ${sub.assignment}</span>)` : false}, received ${timeText(sub.receivedAt)}</h3>
+<h3 id="${headingId}">Submission ${number}${opts.showAssignment ? html` (<span class="assignment">${sub.course} / ${sub.assignment}</span>)` : false}, received ${timeText(sub.receivedAt, f.timeZone)}</h3>
 <p class="steps" aria-hidden="true"><span class="${step === 'received' ? 'now' : 'past'}">received</span> → <span class="${step === 'grading' ? 'now' : step === 'result' ? 'past' : 'future'}">grading</span> → <span class="${step === 'result' ? 'now' : 'future'}">result</span></p>
 <p>Status: <span class="status status-${sub.status}">${STATUS_WORDS[sub.status]}</span>${elapsed}</p>
-${grade ? html`<p>Score: <span class="score">${grade.text}</span>${sub.gradedAt !== null ? html`, graded ${timeText(sub.gradedAt)}` : false}</p>` : false}
+${grade ? html`<p>Score: <span class="score">${grade.text}</span>${sub.gradedAt !== null ? html`, graded ${timeText(sub.gradedAt, f.timeZone)}` : false}</p>` : false}
 ${edx ? html`<p>edX: <span class="passback">${edx}</span></p>` : false}
 ${sub.message ? html`<p class="message">${sub.message}</p>` : false}
 ${step === 'result' ? testsHtml(i.tests) : false}

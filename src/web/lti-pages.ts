@@ -104,17 +104,17 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
     const staff = launched.staff && configured && isStaff(identity?.roles ?? []);
     return { launch, session: { ...launched, staff }, identity };
   };
-  const staffOnly = async (req: Request): Promise<{ launch: string; session: LtiSession }> => {
+  const staffOnly = async (req: Request): Promise<{ launch: string; session: LtiSession; csrf: string }> => {
     const found = await session(req);
     if (!found.session.staff) throw new ForbiddenError('Only course staff may open this page.');
-    return found;
+    return { ...found, csrf: deps.signer.tag('csrf', found.launch) };
   };
   const checkCsrf = (req: Request, launch: string): void => {
     const given = (req.body as Record<string, unknown> | undefined)?.csrf ?? req.query.csrf;
     if (typeof given !== 'string' || !safeEqual(given, deps.signer.tag('csrf', launch))) throw new ForbiddenError('This form has expired or did not come from Gofer. Reload the page and try again.');
   };
 
-  router.use(staffRouter({ ...deps, resend: (id) => deps.passback.resend(id), report: new CourseReport(deps.db), actions: new StaffActions(deps.db), staffOnly, checkCsrf, csrfFor: (launch) => deps.signer.tag('csrf', launch) }));
+  router.use(staffRouter({ ...deps, resend: (id) => deps.passback.resend(id), report: new CourseReport(deps.db), actions: new StaffActions(deps.db), staffOnly, courseList: true }));
 
   /** The learner's submissions of the launched assignment, as they see them (empty before their hub account is known). */
   const assignmentView = async (ses: LtiSession, identity: LtiIdentity | undefined) => {
@@ -129,7 +129,9 @@ export function ltiPagesRouter(deps: LtiPagesDeps): Router {
 
   router.get('/assignment', async (req: Request, res: Response) => {
     const { launch, session: ses, identity } = await session(req);
-    const assignment = findAssignment(deps.config, ses.course, ses.assignment)?.assignment;
+    const found = findAssignment(deps.config, ses.course, ses.assignment);
+    const assignment = found?.assignment;
+    const zone = found?.course.timeZone;
     const { binding, view } = await assignmentView(ses, identity);
     const notice = binding ? platformNotice(binding, now()) : null;
     const closed = assignment?.due && assignment.late === 'reject' && now() > assignment.due.getTime() ? assignment.due : undefined;
@@ -164,9 +166,9 @@ ${closed
 ${submissionsSection(view)}`;
     }
     const body = html`${who}
-<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>, worth ${formatPoints(points)}${assignment?.due ? html`, due ${timeText(assignment.due.getTime())}` : false}.</p>
+<p>Course <b>${ses.course}</b>, assignment <b>${ses.assignment}</b>, worth ${formatPoints(points)}${assignment?.due ? html`, due ${timeText(assignment.due.getTime(), zone)}` : false}.</p>
 ${notice ? html`<p id="edx-notice">${notice.sentence}</p>` : false}
-${closed ? html`<p id="closed">Submissions closed on ${timeText(closed.getTime())}: late work is not accepted for this assignment.</p>` : false}
+${closed ? html`<p id="closed">Submissions closed on ${timeText(closed.getTime(), zone)}: late work is not accepted for this assignment.</p>` : false}
 <div id="notice" class="notice${flash ? ` notice-${String(req.query.notice)}` : ''}" role="status"${flash ? false : html` hidden`}>${flash ?? ''}</div>
 ${hubLink ? html`<p><a id="open-hub" href="${hubLink}" target="_blank" rel="noopener">Open in JupyterHub</a></p>` : false}
 ${ses.staff ? html`<p><a id="staff-overview" href="staff?l=${encodeURIComponent(launch)}">Course overview (staff)</a> · <a id="course-page" href="course?l=${encodeURIComponent(launch)}">Course grades (staff)</a></p>` : false}

@@ -124,7 +124,7 @@ describe('a dying Docker engine (real engine behind a misbehaving socket)', func
     const { runner } = await requireEngine();
     const common = { clock: systemClock, size: 1, leaseMs: 30_000, pollMs: 100 };
     // the stale host's configuration has another assignment only
-    const staleCatalog = await AssignmentCatalog.load({ grading: gradingSchema.parse({}), courses: [{ id: '8x', contexts: [], instructors: [], assignments: [{ id: 'other', aliases: [], tests: EXAMPLE_TESTS, directory: path.dirname(EXAMPLE_TESTS), files: [], points: 1, late: 'accept', select: 'latest' }] }] });
+    const staleCatalog = await AssignmentCatalog.load({ grading: gradingSchema.parse({}), courses: [{ id: '8x', contexts: [], instructors: [], instructorGroups: [], assignments: [{ id: 'other', aliases: [], tests: EXAMPLE_TESTS, directory: path.dirname(EXAMPLE_TESTS), files: [], points: 1, late: 'accept', select: 'latest' }] }] });
     const staleGrade: GradeFn = async (s, notebook, signal) => {
       const g = staleCatalog.get(s.course, s.assignment);
       return gradeNotebook(runner, { notebook, image: g.image, policy: g.policy, limits: g.limits, tests: g.tests, supportFiles: g.supportFiles, signal });

@@ -116,7 +116,7 @@ describe('The Submit button in the classic Notebook 6 under a real JupyterHub (p
     await page.click('#gofer-submit');
     const error = page.locator('.gofer-dialog [data-gofer-state="error"]');
     await error.waitFor({ timeout: 30_000 });
-    expect(await error.textContent()).to.equal('The deadline for closed (2020-01-01T00:00:00.000Z) has passed; late submissions are not accepted. Ask your course staff if you think this is wrong.');
+    expect(await error.textContent()).to.equal('The deadline for closed (2020-01-01 00:00 UTC) has passed; late submissions are not accepted. Ask your course staff if you think this is wrong.');
     const db = createDb(loadConfig(goferConfig, {}));
     try {
       expect((await db('submissions').where({ assignment: 'closed' })).length).to.equal(0);

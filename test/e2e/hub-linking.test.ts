@@ -78,6 +78,8 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
           instructors: ['prof'],
           assignments: [{ id: 'lab01', aliases: ['1'], section: '1', tests: EXAMPLE_TESTS, files: ['data.csv'], policy: 'gofer', points: WEIGHT, timeoutSeconds: 60 }],
         },
+        // another course, whose instructor (a hub user) must see nothing of 8x
+        { id: 'other', instructors: ['bob'], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'] }] },
       ],
     });
     hub = await startHub({ dir, goferConfig: file, serviceName: 'gofer', ports: { gofer: goferPort, public: publicPort } });
@@ -288,6 +290,57 @@ describe('Connecting an LTI identity to a JupyterHub account, and hub OAuth for 
     const res = await fetch(`${hub!.url}${hub!.prefix}me`, { headers: { cookie: `gofer-session=${s}` }, redirect: 'manual' });
     expect(res.status).to.equal(302);
     expect(res.headers.get('location')).to.match(/login\?next=/);
+  });
+
+  /**
+   * A browser of its own for a hub user: logged in to the hub with the login form, then opening
+   * `{prefix}staff`, which sends it through the hub's OAuth (and its consent page) and back.
+   */
+  const hubUser = async (name: string): Promise<Page> => {
+    const p = await (await browser!.newContext()).newPage();
+    await p.goto(`${hub!.url}/hub/login?next=${encodeURIComponent('/hub/home')}`);
+    await p.fill('#username_input', name);
+    await p.fill('#password_input', 'any password');
+    await Promise.all([p.waitForURL(/\/hub\/home/), p.click('#login_submit')]);
+    await p.goto(`${hub!.url}${hub!.prefix}staff`);
+    const consent = p.locator('form input[type=submit][value="Authorize"]');
+    if (new URL(p.url()).pathname === '/hub/api/oauth2/authorize') await Promise.all([p.waitForURL((u) => u.pathname === `${hub!.prefix}staff`), consent.click()]);
+    return p;
+  };
+
+  it("a course's instructor reaches the staff pages through the hub, for that course only; a learner and another course's instructor see nothing of it", async () => {
+    // not logged in to Gofer at first: the hub's OAuth, then back to the list of their courses
+    const prof = await hubUser('prof');
+    expect(new URL(prof.url()).pathname).to.equal(`${hub!.prefix}staff`);
+    expect(await prof.locator('#staff-courses a').allTextContents()).to.deep.equal(['8x']);
+    await Promise.all([prof.waitForNavigation(), prof.click('#staff-courses a')]);
+    expect(await prof.textContent('h1')).to.equal('Course 8x: overview');
+    expect(await prof.locator('tr.grade-row .learner a').allTextContents()).to.deep.equal(['Ada Lovelace']);
+    expect(await prof.locator('nav a', { hasText: 'Simple grades list' }).count(), 'the LTI-only page is not linked').to.equal(0);
+    // the learner's page and an action: recorded under the hub name
+    await Promise.all([prof.waitForNavigation(), prof.click('tr.grade-row .learner a')]);
+    const section = prof.locator('section.submission').first();
+    await Promise.all([prof.waitForNavigation(), section.locator('button.regrade').click()]);
+    expect(new URL(prof.url()).pathname).to.equal(`${hub!.prefix}staff/learner`);
+    expect(await prof.locator('#actions tr.action-regrade .actor').first().textContent()).to.equal('prof');
+    await shot(prof, 'hub-staff');
+    // a form without the page's token does nothing
+    const forged = await prof.evaluate(async (u) => (await fetch(u, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'l=8x&csrf=forged&submission=x' })).status, `${hub!.prefix}staff/resend`);
+    expect(forged).to.equal(403);
+
+    // the learner (logged in through the hub in the other browser) and the other course's instructor get 403
+    const bob = await hubUser('bob');
+    for (const [who, p] of [[LEARNER, page], ['bob', bob]] as const) {
+      for (const path of ['staff?l=8x', `staff/learner?l=8x&owner=${LEARNER}`]) {
+        const res = await p.goto(`${hub!.url}${hub!.prefix}${path}`);
+        expect(res!.status(), `${who}: ${path}`).to.equal(403);
+        expect(await body(p), `${who}: ${path}`).to.include('Only course staff may open this page.').and.not.include('3 / 3 points');
+      }
+    }
+    await bob.goto(`${hub!.url}${hub!.prefix}staff`);
+    expect(await bob.locator('#staff-courses a').allTextContents()).to.deep.equal(['other']);
+    await Promise.all([bob.waitForNavigation(), bob.click('#staff-courses a')]);
+    expect(await bob.locator('tr.grade-row').count()).to.equal(0);
   });
 
   it('logout revokes the session on the server: a copy of the session cookie no longer works', async () => {

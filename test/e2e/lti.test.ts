@@ -164,9 +164,9 @@ describe('LTI 1.3 with the dev platform, in a real browser (real engine)', funct
     await shot(page, 'instructor-course');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
     const csv = readFileSync((await download.path())!, 'utf8');
-    expect(csv.split('\n')[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email');
+    expect(csv.split('\n')[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email,time_zone,submitted_local,graded_local');
     // with the learner's name and email from the launch
-    expect(csv).to.match(/^8x,lab01,sub-ada-0001,1,2,2,graded,[^,]+,[^,]+,[0-9a-f-]{36},3,3,Ada Lovelace,ada@example\.edu$/m);
+    expect(csv).to.match(/^8x,lab01,sub-ada-0001,1,2,2,graded,[^,]+,[^,]+,[0-9a-f-]{36},3,3,Ada Lovelace,ada@example\.edu,UTC,\d{4}-\d{2}-\d{2} \d{2}:\d{2},\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/m);
     // one scale: the staff page shows the grade out of the assignment's 3 points, as the learner page does
     expect(await page.textContent('tr.grade:has-text("sub-ada-0001") .grade')).to.equal('3 / 3 points (100%)');
     expect(await page.locator('tr.grade', { hasText: 'sub-ada-0001' }).locator('button', { hasText: 'Regrade' }).getAttribute('aria-label')).to.equal('Regrade: sub-ada-0001, lab01');

@@ -7,6 +7,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { createDb, type Db } from '../../src/db/knex.js';
 import { devPlatformConfig, toolEndpoints } from '../../src/dev-platform/demo.js';
 import { startDevPlatform, type DevComponent, type DevPlatform, type DevUser } from '../../src/dev-platform/index.js';
+import { formatGrade, gradeOf } from '../../src/grading/scale.js';
+import { localText } from '../../src/lib/time-zone.js';
 import { requireEngine } from '../helpers/engine.js';
 import { ARTIFACTS, launchBrowser } from '../helpers/lti.js';
 import { freePort, spawnGofer, waitFor, type GoferProcess } from '../helpers/process.js';
@@ -65,7 +67,8 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
       defaultCourse: 'a',
       lti: { development: true, hubUserClaim: 'sub', platforms: [devPlatformConfig(platform, components)] },
       courses: [
-        { id: 'a', contexts: [RUN_A], instructors: ['prof-hub'], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60, due: '2099-01-01T00:00:00Z' }] },
+        // course a shows times in New York's zone; its due date, written without an offset, is read there (2099-01-01T00:00Z)
+        { id: 'a', contexts: [RUN_A], instructors: ['prof-hub'], timeZone: 'America/New_York', assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60, due: '2098-12-31 19:00' }] },
         { id: 'b', contexts: [RUN_B], assignments: [{ id: 'lab01', tests: EXAMPLE_TESTS, files: ['data.csv'], points: 3, timeoutSeconds: 60 }] },
       ],
     }));
@@ -164,7 +167,10 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     expect(await ada.locator('.email').textContent()).to.equal('ada@example.edu');
     expect(await ada.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
     expect(await ada.locator('.passback').textContent()).to.equal('sent');
-    expect(await ada.locator('.received time').getAttribute('datetime')).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const received = (await ada.locator('.received time').getAttribute('datetime'))!;
+    expect(received).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // on the course's wall clock (New York), the zone named
+    expect(await ada.locator('.received time').textContent()).to.equal(`${localText(Date.parse(received), 'America/New_York')} America/New_York`);
     expect(await page.locator('tr.grade-row').count()).to.equal(2);
 
     // filter by learner (a part of the email), then by status
@@ -250,13 +256,13 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     const section = page.locator(`section.submission[data-submission="${id}"]`);
     // a bad value is refused by name, nothing is recorded
     await section.locator('input[name=points]').fill('7');
-    await section.locator('input[name=reason]').fill('regraded by hand');
+    await section.locator('.override-form input[name=reason]').fill('regraded by hand');
     await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
     expect(await page.textContent('body')).to.include('Points must be a number from 0 to 3; got "7".');
     expect(Number((await db('staff_actions').count({ n: '*' }).first())!.n)).to.equal(0);
     await page.goBack();
     await section.locator('input[name=points]').fill('2.5');
-    await section.locator('input[name=reason]').fill('q1 accepted after appeal');
+    await section.locator('.override-form input[name=reason]').fill('q1 accepted after appeal');
     await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
     expect(await section.locator('.score').textContent()).to.equal('2.5 / 3 points (83%)');
     expect(await section.locator('.override').textContent()).to.equal('set by staff: q1 accepted after appeal');
@@ -271,7 +277,7 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
 
     // an excuse gives full points, and a resend sends the grade again; both are in the log
     await section.locator('select[name=kind]').selectOption('excuse');
-    await section.locator('input[name=reason]').fill('medical leave');
+    await section.locator('.override-form input[name=reason]').fill('medical leave');
     await Promise.all([page.waitForNavigation(), section.locator('button.set-grade').click()]);
     expect(await section.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
     expect(await section.locator('.override').textContent()).to.equal('excused: medical leave');
@@ -309,6 +315,60 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     await page.close();
   });
 
+  it('a grade set by staff stands through regrades (shown beside it, nothing sent) until staff clear it; clearing sends the grade that counts', async () => {
+    const page = await openLearner('prof', 'Bob Babbage');
+    const id = (await db('submissions').where({ course: 'a', owner: 'sub-bob' }).first()).id as string;
+    const section = page.locator(`section.submission[data-submission="${id}"]`);
+    const toEdx = () => platform.lineItems().find((l) => l.resourceLinkId === LAB_A)!.scores.filter((x) => x.userId === 'sub-bob').map((x) => x.scoreGiven);
+    const passbacks = async () => Number((await db('passbacks').where({ submission_id: id }).count({ n: '*' }).first())!.n);
+    const results = async () => Number((await db('results').where({ submission_id: id }).count({ n: '*' }).first())!.n);
+    // the excuse of the test above stands (regrade-all regraded it): regrade once more, by hand
+    const [queued, resultsBefore, sentBefore] = [await passbacks(), await results(), platform.scoresReceived];
+    await Promise.all([page.waitForNavigation(), section.locator('button.regrade').click()]);
+    await waitFor('the regrade to be recorded', async () => (await results()) === resultsBefore + 1, 120_000, 300);
+    await page.reload();
+    const own = (await db('results').where({ submission_id: id }).orderBy('id', 'desc').first()) as { score: number };
+    const ownText = formatGrade(gradeOf(own.score, 3));
+    expect(await section.locator('.score').textContent()).to.equal('3 / 3 points (100%)');
+    expect(await section.locator('.override').textContent()).to.equal('excused: medical leave');
+    expect(await section.locator('.regraded').textContent()).to.equal(`Regraded: ${ownText}; the excuse, 3 / 3 points (100%), stands.`);
+    expect((await db('submissions').where({ id }).first()).score).to.equal(1);
+    // nothing new was queued for edX, and edX still holds the excuse
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await passbacks()).to.equal(queued);
+    expect(platform.scoresReceived).to.equal(sentBefore);
+    expect(toEdx()).to.deep.equal([3]);
+
+    // clearing it: recorded with who and why; the grader's result is the grade again and is sent
+    await section.locator('.clear-override-form input[name=reason]').fill('excuse entered for the wrong learner');
+    await Promise.all([page.waitForNavigation(), section.locator('button.clear-override').click()]);
+    expect(await section.locator('.score').textContent()).to.equal(ownText);
+    expect(await section.locator('.override').count()).to.equal(0);
+    expect(await section.locator('.clear-override-form').count()).to.equal(0);
+    const cleared = page.locator('#actions tr.action-clear_override');
+    expect(await cleared.locator('.actor').textContent()).to.equal('Grace Hopper');
+    expect(await cleared.locator('.what').textContent()).to.equal('cleared the grade set by staff');
+    expect(await cleared.locator('.reason').textContent()).to.equal('excuse entered for the wrong learner');
+    await waitFor("the grader's grade to reach edX", async () => toEdx()[0] === gradeOf(own.score, 3).given, 30_000, 300);
+    expect(platform.scoresReceived).to.equal(sentBefore + 1);
+
+    // clearing again is refused by name; without the page's CSRF token nothing happens
+    const l = new URL(page.url()).searchParams.get('l')!;
+    const csrf = await section.locator('input[name=csrf]').first().getAttribute('value');
+    const post = (body: Record<string, string>) =>
+      page.evaluate(async ({ u, b }) => {
+        const r = await fetch(u, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: b });
+        return { status: r.status, text: await r.text() };
+      }, { u: new URL('clear-override', page.url()).href, b: new URLSearchParams(body).toString() });
+    const again = await post({ l, csrf: csrf!, submission: id, reason: 'twice' });
+    expect(again.status).to.equal(400);
+    expect(again.text).to.include('No grade set by staff stands on this submission.');
+    const actions = Number((await db('staff_actions').count({ n: '*' }).first())!.n);
+    expect((await post({ l, csrf: 'forged', submission: id, reason: 'x' })).status).to.equal(403);
+    expect(Number((await db('staff_actions').count({ n: '*' }).first())!.n)).to.equal(actions);
+    await page.close();
+  });
+
   it("course B's staff cannot open or act on course A's learners and submissions", async () => {
     const page = await openOverview('other', LAB_B);
     const base = new URL(page.url());
@@ -327,7 +387,7 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     }, new URL(`staff/regrade-all?l=${encodeURIComponent(l)}&assignment=lab01`, base).href);
     expect(csrf).to.be.a('string');
     const results = Number((await db('results').where({ submission_id: id }).count({ n: '*' }).first())!.n);
-    for (const action of ['regrade', 'resend', 'override']) {
+    for (const action of ['regrade', 'resend', 'override', 'clear-override']) {
       const status = await page.evaluate(
         async ({ u, body }) => (await fetch(u, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body })).status,
         { u: new URL(`staff/${action}`, base).href, body: new URLSearchParams({ l, csrf: csrf!, submission: id, kind: 'override', points: '0', reason: 'x' }).toString() },
@@ -340,6 +400,12 @@ describe('Staff pages: course overview, charts and grades table, in a real brows
     const learner = await browser.newPage();
     await launch(learner, 'ada', LAB_A);
     const la = new URL(learner.url()).searchParams.get('l')!;
+    // the learner's page shows the course's zone too (its script keeps it, with the reader's local time as the title), and the due date read in it
+    const mine = learner.locator('#submissions time[data-fixed]').first();
+    await learner.waitForSelector('#submissions time[data-fixed][data-local]');
+    const at = Date.parse((await mine.getAttribute('datetime'))!);
+    expect(await mine.textContent()).to.equal(`${localText(at, 'America/New_York')} America/New_York`);
+    expect(await learner.textContent('body')).to.include('due 2098-12-31 19:00 America/New_York');
     const r = await learner.goto(new URL(`staff?l=${encodeURIComponent(la)}`, learner.url()).href);
     expect(r!.status()).to.equal(403);
     await learner.close();

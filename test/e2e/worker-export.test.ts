@@ -83,8 +83,8 @@ describe('serve + worker on PostgreSQL, export, check-config (real engine, real 
     const csv = await gofer(['--config', file, 'export', '--format', 'csv', '--course', '8x']);
     expect(csv.code, csv.stderr).to.equal(0);
     const rows = csv.stdout.trim().split('\n');
-    expect(rows[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email');
-    expect(rows[1]).to.match(/^8x,lab01,ada,1,3,3,graded,.*,1,1,,$/);
+    expect(rows[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email,time_zone,submitted_local,graded_local');
+    expect(rows[1]).to.match(/^8x,lab01,ada,1,3,3,graded,.*,1,1,,,UTC,\d{4}-\d{2}-\d{2} \d{2}:\d{2},\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/);
     const legacy = await gofer(['--config', file, 'export', '--legacy']);
     expect(legacy.stdout.trim().split('\n')).to.have.length(2);
     expect(legacy.stdout).to.match(/^userid,grade,section,lab,timestamp\nada,1,1,lab01,\d{10}\n$/);

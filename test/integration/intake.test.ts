@@ -107,8 +107,10 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
 
     const own = await (await fetch(`${svc.url}/api/v1/submissions/${id}`, { headers: { authorization: `token ${bob}` } })).json();
     expect(own).to.include({ owner: 'bob', course: '8x', assignment: 'lab01', status: 'graded', score: 0.5 });
-    // a hidden test says only whether it passed: not its points, not its message
-    expect(own.tests).to.deep.equal([{ name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false }, { name: 'q2', hidden: true, passed: false }]);
+    // of a hidden test the learner learns only that the score includes hidden tests: no name, no pass or fail, no message
+    expect(own.tests).to.deep.equal([{ name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false }]);
+    expect(own.hiddenTests).to.equal(true);
+    expect(JSON.stringify(own)).not.to.include('q2').and.not.include('secret detail');
     // the one scale: points out of the assignment's points (lab01 is worth the default 1), and which submission counts
     expect(own.grade).to.deep.equal({ given: 0.5, maximum: 1, text: '0.5 / 1 point (50%)' });
     expect(own).to.include({ assignmentPoints: 1, timeLimitSeconds: 120 });
@@ -141,7 +143,7 @@ describe('intake: the hub submit endpoint and the REST API (SQLite)', function (
     ['an unknown course', () => post('/services/gofer/', { nb: lab({ course: 'cs61a', assignment: 'lab01' }) }, { authorization: `token ${ada}` }), 422, /for the course "cs61a", which is not graded here/],
     ['an unknown assignment that looks like a path', () => post('/services/gofer/', { nb: lab({ assignment: '../../etc/passwd' }) }, { authorization: `token ${ada}` }), 422, /has no assignment "\.\.\/\.\.\/etc\/passwd"/],
     ['metadata of the wrong type', () => post('/services/gofer/', { nb: lab({ assignment: ['lab01'] }) }, { authorization: `token ${ada}` }), 422, /^This notebook's assignment details are damaged\. Submit the notebook you were given/],
-    ['past the deadline under "reject late"', () => post('/services/gofer/', { nb: lab({ assignment: 'closed' }) }, { authorization: `token ${ada}` }), 403, /deadline for closed .* has passed/],
+    ['past the deadline under "reject late"', () => post('/services/gofer/', { nb: lab({ assignment: 'closed' }) }, { authorization: `token ${ada}` }), 403, /deadline for closed \(2020-01-01 00:00 UTC\) has passed/],
     ['an upload without a file', () => { const f = new FormData(); f.append('note', 'hi'); return fetch(svc.url + '/api/v1/submissions', { method: 'POST', headers: { authorization: `token ${ada}` }, body: f }); }, 422, /has no file/],
     ['the REST API with a text body', () => fetch(svc.url + '/api/v1/submissions', { method: 'POST', headers: { 'content-type': 'text/plain', authorization: `token ${ada}` }, body: 'x' }), 415, /Send JSON/],
     ['a submission that does not exist', () => fetch(svc.url + '/api/v1/submissions/nope', { headers: { authorization: `token ${ada}` } }), 404, /no submission nope of yours/],

@@ -413,10 +413,10 @@ for (const engine of ENGINES) {
         { hubUser: null, name: 'nobody', email: null },
       ]);
       const csv = gradesCsv(rows, people).split('\n');
-      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email');
+      expect(csv[0]).to.equal('course,assignment,learner,score,points,max_points,status,submitted_at,graded_at,submission,grade,out_of,name,email,time_zone,submitted_local,graded_local');
       // a name comes from the first identity that has one; a comma or a quote in it is quoted
-      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,.*,3,3,"Ada, ""the first""",ada@example\.edu$/);
-      expect(csv[2]).to.match(/^8x,lab01,bob,.*,,3,,$/);
+      expect(csv[1]).to.match(/^8x,lab01,ada,1,2,2,graded,.*,3,3,"Ada, ""the first""",ada@example\.edu,UTC,\d{4}-\d{2}-\d{2} \d{2}:\d{2},\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/);
+      expect(csv[2]).to.match(/^8x,lab01,bob,.*,,3,,,UTC,\d{4}-\d{2}-\d{2} \d{2}:\d{2},[^,]*$/);
 
       const legacy = (await legacyCsv(new ResultStore(db), { assignment: 'lab01' })).trim().split('\n');
       expect(legacy[0]).to.equal('userid,grade,section,lab,timestamp');

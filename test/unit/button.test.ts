@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
 import ts from 'typescript';
+import { HIDDEN_TESTS } from '../../src/web/learner-view.js';
 import { ROOT } from '../helpers/service.js';
 
 /**
@@ -44,7 +45,7 @@ describe('the Submit buttons: what the dialog says', () => {
     expect(view.describe({ status: 'queued', receivedAt: received, timeLimitSeconds: 60 }, at(3)).sentences[1]).to.equal('Waiting: 3 s of the 60 s time limit.');
   });
 
-  it("graded: the score on the assignment's scale, visible tests with their weight and diff, hidden ones only as passed or failed, and which submission counts", () => {
+  it("graded: the score on the assignment's scale, visible tests with their weight and diff, hidden ones only as a sentence, and which submission counts", () => {
     const d = view.describe(
       {
         status: 'graded',
@@ -54,17 +55,34 @@ describe('the Submit buttons: what the dialog says', () => {
         tests: [
           { name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false },
           { name: 'q2', points: 0, maxPoints: 1, passed: false, hidden: false, message: 'Expected:\n    4\nGot:\n    5' },
-          { name: 'q3', hidden: true, passed: false },
-          { name: 'q4', hidden: true, passed: true },
         ],
+        hiddenTests: true,
       },
       at(20),
     );
     expect(d).to.include({ done: true, state: 'graded', headline: 'Score: 1.5 / 3 points (50%)' });
     expect(d.sentences).to.include('Your latest graded submission counts. edX is sent this one: 1.5 / 3 points (50%).');
-    expect(d.tests.map((t) => t.text)).to.deep.equal(['q1: passed (1 / 1)', 'q2: failed (0 / 1)', 'q3: a hidden test failed', 'q4: a hidden test passed']);
+    expect(d.tests.map((t) => t.text)).to.deep.equal(['q1: passed (1 / 1)', 'q2: failed (0 / 1)']);
     expect(d.tests[1]!.detail).to.equal('Expected:\n    4\nGot:\n    5');
-    expect(d.tests[2]!.detail).to.equal(undefined);
+    expect(d.sentences.at(-1)).to.equal('The score also includes hidden tests; their results are not shown.');
+  });
+
+  it('never shows a hidden test, even from an answer that carries one (an instructor submitting, an older Gofer)', () => {
+    const d = view.describe(
+      {
+        status: 'graded',
+        receivedAt: received,
+        grade: { given: 1, maximum: 1, text: '1 / 1 point (100%)' },
+        tests: [
+          { name: 'q1', points: 1, maxPoints: 1, passed: true, hidden: false },
+          { name: 'q3', points: 0, maxPoints: 1, hidden: true, passed: false, message: 'hidden output' },
+        ],
+      },
+      at(20),
+    );
+    expect(d.tests.map((t) => t.text)).to.deep.equal(['q1: passed (1 / 1)']);
+    expect(JSON.stringify(d)).not.to.include('q3').and.not.include('hidden output');
+    expect(d.sentences).to.include(HIDDEN_TESTS);
   });
 
   it('not graded (time limit, memory): says why in a sentence and stops polling', () => {
@@ -157,7 +175,8 @@ describe('the prebuilt JupyterLab extension carried in the Python package', () =
       .map((f) => readFileSync(path.join(out, 'static', f), 'utf8'))
       .join('\n');
     expect(bundle).to.include('jupyterlab-gofer:submit');
-    expect(bundle).to.include('a hidden test failed');
+    expect(bundle).to.include('The score also includes hidden tests; their results are not shown.');
+    expect(bundle).to.not.include('a hidden test failed');
     // JupyterLab's own packages come from the host application, never bundled
     expect(readFileSync(entry, 'utf8')).to.match(/@jupyterlab\/apputils/);
     expect(bundle).to.not.include('class Dialog extends');

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { TestResult } from '../../src/grading/result.js';
 import type { Submission } from '../../src/submissions/store.js';
-import { learnerView, type AssignmentFacts, type PassbackState } from '../../src/web/learner-view.js';
+import { HIDDEN_TESTS, learnerView, type AssignmentFacts, type PassbackState } from '../../src/web/learner-view.js';
 
 const T0 = Date.parse('2026-12-01T10:00:00Z');
 
@@ -38,8 +38,10 @@ describe('the learner view', () => {
     const s = v.submissions[0]!;
     expect(s.grade).to.deep.equal({ given: 1.5, maximum: 3, text: '1.5 / 3 points (50%)' });
     expect(s.html).to.include('Each test&#39;s weight is shown, out of 4 test points.');
-    expect(s.html).to.include('weight 2/4').and.include('1 hidden test (weight 1/4): results not shown');
-    expect(s.html).not.to.include('hidden detail');
+    expect(s.html).to.include('weight 2/4').and.include(`<li class="hidden-tests">${HIDDEN_TESTS}</li>`);
+    // nothing of the hidden test but that the score includes hidden tests: not its name, result or output
+    expect(s.html).not.to.include('hidden detail').and.not.include('q3');
+    expect(s.html.match(/<li class="(passed|failed)">/g)).to.have.length(2);
     expect(s.html).to.include('&lt;script&gt;alert(1)&lt;/script&gt;').and.not.include('<script>');
     expect(v.announce).to.equal('Submission 1: 1.5 / 3 points (50%).');
   });
@@ -47,7 +49,7 @@ describe('the learner view', () => {
   it('says when tests count equally', () => {
     const equal = tests.map((t) => ({ ...t, maxPoints: 1 }));
     const v = learnerView([{ sub: sub('a'), tests: equal, startedAt: undefined }], facts(), null, { now: T0, showAssignment: false });
-    expect(v.submissions[0]!.html).to.include('The 3 tests count equally.');
+    expect(v.submissions[0]!.html).to.include('The tests count equally.');
   });
 
   it('shows grading with its elapsed time and limit, and is not done', () => {

@@ -1,3 +1,4 @@
+import { DEFAULT_TIME_ZONE, localText } from '../../lib/time-zone.js';
 import { html, type Html } from '../../lib/html.js';
 
 /**
@@ -88,9 +89,10 @@ export function bucketMs(first: number, last: number): number {
 
 /**
  * Submissions per bucket from the first to the last (empty buckets included, at most 400), with
- * the due date's bucket as the marker. Labels are UTC.
+ * the due date's bucket as the marker. Hours and the due date are labelled on the wall clock of
+ * `zone`; days are UTC days.
  */
-export function overTime(counts: ReadonlyArray<{ bucket: number; n: number }>, bucket: number, due?: Date): { bars: Bar[]; marker?: { after: number; label: string } } {
+export function overTime(counts: ReadonlyArray<{ bucket: number; n: number }>, bucket: number, due?: Date, zone: string = DEFAULT_TIME_ZONE): { bars: Bar[]; marker?: { after: number; label: string } } {
   if (counts.length === 0) return { bars: [] };
   const byBucket = new Map(counts.map((c) => [c.bucket, c.n]));
   const firstB = Math.min(...counts.map((c) => c.bucket));
@@ -98,11 +100,11 @@ export function overTime(counts: ReadonlyArray<{ bucket: number; n: number }>, b
   const start = Math.max(firstB, lastB - 399);
   const bars: Bar[] = [];
   for (let b = start; b <= lastB; b++) {
-    const iso = new Date(b * bucket).toISOString();
-    bars.push({ label: bucket < 86_400_000 ? `${iso.slice(5, 10)} ${iso.slice(11, 13)}h` : iso.slice(0, 10), value: byBucket.get(b) ?? 0 });
+    const local = localText(b * bucket, zone);
+    bars.push({ label: bucket < 86_400_000 ? `${local.slice(5, 10)} ${local.slice(11, 13)}h${local.slice(14, 16) === '00' ? '' : local.slice(14, 16)}` : new Date(b * bucket).toISOString().slice(0, 10), value: byBucket.get(b) ?? 0 });
   }
   if (!due) return { bars };
   const dueB = Math.floor(due.getTime() / bucket);
   const after = Math.min(Math.max(dueB - start, -1), bars.length - 1);
-  return { bars, marker: { after, label: `due ${due.toISOString().slice(0, 16).replace('T', ' ')} UTC` } };
+  return { bars, marker: { after, label: `due ${localText(due.getTime(), zone)} ${zone}` } };
 }

@@ -206,9 +206,10 @@ export class CourseReport {
     return ((await this.db.select('id').from(this.counting(course, assignment).as('c')).orderBy('id')) as Array<{ id: string }>).map((r) => r.id);
   }
 
-  /** Of an assignment's submissions, how many wait for grading (queued or being graded). */
+  /** Of an assignment's submissions, how many wait for grading (a grading job queued or running: a submission whose grade staff set keeps that grade meanwhile). */
   async waitingToGrade(course: Course, assignment: string): Promise<number> {
-    return Number(((await this.db('submissions').where({ course: course.id, assignment }).whereIn('status', ['queued', 'grading']).count({ n: '*' }).first()) as { n: number | string } | undefined)?.n ?? 0);
+    const row = (await this.db('grading_jobs').where({ course: course.id, assignment }).whereIn('status', ['queued', 'running']).countDistinct({ n: 'submission_id' }).first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
   }
 
   /** Every result of these submissions, newest first (how long grading took, and its message). */

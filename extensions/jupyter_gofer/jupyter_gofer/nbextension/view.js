@@ -11,6 +11,8 @@
   'use strict';
 
   var UNFINISHED = ['queued', 'grading'];
+  /** All a learner is told of hidden tests (the learner page says the same: src/web/learner-view.ts). */
+  var HIDDEN_TESTS = 'The score also includes hidden tests; their results are not shown.';
   var ENDINGS = {
     timeout: 'Not graded: your notebook ran longer than the time limit.',
     out_of_memory: 'Not graded: your notebook used more memory than allowed.',
@@ -51,8 +53,9 @@
       if (s.message) sentences.push(s.message);
     }
     if (s.standing && s.standing.sentence) sentences.push(s.standing.sentence);
-    var tests = (s.tests || []).map(function (t) {
-      if (t.hidden) return { name: t.name, passed: !!t.passed, text: t.passed ? t.name + ': a hidden test passed' : t.name + ': a hidden test failed' };
+    if (s.hiddenTests || (s.tests || []).some(function (t) { return t.hidden; })) sentences.push(HIDDEN_TESTS);
+    // a hidden test's result is for staff: the dialog never shows one, even if an answer carried it
+    var tests = (s.tests || []).filter(function (t) { return !t.hidden; }).map(function (t) {
       var weight = typeof t.maxPoints === 'number' ? ' (' + t.points + ' / ' + t.maxPoints + ')' : '';
       return { name: t.name, passed: !!t.passed, text: t.name + ': ' + (t.passed ? 'passed' : 'failed') + weight, detail: t.passed ? undefined : t.message };
     });
@@ -108,5 +111,5 @@
     el.appendChild(p);
   }
 
-  return { describe: describe, render: render, renderError: renderError, POLL_MS: 1000 };
+  return { describe: describe, render: render, renderError: renderError, POLL_MS: 1000, HIDDEN_TESTS: HIDDEN_TESTS };
 });
