@@ -10,7 +10,7 @@ import { InfrastructureError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { JobFile } from './assignment-files.js';
 import { harnessOutputSchema, type HarnessOutput } from './result.js';
-import { WarmPool, type PoolOptions, type PoolStats } from './warm-pool.js';
+import { poolKey, RecentModules, WarmPool, type PoolOptions, type PoolStats } from './warm-pool.js';
 
 /** Every container Gofer creates carries this label, so leftovers can be found and removed. */
 export const CONTAINER_LABEL = 'org.gofer.grading';
@@ -113,6 +113,8 @@ export class ContainerRunner {
   private readonly removing = new Set<Promise<void>>();
   private readonly preloads = new Map<string, Promise<string[]>>();
   private readonly pool: WarmPool<Warm> | undefined;
+  /** Which of an image's preload modules recent jobs named: what the next pre-started containers import. */
+  private readonly named = new RecentModules();
 
   constructor(
     private readonly docker: Docker,
@@ -216,6 +218,7 @@ export class ContainerRunner {
     const wallMs = (2 * limits.timeoutSeconds + 70) * 1000;
 
     const warm = this.pool?.take(job);
+    if (this.pool) void this.preloadOf(job.image).then((candidates) => this.named.record(poolKey(job), namedModules(candidates, job)), () => undefined);
     const launched = warm ?? (await this.launch(job, { job: job.jobId ?? nonce.slice(0, 8) }));
     const { container, stream, stdout, stderr } = launched;
     try {
@@ -380,7 +383,7 @@ export class ContainerRunner {
    * and waits for a job on stdin. It holds nothing of any job until run() gives it one.
    */
   private async prestart(spec: ContainerSpec, readyMs: number): Promise<Warm> {
-    const modules = await this.preloadOf(spec.image);
+    const modules = this.named.choose(poolKey(spec), await this.preloadOf(spec.image));
     const started = Date.now();
     const launched = await this.launch(spec, { job: 'pool', prestart: modules });
     launched.stream.write(this.header);
@@ -568,6 +571,27 @@ interface Launched {
 
 /** A pre-started container, ready for one job; `startedAt` is the run the watch holds it to. */
 type Warm = Launched & { startedAt: string };
+
+/** The names a module goes by in notebooks and tests: its top-level name, and the usual alias. */
+const ALIASES: Record<string, string[]> = { numpy: ['np'], pandas: ['pd'], matplotlib: ['mpl', 'plt'], scipy: ['sp'], seaborn: ['sns'] };
+
+/** How much of a notebook is looked at for the modules it names: imports come first. */
+const NAMED_SCAN_BYTES = 1024 * 1024;
+
+/**
+ * Which of `candidates` the job's notebook (its first megabyte) or tests name, by the module's
+ * top-level name or its usual alias (np, pd, plt).
+ */
+export function namedModules(candidates: string[], job: Pick<ContainerJob, 'notebook' | 'tests'>): string[] {
+  // the notebook is JSON: its line breaks are written \n, which would glue "\npd" into one word
+  const notebook = job.notebook.subarray(0, NAMED_SCAN_BYTES).toString('latin1').replace(/\\[nrt]/g, ' ');
+  const text = [notebook, ...job.tests.map((t) => t.content.toString('utf8'))].join('\n');
+  return candidates.filter((m) => {
+    const top = m.split('.')[0]!;
+    const names = [top, ...(ALIASES[top] ?? [])].map((n) => n.replace(/[^\w]/g, ''));
+    return new RegExp(`\\b(?:${names.join('|')})\\b`).test(text);
+  });
+}
 
 /** "numpy, pandas,matplotlib.pyplot" as module names; anything else is left out. */
 export function parsePreload(label: string | undefined): string[] {

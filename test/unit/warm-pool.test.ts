@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { gradingSchema } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { poolKey, WarmPool, type PoolOptions } from '../../src/grading/warm-pool.js';
+import { namedModules } from '../../src/grading/container-runner.js';
+import { poolKey, RecentModules, WarmPool, type PoolOptions } from '../../src/grading/warm-pool.js';
 
 interface Fake {
   id: number;
@@ -147,5 +148,30 @@ describe('WarmPool', () => {
     await stopping;
     expect(h.made.filter((f) => !f.discarded).map((f) => f.id)).to.deep.equal([0]); // the one a job took is its runner's to remove
     expect(h.pool.take(SPEC)).to.equal(undefined);
+  });
+});
+
+describe('what pre-started containers import', () => {
+  const job = (source: string, test = '') => ({ notebook: Buffer.from(JSON.stringify({ cells: [{ source }] })), tests: test ? [{ name: 'tests/q1.py', content: Buffer.from(test) }] : [] });
+  const CANDIDATES = ['numpy', 'pandas', 'matplotlib.pyplot'];
+
+  it("finds the image's modules a notebook or its tests name, by name or usual alias", () => {
+    expect(namedModules(CANDIDATES, job('import numpy as np\nimport matplotlib.pyplot as plt'))).to.deep.equal(['numpy', 'matplotlib.pyplot']);
+    expect(namedModules(CANDIDATES, job('x = 1', '>>> pd.Series([1]).sum()\n1'))).to.deep.equal(['pandas']);
+    expect(namedModules(CANDIDATES, job('numpyish = 1; pdf = 2'))).to.deep.equal([]);
+    // a line of the notebook's JSON that starts with the alias
+    expect(namedModules(CANDIDATES, job('x = 1\npd.read_csv("a.csv")'))).to.deep.equal(['pandas']);
+  });
+
+  it('imports, of the listed modules, those at least half of the last 20 jobs named; all of them before any job', () => {
+    const recent = new RecentModules();
+    expect(recent.choose('k', CANDIDATES)).to.deep.equal(CANDIDATES);
+    for (let i = 0; i < 20; i++) recent.record('k', i < 12 ? ['numpy'] : ['numpy', 'pandas']);
+    expect(recent.choose('k', CANDIDATES)).to.deep.equal(['numpy']);
+    for (let i = 0; i < 10; i++) recent.record('k', ['numpy', 'pandas']);
+    expect(recent.choose('k', CANDIDATES), 'only the last 20 count').to.deep.equal(['numpy', 'pandas']);
+    for (let i = 0; i < 20; i++) recent.record('k', []);
+    expect(recent.choose('k', CANDIDATES)).to.deep.equal([]);
+    expect(recent.choose('other', CANDIDATES), 'per pool').to.deep.equal(CANDIDATES);
   });
 });
