@@ -19,8 +19,9 @@
  * the other 60 % before it, at a rate rising linearly from zero (arrival i of L at the quantile
  * (i + 0.5) / L of that curve, so the schedule is the same every run).
  *
- * First, `--idle` learners submit one at a time, 5 s apart, each waiting for its result: the
- * learner-visible time on a quiet service (acknowledgement to stored result), median. Then the
+ * First, `--idle` learners submit the example course's notebook (config/example/lab01) one at a
+ * time, 5 s apart, each waiting for its result: the learner-visible time on a quiet service
+ * (acknowledgement to stored result), median. Then the
  * burst. Reported for the burst: time to result p50/p90/p99 (the submit's acknowledgement to the stored result),
  * queue wait p50/p90/p99 (the submission's arrival to its job's claim), notebooks per second
  * overall (first arrival to last result) and during the drain (after the last arrival), the
@@ -31,7 +32,7 @@
  * include other work on a shared machine. A summary, then one JSON line. Everything it starts (the process, its containers, the temporary directory) is
  * removed at the end, on an error, and on Ctrl-C (`--keep` keeps the directory, with serve.log).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,7 +45,7 @@ import { ApiTokenStore } from '../src/submissions/identity.js';
 import { requireEngine } from '../test/helpers/engine.js';
 import { notebook, okTest } from '../test/helpers/notebooks.js';
 import { freePort, spawnGofer, waitFor, type GoferProcess } from '../test/helpers/process.js';
-import { writeConfig } from '../test/helpers/service.js';
+import { ROOT, writeConfig } from '../test/helpers/service.js';
 import { CpuMeters, procCpuSeconds } from './host-cpu.js';
 import { poolModes, poolSize, type PoolMode } from './pool.js';
 
@@ -152,7 +153,17 @@ class Bench {
       server: { host: '127.0.0.1', port, submissionsPerMinute: 60 },
       queue: { workers, pool: poolSize(pool, workers) },
       log: { level: 'warn' },
-      courses: [{ id: '8x', instructors: ['prof'], assignments: [{ id: 'deadline', tests, policy: 'otter' }] }],
+      courses: [
+        {
+          id: '8x',
+          instructors: ['prof'],
+          assignments: [
+            { id: 'deadline', tests, policy: 'otter' },
+            // the idle phase grades the example course's notebook
+            { id: 'lab01', tests: path.join(ROOT, 'config/example/lab01/tests'), files: ['data.csv'] },
+          ],
+        },
+      ],
     });
     this.dir = written.dir;
     const config = loadConfig(written.file, {});
@@ -175,7 +186,12 @@ class Bench {
     ];
     const secrets: string[] = [];
     for (const name of names) secrets.push(await tokens.create(name));
-    const bodies = names.map((_, i) => JSON.stringify({ nb: notebook(CELLS.map((c) => c.replace('{seed}', String(i + 1))), { assignment: 'deadline' }) }));
+    const example = JSON.parse(readFileSync(path.join(ROOT, 'config/example/lab01/lab01.ipynb'), 'utf8')) as { cells: unknown[] };
+    const idleBody = (k: number): string =>
+      JSON.stringify({ nb: { ...example, cells: [...example.cells, { cell_type: 'code', id: `idle-${k}`, metadata: {}, execution_count: null, outputs: [], source: `# idle learner ${k}` }] } });
+    const bodies = names.map((_, i) =>
+      i < learners ? JSON.stringify({ nb: notebook(CELLS.map((c) => c.replace('{seed}', String(i + 1))), { assignment: 'deadline' }) }) : idleBody(i - learners),
+    );
 
     /** Learner i submits; the id and when the answer came, or why it was refused. */
     const post = async (i: number): Promise<Acked> => {
