@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/lib/logger.js';
 import { SubmissionStore } from '../../src/submissions/store.js';
 import { freshDb } from '../helpers/databases.js';
 import { EngineProxy } from '../helpers/engine-proxy.js';
-import { gradingContainers, IMAGE, requireEngine } from '../helpers/engine.js';
+import { gradingContainers, IMAGE, removeOwnContainers, requireEngine } from '../helpers/engine.js';
 import { capturingLogger } from '../helpers/logs.js';
 import { notebookBytes } from '../helpers/notebooks.js';
 import { waitFor } from '../helpers/process.js';
@@ -45,9 +45,7 @@ describe('a dying Docker engine (real engine behind a misbehaving socket)', func
   });
   afterEach(async () => {
     await proxy.kill();
-    // containers this process made through a proxy that died before it could remove them
-    const mine = await docker.listContainers({ all: true, filters: { label: [`${OWNER_LABEL}=${hostname()}/${process.pid}`] } });
-    await Promise.all(mine.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await removeOwnContainers(docker);
   });
 
   const runnerOn = (socketPath: string, opts: { callMs?: number } = {}): ContainerRunner =>

@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { run, type Running } from '../../src/server.js';
 import { EngineProxy } from '../helpers/engine-proxy.js';
-import { requireEngine } from '../helpers/engine.js';
+import { removeOwnContainers, requireEngine } from '../helpers/engine.js';
 import Docker from 'dockerode';
 import { spawnGofer, waitFor } from '../helpers/process.js';
 import { writeConfig } from '../helpers/service.js';
@@ -27,6 +27,8 @@ describe('/health on serve and on gofer worker (real engine behind a socket that
     await worker?.stop();
     await serve?.stop();
     await proxy.kill();
+    // the worker's pre-started containers, made through the proxy this test killed
+    await removeOwnContainers(new Docker());
   });
 
   it('reports engine, database, waiting and back-off jobs and heartbeats; the worker answers 503 while its engine is down', async () => {

@@ -35,6 +35,15 @@ export async function gradingContainers(docker: Docker, opts: { pids?: Array<num
 }
 
 /**
+ * Removes the containers this process made through an engine proxy that died before they could
+ * be removed (a worker's sweep would, once its engine answered again; the proxy never does).
+ */
+export async function removeOwnContainers(docker: Docker): Promise<void> {
+  const mine = await docker.listContainers({ all: true, filters: { label: [`${OWNER_LABEL}=${hostname()}/${process.pid}`] } });
+  await Promise.all(mine.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+}
+
+/**
  * The hold-out suites (scoring, hostile, forgery, evaluator) run twice: with a fresh container
  * per job, and with pre-started ones.
  */
