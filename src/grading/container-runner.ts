@@ -23,6 +23,10 @@ export const POOL_LABEL = 'org.gofer.pool';
 export const PRELOAD_LABEL = 'org.gofer.preload';
 /** What a pre-started harness prints on its result stream once its kernel is ready. */
 const READY_LINE = 'GOFER-READY\n';
+/** How long stop() waits for the removals under way. */
+const STOP_REMOVALS_MS = 5000;
+/** The wait before a failed removal is tried again. */
+const REMOVE_RETRY_MS = 2000;
 /** How long a pre-started container may take to become ready before it counts as broken. */
 const READY_MS = 90_000;
 /** A container older than this is a leftover whoever made it (no grading runs this long). */
@@ -129,7 +133,7 @@ export class ContainerRunner {
       this.pool = new WarmPool<Warm>({
         ...options.pool,
         log,
-        start: (spec) => this.prestart(spec, options.pool?.readyMs ?? READY_MS),
+        start: (spec, signal) => this.prestart(spec, options.pool?.readyMs ?? READY_MS, signal),
         alive: (warm) => !warm.closed,
         discard: (warm) => this.dispose(warm.container),
       });
@@ -382,22 +386,22 @@ export class ContainerRunner {
    * lists (its org.gofer.preload label), starts the evaluator and the kernel, says GOFER-READY
    * and waits for a job on stdin. It holds nothing of any job until run() gives it one.
    */
-  private async prestart(spec: ContainerSpec, readyMs: number): Promise<Warm> {
+  private async prestart(spec: ContainerSpec, readyMs: number, signal: AbortSignal): Promise<Warm> {
     const modules = this.named.choose(poolKey(spec), await this.preloadOf(spec.image));
     const started = Date.now();
     const launched = await this.launch(spec, { job: 'pool', prestart: modules });
     launched.stream.write(this.header);
-    const ready = await Promise.race([
-      launched.stdout.seen(READY_LINE),
-      launched.ended.then(() => false),
-      sleep(readyMs).then(() => false),
-    ]);
+    // a shutdown does not wait for a container to become ready
+    const stopped = new Promise<false>((resolve) => (signal.aborted ? resolve(false) : signal.addEventListener('abort', () => resolve(false), { once: true })));
+    const ready = await Promise.race([launched.stdout.seen(READY_LINE), launched.ended.then(() => false), sleep(readyMs).then(() => false), stopped]);
     if (!ready) {
       this.dispose(launched.container);
       throw new InfrastructureError(
-        launched.closed
-          ? `A pre-started grading container ended before it was ready. Its last words: ${launched.stderr.tail(600) || '(none)'}`
-          : `A pre-started grading container was not ready within ${readyMs / 1000} s.`,
+        signal.aborted
+          ? 'The pool stopped before a pre-started grading container was ready.'
+          : launched.closed
+            ? `A pre-started grading container ended before it was ready. Its last words: ${launched.stderr.tail(600) || '(none)'}`
+            : `A pre-started grading container was not ready within ${readyMs / 1000} s.`,
       );
     }
     // the run the watch holds it to (an engine restart would have restarted or ended it)
@@ -425,15 +429,30 @@ export class ContainerRunner {
     return known;
   }
 
-  /** Removes a container in the background; one that cannot be removed is swept when the engine answers again. */
+  /**
+   * Removes a container in the background, trying three times (the job's result no longer waits
+   * on its exit, so what is left in it runs until it is removed); one that still cannot be removed
+   * is swept when the engine answers again.
+   */
   private dispose(container: Docker.Container): void {
     this.live.delete(container.id);
-    const removal = this.call('remove a grading container', () => container.remove({ force: true }))
-      .then(() => undefined)
-      .catch((err: { statusCode?: number; message?: string }) => {
-        if (err.statusCode !== 404) this.log.warn('could not remove a grading container', { id: container.id, error: err.message });
-      })
-      .finally(() => this.removing.delete(removal));
+    const remove = async (): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.call('remove a grading container', () => container.remove({ force: true }));
+          return;
+        } catch (err) {
+          const e = err as { statusCode?: number; message?: string };
+          if (e.statusCode === 404) return;
+          if (attempt === 3) {
+            this.log.warn('could not remove a grading container', { id: container.id, error: e.message });
+            return;
+          }
+          await sleep(REMOVE_RETRY_MS);
+        }
+      }
+    };
+    const removal = remove().finally(() => this.removing.delete(removal));
     this.removing.add(removal);
   }
 
@@ -457,10 +476,16 @@ export class ContainerRunner {
     return new Set((this.pool?.readyItems() ?? []).map((w) => w.container.id));
   }
 
-  /** Removes the pool's containers and waits for every removal (at shutdown). */
+  /**
+   * Removes the pool's containers (at shutdown), waiting for the removals at most 5 s: an engine
+   * that does not answer leaves them to the sweep, not to a shutdown the hub cuts short.
+   */
   async stop(): Promise<void> {
     await this.pool?.stop();
-    await this.settled();
+    const removals = (async () => {
+      while (this.removing.size) await Promise.all([...this.removing]);
+    })();
+    await Promise.race([removals, sleep(STOP_REMOVALS_MS)]);
   }
 
   /** The harness as the container's BOOT reads it: its byte length on a line, then the source. */

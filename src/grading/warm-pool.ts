@@ -63,6 +63,7 @@ export class WarmPool<T> {
   private hits = 0;
   private misses = 0;
   private stopped = false;
+  private readonly stopping = new AbortController();
   private readonly tending: NodeJS.Timeout;
   private readonly starts = new Set<Promise<void>>();
   private readonly now: () => number;
@@ -70,7 +71,8 @@ export class WarmPool<T> {
   constructor(
     private readonly o: PoolOptions & {
       log: Logger;
-      start(spec: ContainerSpec): Promise<T>;
+      /** Starts a container; `signal` aborts when the pool stops (its start should give up). */
+      start(spec: ContainerSpec, signal: AbortSignal): Promise<T>;
       alive(item: T): boolean;
       discard(item: T): void;
       now?: () => number;
@@ -129,6 +131,7 @@ export class WarmPool<T> {
   /** Discards every ready container, and each one still starting once it is up. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearInterval(this.tending);
     for (const pool of this.pools.values()) {
       for (const { item } of pool.ready.splice(0)) this.o.discard(item);
@@ -178,7 +181,7 @@ export class WarmPool<T> {
       pool.starting++;
       const began = this.now();
       const start = this.o
-        .start(pool.spec)
+        .start(pool.spec, this.stopping.signal)
         .then(
           (item) => {
             if (this.stopped) return this.o.discard(item);

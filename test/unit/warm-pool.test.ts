@@ -16,7 +16,7 @@ const SPEC = { image: 'gofer/grader:latest', limits: gradingSchema.parse({}) };
 function harness(opts: Partial<PoolOptions> = {}) {
   let clock = 0;
   let next = 0;
-  const pending: Array<{ resolve: (f: Fake) => void; reject: (e: Error) => void }> = [];
+  const pending: Array<{ resolve: (f: Fake) => void; reject: (e: Error) => void; signal: AbortSignal }> = [];
   const made: Fake[] = [];
   const pool = new WarmPool<Fake>({
     floor: 1,
@@ -26,9 +26,9 @@ function harness(opts: Partial<PoolOptions> = {}) {
     log: silentLogger(),
     now: () => clock,
     tendMs: 3_600_000,
-    start: () =>
+    start: (_spec, signal) =>
       new Promise<Fake>((resolve, reject) => {
-        pending.push({ resolve, reject });
+        pending.push({ resolve, reject, signal });
       }),
     alive: (f) => !f.dead,
     discard: (f) => {
@@ -143,7 +143,9 @@ describe('WarmPool', () => {
     h.pool.keep(SPEC);
     await h.settleStarts();
     h.pool.take(SPEC);
+    const starting = h.pending[0]!.signal;
     const stopping = h.pool.stop();
+    expect(starting.aborted, 'a start under way is told to give up').to.equal(true);
     await h.settleStarts();
     await stopping;
     expect(h.made.filter((f) => !f.discarded).map((f) => f.id)).to.deep.equal([0]); // the one a job took is its runner's to remove
