@@ -392,8 +392,15 @@ export class ContainerRunner {
     const launched = await this.launch(spec, { job: 'pool', prestart: modules });
     launched.stream.write(this.header);
     // a shutdown does not wait for a container to become ready
-    const stopped = new Promise<false>((resolve) => (signal.aborted ? resolve(false) : signal.addEventListener('abort', () => resolve(false), { once: true })));
-    const ready = await Promise.race([launched.stdout.seen(READY_LINE), launched.ended.then(() => false), sleep(readyMs).then(() => false), stopped]);
+    let onStop = (): void => undefined;
+    const stopped = new Promise<false>((resolve) => {
+      onStop = () => resolve(false);
+      if (signal.aborted) onStop();
+      else signal.addEventListener('abort', onStop, { once: true });
+    });
+    const ready = await Promise.race([launched.stdout.seen(READY_LINE), launched.ended.then(() => false), sleep(readyMs).then(() => false), stopped]).finally(() =>
+      signal.removeEventListener('abort', onStop),
+    );
     if (!ready) {
       this.dispose(launched.container);
       throw new InfrastructureError(
